@@ -1,0 +1,208 @@
+"""Task groups: training batches drawn from several tasks, and fixed evaluation sets.
+
+A group lists tasks with a role (main or aux), a training length range and a weight. The task at
+position i of the group gets marker i (<A>, <B>, ...) around its prompt, because several tasks
+share one input format (no-carry, carry-only and reverse add all read `a+b=`):
+
+    [BOS] <C><C><C><C> 7584+329= <C><C><C><C> 08750 [EOS]
+
+Only target tokens and the EOS are trained (for MQAR, only the answers). A training batch draws
+each example's task by weight and its length uniformly in that task's range (arithmetic draws
+the two operands' digit counts independently). Evaluation sets are a pure function of
+(evaluation seed, task, length): identical for every model seed and every group the task is in.
+Wherever the example space is large enough for it to mean something, evaluation prompts are kept
+out of training.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lgtransfer import tokenizer as tok
+from lgtransfer.errors import UsageError
+from lgtransfer.tasks import TaskBatch, get_task
+from lgtransfer.tasks.base import concat_ragged
+
+MARKER_REPEAT = 4
+# Evaluation prompts are removed from training at lengths with at least this many distinct
+# prompts per evaluation example; below it, training sees most of the space anyway (the paper's
+# code filters from 8 digits up).
+LEAK_FILTER_RATIO = 100
+_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a group."""
+
+    task: str
+    role: str  # "main" | "aux"
+    min_length: int
+    max_length: int  # longest training length
+    weight: float = 1.0
+
+    def validate(self) -> None:
+        task = get_task(self.task)
+        if self.role not in ("main", "aux"):
+            raise UsageError(f"task {self.task!r}: role must be 'main' or 'aux', got {self.role!r}")
+        if self.min_length > self.max_length:
+            raise UsageError(f"task {self.task!r}: min_length {self.min_length} > "
+                             f"max_length {self.max_length}")
+        task.check_length(self.min_length)
+        task.check_length(self.max_length)
+        if not self.weight > 0:
+            raise UsageError(f"task {self.task!r}: weight must be positive, got {self.weight}")
+
+
+@dataclass
+class SeqBatch:
+    """Model-ready sequences: `[BOS] markers prompt markers target [EOS]`, right-padded."""
+
+    tokens: np.ndarray  # (B, T) int64
+    loss_mask: np.ndarray  # (B, T) bool: token t is trained, i.e. predicted from position t-1
+    seq_len: np.ndarray  # (B,)
+    task_index: np.ndarray  # (B,) position of each example's task in the group
+    length: np.ndarray  # (B,) task length of each example
+
+    def __len__(self) -> int:
+        return len(self.seq_len)
+
+    @staticmethod
+    def concat(batches: Sequence[SeqBatch]) -> SeqBatch:
+        width = max(b.tokens.shape[1] for b in batches)
+
+        def pad(a: np.ndarray, fill: int | bool) -> np.ndarray:
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+
+        return SeqBatch(
+            np.concatenate([pad(b.tokens, tok.PAD) for b in batches]),
+            np.concatenate([pad(b.loss_mask, False) for b in batches]),
+            np.concatenate([b.seq_len for b in batches]),
+            np.concatenate([b.task_index for b in batches]),
+            np.concatenate([b.length for b in batches]),
+        )
+
+
+def to_sequences(batch: TaskBatch, task_index: int) -> SeqBatch:
+    """Wrap a task's examples with BOS, its markers and EOS; build the loss mask alongside."""
+    n = len(batch)
+    marker = np.full((n, MARKER_REPEAT), tok.marker_id(task_index))
+    one, four, none = np.ones(n, np.int64), np.full(n, MARKER_REPEAT), np.zeros((n, 1), bool)
+    layout = [  # (tokens, mask, lengths) of each segment, in order
+        (np.full((n, 1), tok.BOS), none, one),
+        (marker, np.zeros((n, MARKER_REPEAT), bool), four),
+        (batch.prompt, np.zeros(batch.prompt.shape, bool), batch.prompt_len),
+        (marker, np.zeros((n, MARKER_REPEAT), bool), four),
+        (batch.target, batch.target_mask, batch.target_len),
+        (np.full((n, 1), tok.EOS), ~none, one),
+    ]
+    tokens, seq_len = concat_ragged([(t, lens) for t, _, lens in layout])
+    mask, _ = concat_ragged([(m.astype(np.int64), lens) for _, m, lens in layout], fill=0)
+    return SeqBatch(tokens, mask.astype(bool), seq_len, np.full(n, task_index), batch.length)
+
+
+def prompt_hashes(batch: TaskBatch) -> np.ndarray:
+    """(B,) uint64 hash of each prompt, independent of padding width."""
+    width = batch.prompt.shape[1]
+    valid = np.arange(width) < batch.prompt_len[:, None]
+    ids = np.where(valid, batch.prompt + 1, 0).astype(np.uint64)
+    powers = np.cumprod(np.full(width, _HASH_BASE, dtype=np.uint64))  # wraps mod 2**64
+    return (ids * powers).sum(axis=1, dtype=np.uint64)
+
+
+def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """(len(queries),) bool: which queries are in the sorted array (faster than np.isin here)."""
+    at = np.searchsorted(sorted_values, queries).clip(max=len(sorted_values) - 1)
+    return sorted_values[at] == queries
+
+
+class Mixture:
+    """A task group with its fixed evaluation sets."""
+
+    def __init__(self, specs: Sequence[TaskSpec], eval_n: int = 1024, eval_seed: int = 0):
+        if not specs:
+            raise UsageError("a task group needs at least one task")
+        for spec in specs:
+            spec.validate()
+        if len({s.task for s in specs}) < len(specs):
+            raise UsageError("a task appears twice in one group")
+        if eval_n < 1:
+            raise UsageError(f"eval.n must be at least 1, got {eval_n}")
+        self.specs = list(specs)
+        self.tasks = [get_task(s.task) for s in specs]
+        self.eval_n, self.eval_seed = eval_n, eval_seed
+        weights = np.array([s.weight for s in specs], dtype=float)
+        self.weights = weights / weights.sum()
+        self._eval_cache: dict[tuple[str, int], TaskBatch] = {}
+        self._leaks: list[np.ndarray] = [self._leak_hashes(i) for i in range(len(specs))]
+
+    def index(self, task: str) -> int:
+        for i, spec in enumerate(self.specs):
+            if spec.task == task:
+                return i
+        raise UsageError(f"task {task!r} is not in this group")
+
+    # ------------------------------------------------------------------ training
+
+    def train_batch(self, rng: np.random.Generator, size: int) -> SeqBatch:
+        """`size` training sequences: task by weight, length uniform in its range."""
+        counts = rng.multinomial(size, self.weights)
+        parts = [
+            to_sequences(self._train_examples(rng, i, int(c)), i)
+            for i, c in enumerate(counts) if c > 0
+        ]
+        return SeqBatch.concat(parts)
+
+    def _train_examples(self, rng: np.random.Generator, i: int, count: int) -> TaskBatch:
+        spec, task = self.specs[i], self.tasks[i]
+        kept: list[TaskBatch] = []
+        while count > 0:
+            batch = task.train_batch(rng, count, spec.min_length, spec.max_length)
+            if len(self._leaks[i]):
+                batch = batch.select(~contains(self._leaks[i], prompt_hashes(batch)))
+            kept.append(batch)
+            count -= len(batch)
+        return TaskBatch.concat(kept) if len(kept) > 1 else kept[0]
+
+    def _leak_hashes(self, i: int) -> np.ndarray:
+        spec, task = self.specs[i], self.tasks[i]
+        lengths = [n for n in range(spec.min_length, spec.max_length + 1)
+                   if task.space_size(n) >= LEAK_FILTER_RATIO * self.eval_n]
+        if not lengths:
+            return np.zeros(0, np.uint64)
+        return np.unique(  # sorted, for `contains`
+            np.concatenate([prompt_hashes(self.eval_examples(spec.task, n)) for n in lengths]))
+
+    # ------------------------------------------------------------------ evaluation
+
+    def eval_examples(self, task_name: str, length: int) -> TaskBatch:
+        """The fixed evaluation examples of a task at one length (cached)."""
+        key = (task_name, length)
+        if key not in self._eval_cache:
+            self._eval_cache[key] = fixed_eval_set(task_name, length, self.eval_n, self.eval_seed)
+        return self._eval_cache[key]
+
+    def eval_set(self, task_name: str, length: int) -> SeqBatch:
+        return to_sequences(self.eval_examples(task_name, length), self.index(task_name))
+
+
+def fixed_eval_set(task_name: str, length: int, n: int, seed: int) -> TaskBatch:
+    """n examples of exactly `length`, a pure function of (seed, task, length); no duplicate
+    prompts unless the task has fewer than n distinct prompts at that length."""
+    task = get_task(task_name)
+    task.check_length(length)
+    rng = np.random.default_rng([seed, zlib.crc32(task_name.encode()), length])
+    batch = task.batch(rng, np.full(n, length))
+    if task.space_size(length) < n:
+        return batch
+    for _ in range(1000):  # rejection: replace repeats until every prompt is distinct
+        _, first = np.unique(prompt_hashes(batch), return_index=True)
+        if len(first) == n:
+            return batch
+        fresh = task.batch(rng, np.full(n - len(first), length))
+        batch = TaskBatch.concat([batch.select(np.sort(first)), fresh])
+    raise RuntimeError(f"could not draw {n} distinct {task_name} examples of length {length}")
