@@ -53,6 +53,67 @@ def cmd_sample(args: argparse.Namespace) -> None:
     sys.stdout.write("".join(json.dumps(e.as_dict()) + "\n" for e in examples))
 
 
+def cmd_run(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lgtransfer.config import load_experiment, validate_experiment
+
+    cfg = load_experiment(args.experiment, args.set)
+    validate_experiment(cfg)  # every bad input is caught before a run folder exists
+    from lgtransfer.report import curves_text, load_eval, write_report
+    from lgtransfer.sweep import run_experiment
+
+    out = Path(args.out)
+    run_experiment(cfg, out, progress=not args.quiet)
+    report = write_report(out / cfg.name)
+    print(curves_text(load_eval(out / cfg.name)))
+    print(f"report: {report} (and report.html, report.png, summary.csv)")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lgtransfer.report import write_report
+
+    path = Path(args.dir)
+    if not path.is_dir():
+        raise UsageError(f"no such folder {path}")
+    print(f"report: {write_report(path)}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from lgtransfer import rundir
+    from lgtransfer import tokenizer as tok
+    from lgtransfer.evaluate import greedy_generate
+    from lgtransfer.mixture import to_sequences
+    from lgtransfer.model import load_model
+    from lgtransfer.tasks import get_task
+
+    ckpt = Path(args.checkpoint)
+    task = get_task(args.task)
+    task.check_length(args.length)
+    if args.count < 1:
+        raise UsageError(f"--count must be at least 1, got {args.count}")
+    if not (ckpt / "lgt_run.json").is_file():
+        raise UsageError(f"no lgtransfer checkpoint at {ckpt} (lgt_run.json missing)")
+    group = rundir.read_json(ckpt / "lgt_run.json")["group"]
+    if args.task not in group:
+        raise UsageError(f"task {args.task!r} was not trained in this run ({', '.join(group)})")
+    model = load_model(ckpt)
+    examples = task.batch(np.random.default_rng(args.seed), np.full(args.count, args.length))
+    seqs = to_sequences(examples, group.index(args.task))
+    generated, correct = greedy_generate(model, seqs, torch.device("cpu"))
+    for ex, ids, ok in zip(examples.examples(), generated, correct, strict=True):
+        prediction = tok.decode(i for i in ids if i != tok.EOS)
+        print(json.dumps({"prompt": ex.prompt, "prediction": prediction, "target": ex.target,
+                          "correct": bool(ok)}))
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -69,6 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("run", help="train an experiment (every seed, with the baseline), "
+                       "evaluate and write its report")
+    p.add_argument("experiment", help="a preset name or a YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. train.steps=500 (repeatable)")
+    p.add_argument("--out", default="runs", help="output folder (default: runs)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="write the report of an experiment folder")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("generate", help="greedy generation from a checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("task")
+    p.add_argument("--length", type=int, required=True)
+    p.add_argument("--count", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_generate)
 
     return parser
 

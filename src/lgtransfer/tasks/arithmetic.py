@@ -144,8 +144,9 @@ class _TwoOperandTask(Task):
         ])
         target = self.solve(a, b) + D0
         target_len = length + 1
-        return TaskBatch(self.name, length, prompt, prompt_len, target, target_len,
-                         valid_mask(target_len, target.shape[1]))
+        target_mask = valid_mask(target_len, target.shape[1])
+        target[~target_mask] = tok.PAD  # rows shorter than the batch's widest: PAD, not '0'
+        return TaskBatch(self.name, length, prompt, prompt_len, target, target_len, target_mask)
 
 
 @register
@@ -176,6 +177,10 @@ class CarryOnly(_TwoOperandTask):
 class ReverseSub(_TwoOperandTask):
     name = "reverse_sub"
     op = "-"
+
+    def space_size(self, length: int) -> float:
+        m = 9 * 10 ** (length - 1)  # the prompt always shows a >= b: unordered pairs
+        return float(m * (m + 1) // 2)
 
     def solve(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.pad(subtract(a, b), ((0, 0), (0, 1)))

@@ -43,6 +43,10 @@ NEIGHBOURS = tuple(
 MOVES = tuple(nbrs * (12 // len(nbrs)) for nbrs in NEIGHBOURS)
 NODE = tuple(tok.node_id(cell + 1) for cell in range(CELLS))  # cell index -> token id
 SPACE, QUERY, EQUALS = tok.char_id(" "), tok.char_id("?"), tok.char_id("=")
+# Distinct maze prompts of N nodes: N-node subtrees of the 8x8 grid (112, 292, 948, 3316, 12320,
+# 47224, 185764, 742264, 3000776 for N = 2..10) times the N(N-1) ordered (start, goal) pairs.
+MAZE_PROMPTS = {2: 224, 3: 1752, 4: 11376, 5: 66320, 6: 369600, 7: 1983408, 8: 10402784,
+                9: 53443008, 10: 270069840}
 
 
 def grow_tree(rand: random.Random, n: int) -> list[list[int]]:
@@ -123,8 +127,9 @@ class _MazeTask(Task):
 
     def space_size(self, length: int) -> float:
         # Ordered (start, goal) pairs on every tree: 112 grid edges x 2 for two nodes;
-        # 292 three-cell trees (96 straight, 196 bent) x 6 for three; astronomically many beyond.
-        return {2: 224.0, 3: 1752.0}.get(length, float("inf"))
+        # 292 three-cell trees (96 straight, 196 bent) x 6 for three; beyond, N-node subtrees of
+        # the grid counted by enumeration, times N(N-1); astronomically many past 10 nodes.
+        return float(MAZE_PROMPTS.get(length, float("inf")))
 
     def batch(self, rng: np.random.Generator, lengths: np.ndarray) -> TaskBatch:
         rand = random.Random(int(rng.integers(2**63)))

@@ -121,7 +121,9 @@ class MultiQueryRecall(Task):
         return math.ceil(length / 4)
 
     def space_size(self, length: int) -> float:
-        return float(len(LETTERS)) ** length
+        # Strings with too few askable characters never occur: at length 2 those whose letters
+        # repeat, at 3 those starting with a doubled letter. Past 3, 52**L (over 7 million) serves.
+        return float({2: 52 * 51, 3: 52**3 - 52**2}.get(length, len(LETTERS) ** length))
 
     def batch(self, rng: np.random.Generator, lengths: np.ndarray) -> TaskBatch:
         return by_length(lengths, lambda n, count: self._fixed_length(rng, n, count))

@@ -1,0 +1,289 @@
+"""Experiment files: the schema, YAML loading, `--set key=value` overrides, and run expansion.
+
+An experiment is a YAML file (a preset under `experiments/`, or any path) with the sections
+below; every field has a default except the task group. Unknown keys are errors, so a typo never
+silently runs the default. `--set train.steps=500` parses the value as YAML and rejects a key the
+schema does not have.
+
+An experiment expands into runs: one per (variant, seed). Variant `with_aux` trains the whole
+group; `main_only` trains the main task(s) alone, the baseline every claim is measured against.
+Each run is keyed by a hash of its fully resolved config, so a finished run is never redone.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lgtransfer.errors import UsageError
+from lgtransfer.model import ModelConfig
+
+PRESET_DIR = Path(__file__).parent / "experiments"
+
+
+@dataclass
+class GroupTask:
+    task: str
+    role: str = "main"  # main | aux
+    max_length: int = 16  # longest training length
+    min_length: int | None = None  # default: the task's shortest length
+    weight: float = 1.0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20_000
+    batch_size: int = 1200
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup: float = 0.1  # fraction of steps of linear warm-up
+    decay: float = 0.4  # fraction of steps of cosine decay to 0 at the end
+    eval_every: int = 500
+    checkpoint_every: int = 2000  # checkpoints kept for head analysis; the last is always saved
+    data_seed: int = 0  # the training stream; the model seed only initializes weights
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    compile: str = "auto"  # auto (on for CUDA) | on | off
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
+    buckets: int = 1  # split each batch into this many length buckets (less padding)
+
+
+@dataclass
+class EvalConfig:
+    n: int = 1024  # examples per task and length
+    seed: int = 0  # evaluation sets depend on this only, never on the model seed
+    max_length: int = 40  # every task is evaluated from its shortest length up to this
+    lengths: list[int] | None = None  # explicit lengths instead of the range
+    every_length_during_training: bool = True  # False: periodic evals only at a few lengths
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    group: list[GroupTask]
+    description: str = ""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seeds: list[int] = field(default_factory=lambda: [43, 44, 45, 46, 47])
+    baseline: bool = True  # also train the main task(s) alone
+
+    def main_tasks(self) -> list[GroupTask]:
+        return [t for t in self.group if t.role == "main"]
+
+    def variants(self) -> dict[str, list[GroupTask]]:
+        out = {}
+        if any(t.role == "aux" for t in self.group):
+            out["with_aux"] = self.group
+        if self.baseline or "with_aux" not in out:
+            out["main_only"] = self.main_tasks()
+        return out
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def _build(cls: Any, raw: Any, where: str) -> Any:
+    """Instantiate dataclass `cls` from plain YAML data, rejecting unknown keys."""
+    if not dataclasses.is_dataclass(cls):
+        return raw
+    if not isinstance(raw, dict):
+        raise UsageError(f"{where or 'experiment'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise UsageError(f"unknown config key {_join(where, unknown[0])!r}; "
+                         f"known keys there: {', '.join(sorted(known))}")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        if typing.get_origin(hint) is list and dataclasses.is_dataclass(typing.get_args(hint)[0]):
+            if not isinstance(value, list):
+                raise UsageError(f"{_join(where, name)}: expected a list")
+            item = typing.get_args(hint)[0]
+            kwargs[name] = [_build(item, v, f"{_join(where, name)}[{i}]")
+                            for i, v in enumerate(value)]
+        else:
+            kwargs[name] = _build(hint, value, _join(where, name)) if dataclasses.is_dataclass(
+                hint) else _check_type(hint, value, _join(where, name))
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise UsageError(f"{where or 'experiment'}: {e}") from None
+
+
+def _check_type(hint: Any, value: Any, where: str) -> Any:
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        base = typing.get_origin(option) or option
+        if option is type(None) and value is None:
+            return value
+        if base is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if base is list and isinstance(value, list) or base in (int, str, bool) and type(
+                value) is base:
+            return value
+    raise UsageError(f"config key {where!r} expects {hint}, got {value!r}")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
+    if not isinstance(raw, dict):
+        raise UsageError(f"{source}: an experiment file must be a YAML mapping")
+    cfg = _build(ExperimentConfig, raw, "")
+    if not cfg.group:
+        raise UsageError(f"{source}: the task group is empty")
+    if not cfg.main_tasks():
+        raise UsageError(f"{source}: the task group has no task with role 'main'")
+    if not cfg.seeds:
+        raise UsageError(f"{source}: no seeds")
+    cfg.model.validate()
+    for key, value in (("train.steps", cfg.train.steps), ("train.batch_size", cfg.train.batch_size),
+                       ("eval.n", cfg.eval.n), ("train.eval_every", cfg.train.eval_every)):
+        if value < 1:
+            raise UsageError(f"{key} must be at least 1, got {value}")
+    return cfg
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise UsageError(f"malformed YAML in {path}{at}: {getattr(e, 'problem', e)}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_raw(name_or_path: str) -> dict:
+    """The raw YAML of a preset name or a file path."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise UsageError(f"unknown experiment {name_or_path!r}: not a file, and not a preset "
+                             f"({', '.join(preset_names())})")
+    elif not path.exists():
+        raise UsageError(f"no experiment file {path}")
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path}: an experiment file must be a YAML mapping")
+    raw.setdefault("name", path.stem)
+    return raw
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply one `key=value` (value parsed as YAML) to raw experiment data, in place."""
+    key, sep, text = assignment.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--set expects key=value, got {assignment!r}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise UsageError(f"--set {key}: cannot parse value {text!r}") from None
+    parts = key.split(".")
+    node, cls = raw, ExperimentConfig
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise UsageError(f"--set {key}: {part!r} is not an index of the list")
+            index: Any = int(part)
+        else:
+            fields = {f.name: f for f in dataclasses.fields(cls)}
+            if part not in fields:
+                raise UsageError(f"unknown config key {key!r}")
+            index = part
+            hint = typing.get_type_hints(cls)[part]
+            cls = typing.get_args(hint)[0] if typing.get_origin(hint) is list else hint
+        if last:
+            node[index] = value
+        else:
+            if isinstance(node, dict):
+                node = node.setdefault(index, [] if typing.get_origin(hint) is list else {})
+            else:
+                node = node[index]
+
+
+def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    raw = load_raw(name_or_path)
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    return parse_experiment(raw, name_or_path)
+
+
+def validate_experiment(cfg: ExperimentConfig) -> None:
+    """Check what parsing cannot: task names, length ranges, the init model folder."""
+    from lgtransfer.mixture import TaskSpec
+    from lgtransfer.tasks import get_task
+
+    for t in cfg.group:
+        lo = t.min_length if t.min_length is not None else get_task(t.task).min_length
+        TaskSpec(t.task, t.role, lo, t.max_length, t.weight).validate()
+    if len({t.task for t in cfg.group}) < len(cfg.group):
+        raise UsageError("a task appears twice in the group")
+    for n in cfg.eval.lengths or []:
+        if n < 1:
+            raise UsageError(f"eval.lengths: {n} is not a length")
+    if cfg.model.init and not (Path(cfg.model.init) / "config.json").is_file():
+        raise UsageError(f"model.init: no model folder at {cfg.model.init} (config.json missing)")
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+@dataclass
+class RunSpec:
+    """One training run: an experiment's variant at one seed."""
+
+    experiment: ExperimentConfig
+    variant: str
+    seed: int
+
+    @property
+    def group(self) -> list[GroupTask]:
+        return self.experiment.variants()[self.variant]
+
+    def resolved(self) -> dict:
+        """The full config of this run; it alone determines the run's results."""
+        d = asdict(self.experiment)
+        d.pop("description")
+        d.pop("seeds")
+        d.pop("baseline")
+        d["group"] = [asdict(t) for t in self.group]
+        d["variant"], d["seed"] = self.variant, self.seed
+        return d
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    @property
+    def dirname(self) -> str:
+        return f"{self.variant}_seed{self.seed}_{self.key}"
+
+
+def expand(cfg: ExperimentConfig) -> list[RunSpec]:
+    return [RunSpec(copy.deepcopy(cfg), variant, seed)
+            for variant in cfg.variants() for seed in cfg.seeds]

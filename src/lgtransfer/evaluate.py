@@ -1,0 +1,153 @@
+"""Exact-match evaluation, real greedy generation, and the summary metrics.
+
+Why one forward pass is enough: greedy decoding reproduces a target exactly iff every scored
+target token (EOS included) is the argmax given the correct prefix. If all are, greedy follows
+the correct prefix step by step; if one is not, greedy emits a wrong token there. So exact match
+is "every scored position argmax-correct" under teacher forcing, and a whole evaluation set is one
+batched forward pass. `greedy_correct` does real cached generation, so tests can check the claim.
+Unscored target positions (MQAR's query characters) are teacher-forced in both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from lgtransfer import tokenizer as tok
+from lgtransfer.mixture import Mixture, SeqBatch
+
+
+def as_tensors(batch: SeqBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    tokens = torch.from_numpy(batch.tokens).to(device, non_blocking=True)
+    mask = torch.from_numpy(batch.loss_mask).to(device, non_blocking=True)
+    return tokens, mask
+
+
+@torch.no_grad()
+def teacher_forced_correct(model: torch.nn.Module, tokens: torch.Tensor,
+                           mask: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: every scored token is the argmax given the true prefix."""
+    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D); right padding is harmless
+    scored = mask[:, 1:]  # token t is predicted at position t - 1
+    logits = model.lm_head(hidden[:, :-1][scored])  # (N, V) at scored positions only
+    hit = logits.argmax(-1) == tokens[:, 1:][scored]
+    wrong = torch.zeros_like(scored)
+    wrong[scored] = ~hit
+    return ~wrong.any(dim=1)
+
+
+def exact_match(model: torch.nn.Module, batch: SeqBatch, device: torch.device,
+                max_tokens: int = 65536) -> np.ndarray:
+    """(B,) bool exact match, in chunks of about `max_tokens` tokens sorted by length."""
+    order = np.argsort(batch.seq_len, kind="stable")
+    out = np.zeros(len(batch), dtype=bool)
+    start = 0
+    while start < len(order):
+        width = int(batch.seq_len[order[start]])
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * batch.seq_len[order[stop]] <= max_tokens:
+            stop += 1
+        rows = order[start:stop]
+        width = int(batch.seq_len[rows].max())
+        tokens = torch.from_numpy(batch.tokens[rows, :width]).to(device)
+        mask = torch.from_numpy(batch.loss_mask[rows, :width]).to(device)
+        out[rows] = teacher_forced_correct(model, tokens, mask).cpu().numpy()
+        start = stop
+    return out
+
+
+def evaluate(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, Sequence[int]],
+             device: torch.device) -> list[dict]:
+    """Accuracy per (task, length) on the mixture's fixed evaluation sets."""
+    was_training = model.training
+    model.eval()
+    parts, keys = [], []
+    for task, task_lengths in lengths.items():
+        for n in task_lengths:
+            parts.append(mixture.eval_set(task, n))
+            keys.append((task, n))
+    batch = SeqBatch.concat(parts)
+    correct = exact_match(model, batch, device)
+    rows, start = [], 0
+    for (task, n), part in zip(keys, parts, strict=True):
+        hits = correct[start : start + len(part)]
+        rows.append({"task": task, "length": n, "n": len(part), "accuracy": float(hits.mean())})
+        start += len(part)
+    model.train(was_training)
+    return rows
+
+
+@torch.no_grad()
+def greedy_generate(model: torch.nn.Module, batch: SeqBatch,
+                    device: torch.device) -> tuple[list[list[int]], np.ndarray]:
+    """Real greedy decoding with a KV cache, one example at a time.
+
+    Each example starts from `[BOS] markers prompt markers`; at every target position the model's
+    argmax is appended, except at unscored positions (MQAR queries), which are teacher-forced.
+    Decoding stops after EOS or at the target's length plus one. Returns the generated ids and
+    whether each equals its target followed by EOS.
+    """
+    model.eval()
+    outputs, correct = [], np.zeros(len(batch), dtype=bool)
+    for i in range(len(batch)):
+        seq = batch.tokens[i, : batch.seq_len[i]]
+        scored = batch.loss_mask[i, : batch.seq_len[i]]
+        start = _target_start(batch.tokens[i], batch.seq_len[i])
+        ids = torch.tensor(seq[:start], device=device)[None]
+        out = model(input_ids=ids, use_cache=True)
+        past, generated = out.past_key_values, []
+        for t in range(start, len(seq) + 1):
+            pred = int(out.logits[0, -1].argmax())
+            nxt = pred if t >= len(seq) or scored[t] else int(seq[t])
+            generated.append(nxt)
+            if nxt == tok.EOS and (t >= len(seq) or scored[t]):
+                break
+            out = model(input_ids=torch.tensor([[nxt]], device=device), past_key_values=past,
+                        use_cache=True)
+            past = out.past_key_values
+        outputs.append(generated)
+        correct[i] = generated == seq[start:].tolist()
+    return outputs, correct
+
+
+def _target_start(tokens: np.ndarray, seq_len: int) -> int:
+    """Index of the first target token: just after the second run of markers."""
+    is_marker = tokens[:seq_len] >= tok.MARKER_OFFSET
+    runs = np.flatnonzero(is_marker)
+    return int(runs[-1]) + 1
+
+
+# ----------------------------------------------------------------------------- summary metrics
+
+
+def max_generalized_length(curve: dict[int, float], threshold: float = 0.9) -> int:
+    """Largest L such that accuracy >= threshold at every evaluated length up to L (0 if none)."""
+    best = 0
+    for n in sorted(curve):
+        if curve[n] < threshold:
+            break
+        best = n
+    return best
+
+
+def generalization_gap(main: dict[int, float], aux: Sequence[dict[int, float]],
+                       main_max: int, aux_max: int) -> float:
+    """Mean |acc_aux - acc_main| over evaluated lengths strictly between the two training lengths.
+
+    With several auxiliary tasks, acc_aux is their mean. 0 when no length lies in between.
+    """
+    lo, hi = min(main_max, aux_max), max(main_max, aux_max)
+    lengths = [n for n in main if lo < n < hi and all(n in a for a in aux)]
+    if not lengths or not aux:
+        return 0.0
+    diffs = [abs(float(np.mean([a[n] for a in aux])) - main[n]) for n in lengths]
+    return float(np.mean(diffs))
+
+
+def mean_accuracy(curve: dict[int, float], lo: int, hi: float = math.inf) -> float:
+    """Mean accuracy over evaluated lengths in (lo, hi]; nan when there are none."""
+    values = [a for n, a in curve.items() if lo < n <= hi]
+    return float(np.mean(values)) if values else float("nan")

@@ -1,0 +1,196 @@
+"""The experiment report: accuracy-vs-length figure, per-seed summary table, Markdown and HTML.
+
+Reads every run folder under an experiment folder (their `eval.jsonl` at the last step) and writes
+`report.png`, `report.md`, `report.html` (self-contained: the figure is embedded) and
+`summary.csv` beside them. Every seed is drawn thin and the best seed bold; the best seed is the
+one with the highest mean main-task accuracy on (main training length, aux training length].
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from lgtransfer import rundir
+from lgtransfer.errors import UsageError
+from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
+
+
+def load_eval(exp_dir: Path) -> pd.DataFrame:
+    """Every eval row of every complete run under `exp_dir`."""
+    rows = []
+    for manifest in sorted(exp_dir.rglob("manifest.json")):
+        if rundir.is_complete(manifest.parent):
+            rows += rundir.read_jsonl(manifest.parent / "eval.jsonl")
+    if not rows:
+        raise UsageError(f"no complete run under {exp_dir}")
+    return pd.DataFrame(rows)
+
+
+def final_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each run's last evaluated step only."""
+    last = df.groupby(["experiment", "variant", "seed"])["step"].transform("max")
+    return df[df["step"] == last]
+
+
+def _curve(df: pd.DataFrame, variant: str, seed: int, task: str) -> dict[int, float]:
+    sel = df[(df.variant == variant) & (df.seed == seed) & (df.task == task)]
+    return dict(zip(sel.length.astype(int), sel.accuracy.astype(float), strict=True))
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per seed: max generalized length with and without aux, gap, gains."""
+    final = final_curves(df)
+    main = final[final.role == "main"]
+    main_task = main.task.iloc[0]
+    l_main = int(main.train_max_length.iloc[0])
+    aux = final[(final.role == "aux") & (final.variant == "with_aux")]
+    aux_tasks = sorted(aux.task.unique())
+    l_aux = int(aux.train_max_length.max()) if len(aux) else l_main
+    rows = []
+    for seed in sorted(final.seed.unique()):
+        row: dict = {"seed": int(seed)}
+        for variant in ("with_aux", "main_only"):
+            curve = _curve(final, variant, seed, main_task)
+            if curve:
+                row[f"mgl_{variant}"] = max_generalized_length(curve)
+                row[f"ood_acc_{variant}"] = mean_accuracy(curve, l_main, max(l_aux, l_main + 1))
+        with_aux = _curve(final, "with_aux", seed, main_task)
+        if with_aux and aux_tasks:
+            curves = [_curve(final, "with_aux", seed, t) for t in aux_tasks]
+            row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux)
+        if "mgl_with_aux" in row and "mgl_main_only" in row:
+            row["transfer_gain"] = row["mgl_with_aux"] - row["mgl_main_only"]
+            row["ood_gain"] = row["ood_acc_with_aux"] - row["ood_acc_main_only"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs.update(main_task=main_task, aux_tasks=aux_tasks, l_main=l_main, l_aux=l_aux)
+    return table
+
+
+def best_seed(table: pd.DataFrame) -> int | None:
+    col = "ood_acc_with_aux" if "ood_acc_with_aux" in table else "ood_acc_main_only"
+    if col not in table or table[col].isna().all():
+        return None
+    return int(table.loc[table[col].idxmax(), "seed"])
+
+
+def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    final = final_curves(df)
+    attrs = table.attrs
+    best = best_seed(table)
+    panels = [("with_aux", "main task, with auxiliary tasks", [attrs["main_task"]]),
+              ("main_only", "main task alone (baseline)", [attrs["main_task"]]),
+              ("with_aux", "auxiliary tasks", attrs["aux_tasks"])]
+    panels = [p for p in panels if ((final.variant == p[0]) & final.task.isin(p[2])).any()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (variant, title, tasks) in zip(axes[0], panels, strict=True):
+        for k, task in enumerate(tasks):
+            color = colors[k % len(colors)] if len(tasks) > 1 else colors[0]
+            for seed in sorted(final.seed.unique()):
+                curve = _curve(final, variant, seed, task)
+                if not curve:
+                    continue
+                xs = sorted(curve)
+                bold = seed == best
+                ax.plot(xs, [curve[x] for x in xs], color=color, lw=2.4 if bold else 0.9,
+                        alpha=1 if bold else 0.55,
+                        label=f"{task}" + (f" (best seed {seed})" if bold else "")
+                        if bold or len(table) == 1 else None)
+            sel = final[(final.variant == variant) & (final.task == task)]
+            ax.axvline(int(sel.train_max_length.iloc[0]), color=color, ls="--", lw=1)
+        ax.set(title=title, xlabel="length", ylabel="exact-match accuracy", ylim=(-0.03, 1.03))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(f"{df.experiment.iloc[0]}: accuracy vs length (dashed: longest training length)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _mean_std_row(table: pd.DataFrame) -> dict:
+    row: dict = {"seed": "mean ± std"}
+    for col in table.columns:
+        if col != "seed":
+            v = table[col].astype(float)
+            row[col] = f"{v.mean():.3g} ± {v.std(ddof=0):.2g}"
+    return row
+
+
+COLUMNS = {
+    "seed": "seed",
+    "mgl_with_aux": "max gen. length, with aux",
+    "mgl_main_only": "max gen. length, alone",
+    "transfer_gain": "transfer gain (lengths)",
+    "ood_acc_with_aux": "acc. past main length, with aux",
+    "ood_acc_main_only": "acc. past main length, alone",
+    "ood_gain": "acc. gain",
+    "gap": "generalization gap",
+}
+
+
+def _display(table: pd.DataFrame) -> pd.DataFrame:
+    shown = pd.concat([table.astype(object), pd.DataFrame([_mean_std_row(table)])],
+                      ignore_index=True)
+    shown = shown[[c for c in COLUMNS if c in shown]].rename(columns=COLUMNS)
+    return shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
+
+
+def _markdown_table(shown: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(False)]
+    return "\n".join(lines)
+
+
+def write_report(exp_dir: Path) -> Path:
+    """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
+    df = load_eval(exp_dir)
+    table = summarize(df)
+    table.to_csv(exp_dir / "summary.csv", index=False)
+    plot(df, table, exp_dir / "report.png")
+    a = table.attrs
+    best = best_seed(table)
+    title = f"Experiment {df.experiment.iloc[0]}"
+    intro = (f"Main task **{a['main_task']}** trained up to length {a['l_main']}"
+             + (f"; auxiliary {', '.join(a['aux_tasks'])} up to {a['l_aux']}." if a["aux_tasks"]
+                else " alone.")
+             + f" Seeds: {', '.join(str(s) for s in table.seed)}; best seed: {best}. "
+             "Max generalized length = the largest L with accuracy >= 0.9 at every length up to "
+             "L; accuracy past main length = mean main-task accuracy on (main length, aux "
+             "length]; generalization gap = mean |aux - main| accuracy strictly between the two "
+             "training lengths (0 = perfect transfer).")
+    shown = _display(table)
+    md = f"# {title}\n\n{intro}\n\n![accuracy vs length](report.png)\n\n{_markdown_table(shown)}\n"
+    rundir.write_atomic(exp_dir / "report.md", md)
+    png = base64.b64encode((exp_dir / "report.png").read_bytes()).decode()
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
+            "text-align:right}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{html.escape(intro).replace('**', '')}</p>"
+            f"<img alt='accuracy vs length' style='max-width:100%' "
+            f"src='data:image/png;base64,{png}'>{shown.to_html(index=False, border=0)}"
+            "</body></html>")
+    rundir.write_atomic(exp_dir / "report.html", page)
+    return exp_dir / "report.md"
+
+
+def curves_text(df: pd.DataFrame) -> str:
+    """Plain-text accuracy per length of every final curve (for the terminal)."""
+    final = final_curves(df)
+    lines = []
+    for (variant, seed, task), sel in final.groupby(["variant", "seed", "task"]):
+        sel = sel.sort_values("length")
+        accs = " ".join(f"{int(n)}:{a:.2f}" for n, a in zip(sel.length, sel.accuracy, strict=True))
+        lines.append(f"{variant:9s} seed {seed:<3d} {task:14s} {accs}")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""The run folder: atomic file writes, the manifest, JSON-lines logs.
+
+A run folder holds `config.yaml`, `manifest.json`, `metrics.jsonl`, `eval.jsonl` and
+`checkpoints/`. A run is complete exactly when its manifest says `"status": "complete"`; every
+file is written to a temporary name and renamed into place, so an interrupted run never looks
+complete and never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import lgtransfer
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_yaml(path: Path, obj: Any) -> None:
+    write_atomic(path, yaml.safe_dump(obj, sort_keys=False))
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def append_jsonl(path: Path, rows: list[dict]) -> None:
+    """Append rows; a torn last line from a crash is dropped by `truncate_jsonl` on resume."""
+    with path.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+        f.flush()
+
+
+def truncate_jsonl(path: Path, max_step: int) -> None:
+    """Keep only rows logged at or before `max_step` (rows after it will be logged again)."""
+    kept = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", 0) <= max_step:
+                kept.append(row)
+    write_jsonl(path, kept)
+
+
+def is_complete(run_dir: Path) -> bool:
+    try:
+        return read_json(run_dir / "manifest.json").get("status") == "complete"
+    except (OSError, ValueError):
+        return False
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(lgtransfer.__file__).parent, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(device: str) -> dict:
+    import numpy
+    import torch
+    import transformers
+
+    info = {
+        "lgtransfer": lgtransfer.__version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "device": device,
+    }
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def now() -> float:
+    return round(time.time(), 3)

@@ -1,0 +1,239 @@
+"""The training loop of one run: data stream, AdamW with warmup-stable-decay, eval, checkpoints.
+
+The batch at step s is a pure function of (data seed, s), so the stream is identical across model
+seeds, can be prefetched by worker processes, and resumes exactly. The model seed only picks the
+initialization. Loss is cross-entropy on target tokens and EOS only; the LM head runs only at
+those positions. On a GPU: bf16 autocast and `torch.compile`; on a CPU: plain fp32.
+
+Resuming: `checkpoints/resume.pt` names the last complete checkpoint and holds the optimizer,
+scheduler and step; logs past that step are dropped and written again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lgtransfer import rundir
+from lgtransfer.config import GroupTask, RunSpec, TrainConfig
+from lgtransfer.errors import UsageError
+from lgtransfer.evaluate import evaluate
+from lgtransfer.mixture import Mixture, SeqBatch, TaskSpec
+from lgtransfer.model import build_model, load_model
+from lgtransfer.tasks import get_task
+
+# ----------------------------------------------------------------------------- set-up
+
+
+def make_mixture(group: list[GroupTask], eval_n: int, eval_seed: int) -> Mixture:
+    specs = [TaskSpec(t.task, t.role,
+                      t.min_length if t.min_length is not None else get_task(t.task).min_length,
+                      t.max_length, t.weight) for t in group]
+    return Mixture(specs, eval_n=eval_n, eval_seed=eval_seed)
+
+
+def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int) -> dict:
+    """Lengths to evaluate per task: the explicit list, else min length .. max_length."""
+    out = {}
+    for spec, task in zip(mixture.specs, mixture.tasks, strict=True):
+        wanted = lengths or range(task.min_length, max(max_length, spec.max_length) + 1)
+        out[spec.task] = [n for n in wanted if task.min_length <= n <= task.max_length]
+    return out
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"train.device is {name!r} but no CUDA device is available")
+    return torch.device(name)
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Warmup-stable-decay: linear warm-up, constant, cosine decay to 0 over the last part."""
+    warmup = max(1, round(cfg.warmup * cfg.steps))
+    decay_start = cfg.steps - round(cfg.decay * cfg.steps)
+    if step < warmup:
+        return (step + 1) / warmup
+    if step < decay_start:
+        return 1.0
+    progress = (step - decay_start) / max(1, cfg.steps - decay_start)
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ----------------------------------------------------------------------------- data stream
+
+_WORKER_MIXTURE: Mixture | None = None
+
+
+def _init_worker(mixture: Mixture) -> None:
+    global _WORKER_MIXTURE
+    _WORKER_MIXTURE = mixture
+
+
+def _worker_batch(seed: int, step: int, size: int) -> SeqBatch:
+    assert _WORKER_MIXTURE is not None
+    return step_batch(_WORKER_MIXTURE, seed, step, size)
+
+
+def step_batch(mixture: Mixture, seed: int, step: int, size: int) -> SeqBatch:
+    return mixture.train_batch(np.random.default_rng([seed, step]), size)
+
+
+def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
+                 workers: int) -> Iterator[SeqBatch]:
+    """Batches for steps start..stop-1, made ahead by `workers` processes (0: inline)."""
+    if workers == 0:
+        for step in range(start, stop):
+            yield step_batch(mixture, seed, step, size)
+        return
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(mixture,)) as pool:
+        ahead: list[Future] = []
+        step = start
+        while step < stop or ahead:
+            while step < stop and len(ahead) < 2 * workers:
+                ahead.append(pool.submit(_worker_batch, seed, step, size))
+                step += 1
+            yield ahead.pop(0).result()
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+def masked_loss(model: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy over the trained tokens (token t predicted at position t - 1)."""
+    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D)
+    scored = mask[:, 1:]
+    logits = model.lm_head(hidden[:, :-1][scored])  # (N, V)
+    return torch.nn.functional.cross_entropy(logits.float(), tokens[:, 1:][scored],
+                                             reduction="sum")
+
+
+def length_buckets(batch: SeqBatch, buckets: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The batch sorted by length and cut into `buckets` chunks, each trimmed to its longest
+    sequence: less padding for the same examples (the gradient is the same)."""
+    order = np.argsort(batch.seq_len, kind="stable")
+    out = []
+    for rows in np.array_split(order, buckets):
+        if len(rows):
+            width = int(batch.seq_len[rows].max())
+            out.append((batch.tokens[rows, :width], batch.loss_mask[rows, :width]))
+    return out
+
+
+def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    model.save_pretrained(tmp)
+    rundir.write_json(tmp / "lgt_run.json", {
+        "experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
+        "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
+    })
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    tmp.rename(path)
+
+
+def train_run(run: RunSpec, run_dir: Path, progress: bool = True) -> None:
+    """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one."""
+    if rundir.is_complete(run_dir):
+        return
+    cfg, tcfg = run.experiment, run.experiment.train
+    device = pick_device(tcfg.device)
+    if tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
+    mixture = make_mixture(run.group, cfg.eval.n, cfg.eval.seed)
+    lengths = eval_lengths(mixture, cfg.eval.lengths, cfg.eval.max_length)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_yaml(run_dir / "config.yaml", run.resolved())
+    manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
+                "variant": run.variant, "seed": run.seed, "started": rundir.now(),
+                **rundir.environment(str(device))}
+
+    ckpt_dir = run_dir / "checkpoints"
+    resume_file = ckpt_dir / "resume.pt"
+    start = 0
+    if resume_file.exists():
+        state = torch.load(resume_file, weights_only=False)
+        start = state["step"]
+        model = load_model(ckpt_dir / f"step-{start}")
+        manifest["resumed_from_step"] = start
+    elif cfg.model.init:
+        model = load_model(cfg.model.init)
+    else:
+        model = build_model(cfg.model, run.seed)
+    model.to(device).train()
+    rundir.write_json(run_dir / "manifest.json", manifest)
+    for log in ("metrics.jsonl", "eval.jsonl"):
+        rundir.truncate_jsonl(run_dir / log, start)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=tuple(tcfg.betas),
+                                  eps=tcfg.eps, weight_decay=tcfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg))
+    if start:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+
+    cuda = device.type == "cuda"
+    use_compile = tcfg.compile == "on" or (tcfg.compile == "auto" and cuda)
+    loss_fn = torch.compile(masked_loss, dynamic=True) if use_compile else masked_loss
+    roles = {t.task: (t.role, t.max_length) for t in run.group}
+
+    def log_eval(step: int) -> None:
+        rows = [{"experiment": cfg.name, "variant": run.variant, "seed": run.seed, "step": step,
+                 "task": r["task"], "role": roles[r["task"]][0],
+                 "train_max_length": roles[r["task"]][1], "length": r["length"], "n": r["n"],
+                 "accuracy": r["accuracy"]} for r in evaluate(model, mixture, lengths, device)]
+        rundir.append_jsonl(run_dir / "eval.jsonl", rows)
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(model, ckpt_dir / f"step-{step}", run)
+        tmp = ckpt_dir / "resume.pt.tmp"
+        torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict()}, tmp)
+        tmp.replace(resume_file)
+
+    workers = 0 if device.type == "cpu" else min(8, max(1, (torch.get_num_threads() or 2) // 2))
+    stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size, workers)
+    bar = tqdm(total=tcfg.steps, initial=start, disable=not progress, unit="step",
+               desc=f"{cfg.name}/{run.variant}/seed{run.seed}", dynamic_ncols=True)
+    t_start, tokens_seen = time.perf_counter(), 0
+    for step, batch in enumerate(stream, start=start):
+        optimizer.zero_grad(set_to_none=True)
+        n_scored = int(batch.loss_mask[:, 1:].sum())
+        loss = torch.zeros((), device=device)
+        for tokens_np, mask_np in length_buckets(batch, tcfg.buckets):
+            tokens = torch.from_numpy(tokens_np).to(device, non_blocking=True)
+            mask = torch.from_numpy(mask_np).to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                part = loss_fn(model, tokens, mask) / n_scored
+            part.backward()
+            loss += part.detach()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        tokens_seen += int(batch.seq_len.sum())
+        done = step + 1
+        if done % 50 == 0 or done == tcfg.steps:
+            elapsed = time.perf_counter() - t_start
+            row = {"step": done, "loss": float(loss), "grad_norm": float(grad_norm),
+                   "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens_seen / elapsed}
+            rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
+            bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
+        bar.update(1)
+        if done % tcfg.eval_every == 0 or done == tcfg.steps:
+            log_eval(done)
+        if done % tcfg.checkpoint_every == 0 or done == tcfg.steps:
+            checkpoint(done)
+    bar.close()
+    manifest.update(status="complete", finished=rundir.now(),
+                    train_seconds=round(time.perf_counter() - t_start, 2))
+    rundir.write_json(run_dir / "manifest.json", manifest)

@@ -1,0 +1,156 @@
+"""Training end to end on tiny models: it learns, greedy generation equals the one-pass exact
+match, an interrupted run resumes to the same result, and bad input exits 2 leaving nothing."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lgtransfer import rundir
+from lgtransfer.cli import main
+from lgtransfer.config import expand, parse_experiment
+from lgtransfer.evaluate import exact_match, greedy_generate
+from lgtransfer.model import load_model
+from lgtransfer.train import lr_factor, make_mixture, train_run
+
+TINY_MODEL = {"n_layer": 2, "n_head": 2, "d_model": 64, "d_ff": 128}
+
+
+def tiny_experiment(steps=300, **train):
+    return parse_experiment({
+        "name": "tiny",
+        "group": [{"task": "copy", "role": "main", "max_length": 5},
+                  {"task": "mqar", "role": "aux", "max_length": 8}],
+        "model": TINY_MODEL,
+        "train": {"steps": steps, "batch_size": 32, "lr": 0.003, "eval_every": steps,
+                  "checkpoint_every": steps, **train},
+        "eval": {"n": 64, "max_length": 9},
+        "seeds": [0],
+    }, "test")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny with-aux run, shared by the tests below (about 20 s on 2 cores)."""
+    run = expand(tiny_experiment())[0]
+    assert run.variant == "with_aux"
+    out = tmp_path_factory.mktemp("run")
+    train_run(run, out, progress=False)
+    return run, out
+
+
+def test_tiny_run_learns_and_writes_the_contract_files(trained):
+    run, out = trained
+    manifest = rundir.read_json(out / "manifest.json")
+    assert manifest["status"] == "complete" and manifest["config_hash"] == run.key
+    assert {"torch", "transformers", "device", "git_commit", "lgtransfer"} <= set(manifest)
+    rows = rundir.read_jsonl(out / "eval.jsonl")
+    keys = {"experiment", "variant", "seed", "step", "task", "role", "train_max_length",
+            "length", "n", "accuracy"}
+    assert all(keys <= set(r) for r in rows)
+    copy = {r["length"]: r["accuracy"] for r in rows if r["task"] == "copy"}
+    assert min(copy[n] for n in range(1, 6)) >= 0.9, copy  # learned in distribution
+    losses = [r["loss"] for r in rundir.read_jsonl(out / "metrics.jsonl")]
+    assert losses[-1] < 0.2 * losses[0]
+    # the checkpoint is a plain Hugging Face folder
+    from transformers import LlamaForCausalLM
+
+    LlamaForCausalLM.from_pretrained(out / "checkpoints" / "step-300")
+
+
+def test_greedy_generation_equals_one_pass_exact_match(trained):
+    run, out = trained
+    model = load_model(out / "checkpoints" / "step-300")
+    mixture = make_mixture(run.group, 48, 7)
+    for task, lengths in (("copy", range(3, 9)), ("mqar", range(6, 12))):
+        for n in lengths:
+            batch = mixture.eval_set(task, n)
+            one_pass = exact_match(model, batch, torch.device("cpu"))
+            _, greedy = greedy_generate(model, batch, torch.device("cpu"))
+            assert np.array_equal(one_pass, greedy), (task, n)
+    # the comparison means something only if both outcomes occur
+    all_copy = np.concatenate([exact_match(model, mixture.eval_set("copy", n), "cpu")
+                               for n in range(3, 9)])
+    assert all_copy.any() and not all_copy.all()
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    cfg = tiny_experiment(steps=40, checkpoint_every=20, eval_every=20)
+    run = expand(cfg)[0]
+    straight = tmp_path / "straight"
+    train_run(run, straight, progress=False)
+
+    import lgtransfer.train as train_mod
+
+    real = train_mod.step_batch
+
+    def dies_at_30(mixture, seed, step, size):
+        if step == 30:
+            raise KeyboardInterrupt
+        return real(mixture, seed, step, size)
+
+    resumed = tmp_path / "resumed"
+    monkeypatch.setattr(train_mod, "step_batch", dies_at_30)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run, resumed, progress=False)
+    assert not rundir.is_complete(resumed)
+    monkeypatch.setattr(train_mod, "step_batch", real)
+    train_run(run, resumed, progress=False)
+    manifest = rundir.read_json(resumed / "manifest.json")
+    assert manifest["status"] == "complete" and manifest["resumed_from_step"] == 20
+    a, b = (rundir.read_jsonl(d / "eval.jsonl") for d in (straight, resumed))
+    assert [(r["step"], r["task"], r["length"]) for r in a] == \
+        [(r["step"], r["task"], r["length"]) for r in b]
+    assert [r["accuracy"] for r in a] == pytest.approx([r["accuracy"] for r in b], abs=1e-6)
+    # a complete run is never redone
+    before = (resumed / "eval.jsonl").read_text()
+    train_run(run, resumed, progress=False)
+    assert (resumed / "eval.jsonl").read_text() == before
+
+
+def test_schedule_is_warmup_stable_decay():
+    cfg = tiny_experiment(steps=100).train
+    factors = [lr_factor(s, cfg) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == 1.0
+    assert all(f == 1.0 for f in factors[10:60])
+    assert all(a >= b for a, b in zip(factors[60:], factors[61:], strict=False))
+    assert factors[-1] < 0.01
+
+
+BAD_INPUTS = [
+    (["run", "no-such-preset"], "unknown experiment"),
+    (["run", "quick", "--set", "train.stepz=3"], "unknown config key"),
+    (["run", "quick", "--set", "group.0.task=nope"], "unknown task"),
+    (["run", "quick", "--set", "group.0.max_length=400"], "takes lengths"),
+    (["run", "quick", "--set", "model.init=/no/such/model"], "no model folder"),
+    (["generate", "/no/such/checkpoint", "copy", "--length", "3"], "no lgtransfer checkpoint"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line_and_no_run(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)] if argv[0] == "run" else argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_malformed_yaml_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("group: [ {task: copy\n")
+    assert main(["run", str(bad), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "malformed YAML" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_prints_one_json_line_per_example(trained, capsys):
+    _, out = trained
+    assert main(["generate", str(out / "checkpoints" / "step-300"), "copy", "--length", "4",
+                 "--count", "3"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3
+    assert all(set(x) == {"prompt", "prediction", "target", "correct"} for x in lines)
+    assert all(x["correct"] == (x["prediction"] == x["target"]) for x in lines)
