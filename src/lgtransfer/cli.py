@@ -64,7 +64,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.sweep import run_experiment
 
     out = Path(args.out)
-    run_experiment(cfg, out, progress=not args.quiet)
+    run_experiment(cfg, out, executor=args.executor, workers=args.workers,
+                   progress=not args.quiet)
     report = write_report(out / cfg.name)
     print(curves_text(load_eval(out / cfg.name)))
     print(f"report: {report} (and report.html, report.png, summary.csv)")
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field, e.g. train.steps=500 (repeatable)")
     p.add_argument("--out", default="runs", help="output folder (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--executor", default="auto", help="auto | inline | local (a process pool)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes of the local pool (default: one per core, or per GPU)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write the report of an experiment folder")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +108,14 @@ def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
                         if bold or len(table) == 1 else None)
             sel = final[(final.variant == variant) & (final.task == task)]
             ax.axvline(int(sel.train_max_length.iloc[0]), color=color, ls="--", lw=1)
+        if title.startswith("main task, with"):  # the aux curves of the best seed, for reference
+            for k, task in enumerate(attrs["aux_tasks"]):
+                curve = _curve(final, variant, best, task) if best is not None else {}
+                if curve:
+                    xs = sorted(curve)
+                    ax.plot(xs, [curve[x] for x in xs], color=colors[(k + 1) % len(colors)],
+                            ls=":", lw=1.5, label=f"{task} (aux, seed {best})")
+            ax.axvline(attrs["l_aux"], color="gray", ls="--", lw=1)
         ax.set(title=title, xlabel="length", ylabel="exact-match accuracy", ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower left")

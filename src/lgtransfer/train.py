@@ -142,7 +142,7 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec) -> None:
     tmp.rename(path)
 
 
-def train_run(run: RunSpec, run_dir: Path, progress: bool = True) -> None:
+def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int = 0) -> None:
     """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one."""
     if rundir.is_complete(run_dir):
         return
@@ -204,6 +204,7 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True) -> None:
     workers = 0 if device.type == "cpu" else min(8, max(1, (torch.get_num_threads() or 2) // 2))
     stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size, workers)
     bar = tqdm(total=tcfg.steps, initial=start, disable=not progress, unit="step",
+               position=position, leave=position == 0,
                desc=f"{cfg.name}/{run.variant}/seed{run.seed}", dynamic_ncols=True)
     t_start, tokens_seen = time.perf_counter(), 0
     for step, batch in enumerate(stream, start=start):

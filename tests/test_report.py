@@ -1,0 +1,80 @@
+"""Summary metrics on known inputs, and the report files from synthetic run folders."""
+
+import json
+
+import pytest
+
+from lgtransfer import rundir
+from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.report import best_seed, load_eval, summarize, write_report
+
+
+def test_max_generalized_length():
+    assert max_generalized_length({1: 1.0, 2: 0.95, 3: 0.9, 4: 0.89, 5: 1.0}) == 3
+    assert max_generalized_length({1: 0.5, 2: 1.0}) == 0
+    assert max_generalized_length({}) == 0
+    assert max_generalized_length({2: 1.0, 1: 1.0}) == 2  # order of keys does not matter
+
+
+def test_generalization_gap():
+    main = {n: 1.0 if n <= 4 else 0.0 for n in range(1, 11)}
+    aux_a = {n: 1.0 for n in range(1, 11)}
+    aux_b = {n: 0.5 for n in range(1, 11)}
+    # strictly between 4 and 8: lengths 5, 6, 7; |mean(1, .5) - 0| = .75
+    assert generalization_gap(main, [aux_a, aux_b], 4, 8) == pytest.approx(0.75)
+    assert generalization_gap(main, [aux_a], 8, 4) == pytest.approx(1.0)  # either order
+    assert generalization_gap(main, [aux_a], 4, 4) == 0.0  # empty interval
+    assert generalization_gap(aux_a, [aux_a], 4, 8) == 0.0  # perfect transfer
+
+
+def test_mean_accuracy_window():
+    curve = {1: 1.0, 2: 0.5, 3: 0.0}
+    assert mean_accuracy(curve, 1, 3) == pytest.approx(0.25)
+    assert mean_accuracy(curve, 3) != mean_accuracy(curve, 3)  # nan when empty
+
+
+def _fake_run(root, variant, seed, curves, l_main=4, l_aux=8):
+    d = root / "exp" / f"{variant}_seed{seed}_x"
+    rows = []
+    for task, curve in curves.items():
+        role = "main" if task == "reverse_add" else "aux"
+        for n, acc in curve.items():
+            for step, a in ((10, 0.0), (20, acc)):  # only the last step counts
+                rows.append({"experiment": "exp", "variant": variant, "seed": seed,
+                             "step": step, "task": task, "role": role,
+                             "train_max_length": l_main if role == "main" else l_aux,
+                             "length": n, "n": 8, "accuracy": a})
+    rundir.write_jsonl(d / "eval.jsonl", rows)
+    rundir.write_json(d / "manifest.json", {"status": "complete"})
+
+
+def test_summary_and_report_files(tmp_path):
+    good = {n: 1.0 if n <= 6 else 0.0 for n in range(1, 11)}
+    weak = {n: 1.0 if n <= 5 else 0.0 for n in range(1, 11)}
+    alone = {n: 1.0 if n <= 4 else 0.0 for n in range(1, 11)}
+    aux = {n: 1.0 if n <= 8 else 0.0 for n in range(1, 11)}
+    _fake_run(tmp_path, "with_aux", 1, {"reverse_add": weak, "no_carry": aux})
+    _fake_run(tmp_path, "with_aux", 2, {"reverse_add": good, "no_carry": aux})
+    for seed in (1, 2):
+        _fake_run(tmp_path, "main_only", seed, {"reverse_add": alone})
+    # an incomplete run is ignored
+    (tmp_path / "exp" / "with_aux_seed3_x").mkdir()
+    rundir.write_json(tmp_path / "exp" / "with_aux_seed3_x" / "manifest.json",
+                      {"status": "running"})
+
+    table = summarize(load_eval(tmp_path / "exp")).set_index("seed")
+    assert table.loc[2, "mgl_with_aux"] == 6 and table.loc[1, "mgl_with_aux"] == 5
+    assert (table["mgl_main_only"] == 4).all()
+    assert table.loc[2, "transfer_gain"] == 2
+    assert table.loc[2, "ood_acc_with_aux"] == pytest.approx(0.5)  # lengths 5..8: 1, 1, 0, 0
+    assert table.loc[2, "gap"] == pytest.approx(1 / 3)  # lengths 5, 6, 7: 0, 0, 1
+    assert best_seed(table.reset_index()) == 2
+
+    md = write_report(tmp_path / "exp")
+    text = md.read_text()
+    assert "best seed: 2" in text and "mean ± std" in text
+    page = (tmp_path / "exp" / "report.html").read_text()
+    assert "data:image/png;base64," in page  # self-contained
+    assert (tmp_path / "exp" / "report.png").stat().st_size > 10_000
+    assert (tmp_path / "exp" / "summary.csv").read_text().startswith("seed,")
+    json.dumps(table.reset_index().to_dict())  # plain values
