@@ -138,7 +138,8 @@ def get_task(name: str) -> Task:
     try:
         return TASKS[name]
     except KeyError:
-        raise UsageError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}") from None
+        known = ", ".join(sorted(TASKS))
+        raise UsageError(f"unknown task {name!r}; known tasks: {known}") from None
 
 
 # ----------------------------------------------------------------------------- ragged helpers

@@ -50,7 +50,7 @@ MAZE_PROMPTS = {2: 224, 3: 1752, 4: 11376, 5: 66320, 6: 369600, 7: 1983408, 8: 1
 
 
 def grow_tree(rand: random.Random, n: int) -> list[list[int]]:
-    """Adjacency lists (by cell index, each sorted) of an n-node tree grown by Wilson's algorithm."""
+    """Adjacency lists (by cell, each sorted) of an n-node tree grown by Wilson's algorithm."""
     uniform = rand.random  # bound once: the walk below is the hot loop of maze generation
     in_tree = [False] * CELLS
     adjacency: list[list[int]] = [[] for _ in range(CELLS)]
