@@ -63,7 +63,8 @@ def time_data(make, seconds: float = 3.0) -> float:
 
 def time_training(model, batches, device, buckets: int, compiled: bool) -> float:
     cuda = device.type == "cuda"
-    loss_fn = torch.compile(masked_loss, dynamic=True) if compiled else masked_loss
+    if compiled:
+        model.model.compile(dynamic=True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
     warm = 5
     tokens = 0
@@ -78,7 +79,7 @@ def time_training(model, batches, device, buckets: int, compiled: bool) -> float
             t = torch.from_numpy(t_np).to(device, non_blocking=True)
             m = torch.from_numpy(m_np).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                (loss_fn(model, t, m) / n_scored).backward()
+                (masked_loss(model, t, m) / n_scored).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         tokens += int(batch.seq_len.sum())

@@ -17,7 +17,7 @@ from lgtransfer.train import lr_factor, make_mixture, train_run
 TINY_MODEL = {"n_layer": 2, "n_head": 2, "d_model": 64, "d_ff": 128}
 
 
-def tiny_experiment(steps=300, **train):
+def tiny_experiment(steps=1200, **train):
     return parse_experiment({
         "name": "tiny",
         "group": [{"task": "copy", "role": "main", "max_length": 5},
@@ -32,7 +32,7 @@ def tiny_experiment(steps=300, **train):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One tiny with-aux run, shared by the tests below (about 20 s on 2 cores)."""
+    """One tiny with-aux run, shared by the tests below (under a minute on 2 cores)."""
     run = expand(tiny_experiment())[0]
     assert run.variant == "with_aux"
     out = tmp_path_factory.mktemp("run")
@@ -56,12 +56,12 @@ def test_tiny_run_learns_and_writes_the_contract_files(trained):
     # the checkpoint is a plain Hugging Face folder
     from transformers import LlamaForCausalLM
 
-    LlamaForCausalLM.from_pretrained(out / "checkpoints" / "step-300")
+    LlamaForCausalLM.from_pretrained(out / "checkpoints" / "step-1200")
 
 
 def test_greedy_generation_equals_one_pass_exact_match(trained):
     run, out = trained
-    model = load_model(out / "checkpoints" / "step-300")
+    model = load_model(out / "checkpoints" / "step-1200")
     mixture = make_mixture(run.group, 48, 7)
     for task, lengths in (("copy", range(3, 9)), ("mqar", range(6, 12))):
         for n in lengths:
@@ -148,9 +148,22 @@ def test_malformed_yaml_exits_2(tmp_path, capsys):
 
 def test_generate_prints_one_json_line_per_example(trained, capsys):
     _, out = trained
-    assert main(["generate", str(out / "checkpoints" / "step-300"), "copy", "--length", "4",
+    assert main(["generate", str(out / "checkpoints" / "step-1200"), "copy", "--length", "4",
                  "--count", "3"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3
     assert all(set(x) == {"prompt", "prediction", "target", "correct"} for x in lines)
     assert all(x["correct"] == (x["prediction"] == x["target"]) for x in lines)
+
+
+def test_prefetching_workers_give_the_inline_batches():
+    from lgtransfer.config import GroupTask
+    from lgtransfer.train import batch_stream
+
+    mixture = make_mixture([GroupTask("reverse_add", "main", 4), GroupTask("copy", "aux", 6)],
+                           8, 0)
+    inline = list(batch_stream(mixture, 3, 2, 7, 16, workers=0))
+    pooled = list(batch_stream(mixture, 3, 2, 7, 16, workers=2))
+    assert len(inline) == len(pooled) == 5
+    for a, b in zip(inline, pooled, strict=True):
+        assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.loss_mask, b.loss_mask)

@@ -57,6 +57,7 @@ class TrainConfig:
     compile: str = "auto"  # auto (on for CUDA) | on | off
     threads: int = 0  # CPU threads for torch; 0 = torch's default
     buckets: int = 1  # split each batch into this many length buckets (less padding)
+    data_workers: int = -1  # processes making batches ahead; -1 = auto (GPU: some, CPU: none)
 
 
 @dataclass
@@ -210,8 +211,8 @@ def apply_override(raw: dict, assignment: str) -> None:
                 raise UsageError(f"--set {key}: {part!r} is not an index of the list")
             index: Any = int(part)
         else:
-            fields = {f.name: f for f in dataclasses.fields(cls)}
-            if part not in fields:
+            if not dataclasses.is_dataclass(cls) or part not in {
+                    f.name for f in dataclasses.fields(cls)}:
                 raise UsageError(f"unknown config key {key!r}")
             index = part
             hint = typing.get_type_hints(cls)[part]

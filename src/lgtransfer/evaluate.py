@@ -46,7 +46,6 @@ def exact_match(model: torch.nn.Module, batch: SeqBatch, device: torch.device,
     out = np.zeros(len(batch), dtype=bool)
     start = 0
     while start < len(order):
-        width = int(batch.seq_len[order[start]])
         stop = start + 1
         while stop < len(order) and (stop - start + 1) * batch.seq_len[order[stop]] <= max_tokens:
             stop += 1

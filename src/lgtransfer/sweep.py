@@ -36,7 +36,8 @@ def _slots() -> tuple[int, list[str] | None]:
     return max(1, os.cpu_count() or 1), None
 
 
-def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position: int) -> str:
+def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position: int,
+          progress: bool) -> str:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
@@ -44,7 +45,7 @@ def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position
     torch.set_num_threads(threads)
     from lgtransfer.train import train_run
 
-    train_run(run, directory, progress=True, position=position)
+    train_run(run, directory, progress=progress, position=position)
     return str(directory)
 
 
@@ -69,7 +70,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, executor: str = "auto",
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
         futures = [pool.submit(_work, run, d, threads,
-                               gpus[i % len(gpus)] if gpus else None, i % n_workers)
+                               gpus[i % len(gpus)] if gpus else None, i % n_workers, progress)
                    for i, (run, d) in enumerate(pending)]
         for f in futures:
             f.result()  # re-raises a worker's error here

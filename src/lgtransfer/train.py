@@ -12,6 +12,8 @@ scheduler and step; logs past that step are dropped and written again.
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from lgtransfer import rundir
+from lgtransfer import tokenizer as tok
 from lgtransfer.config import GroupTask, RunSpec, TrainConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import evaluate
@@ -94,7 +97,9 @@ def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
         for step in range(start, stop):
             yield step_batch(mixture, seed, step, size)
         return
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(mixture,)) as pool:
+    context = multiprocessing.get_context("spawn")  # never fork a process that runs CUDA
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(mixture,)) as pool:
         ahead: list[Future] = []
         step = start
         while step < stop or ahead:
@@ -131,6 +136,8 @@ def length_buckets(batch: SeqBatch, buckets: int) -> list[tuple[np.ndarray, np.n
 def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec) -> None:
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
+    if not run.experiment.model.init:  # a pretrained model keeps its own tokenizer
+        tok.hf_tokenizer().save_pretrained(tmp)
     rundir.write_json(tmp / "lgt_run.json", {
         "experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
         "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
@@ -184,7 +191,8 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
 
     cuda = device.type == "cuda"
     use_compile = tcfg.compile == "on" or (tcfg.compile == "auto" and cuda)
-    loss_fn = torch.compile(masked_loss, dynamic=True) if use_compile else masked_loss
+    if use_compile:  # in place, so checkpoint keys stay plain; the masked loss stays eager
+        model.model.compile(dynamic=True)
     roles = {t.task: (t.role, t.max_length) for t in run.group}
 
     def log_eval(step: int) -> None:
@@ -201,7 +209,9 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
                     "scheduler": scheduler.state_dict()}, tmp)
         tmp.replace(resume_file)
 
-    workers = 0 if device.type == "cpu" else min(8, max(1, (torch.get_num_threads() or 2) // 2))
+    workers = tcfg.data_workers
+    if workers < 0:  # auto: on a GPU, a few processes make batches ahead; on a CPU, inline
+        workers = 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) // 2))
     stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size, workers)
     bar = tqdm(total=tcfg.steps, initial=start, disable=not progress, unit="step",
                position=position, leave=position == 0,
@@ -215,7 +225,7 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
             tokens = torch.from_numpy(tokens_np).to(device, non_blocking=True)
             mask = torch.from_numpy(mask_np).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                part = loss_fn(model, tokens, mask) / n_scored
+                part = masked_loss(model, tokens, mask) / n_scored
             part.backward()
             loss += part.detach()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)

@@ -1,0 +1,77 @@
+"""Experiment files: presets load, overrides apply, unknown keys fail, runs expand and hash."""
+
+import pytest
+
+from lgtransfer.config import (
+    apply_override,
+    expand,
+    load_experiment,
+    load_raw,
+    parse_experiment,
+    preset_names,
+    validate_experiment,
+)
+from lgtransfer.errors import UsageError
+
+
+def test_presets_exist():
+    assert {"quick", "g1", "g1-paper"} <= set(preset_names())
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_and_validates(name):
+    cfg = load_experiment(name)
+    validate_experiment(cfg)
+    assert cfg.name == name and cfg.main_tasks()
+    runs = expand(cfg)
+    assert len(runs) == len(cfg.seeds) * len(cfg.variants())
+    assert len({r.key for r in runs}) == len(runs)
+
+
+def test_g1_paper_budget():
+    cfg = load_experiment("g1-paper")
+    assert (cfg.train.steps, cfg.train.batch_size) == (20_000, 1200)
+    assert [(t.task, t.role, t.max_length) for t in cfg.group] == [
+        ("reverse_add", "main", 16), ("no_carry", "aux", 32), ("carry_only", "aux", 32)]
+    assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model) == (6, 6, 384)
+
+
+def test_overrides():
+    cfg = load_experiment("quick", ["train.steps=7", "eval.n=3", "seeds=[5, 6]",
+                                    "model.init=/some/where", "group.0.max_length=5"])
+    assert cfg.train.steps == 7 and cfg.eval.n == 3 and cfg.seeds == [5, 6]
+    assert cfg.model.init == "/some/where" and cfg.group[0].max_length == 5
+
+
+@pytest.mark.parametrize("assignment", ["train.stepz=1", "nope=1", "train=1=2", "group.9.task=x",
+                                        "model.init.x=1", "=3"])
+def test_bad_overrides_fail(assignment):
+    with pytest.raises(UsageError):
+        load_experiment("quick", [assignment])
+
+
+def test_wrong_types_and_unknown_keys_fail():
+    raw = load_raw("quick")
+    with pytest.raises(UsageError, match="train.steps"):
+        apply_override(raw, "train.steps=many")
+        parse_experiment(raw, "x")
+    with pytest.raises(UsageError, match="unknown config key 'train.foo'"):
+        parse_experiment({"name": "x", "group": [{"task": "copy"}], "train": {"foo": 1}}, "x")
+    with pytest.raises(UsageError, match="no task with role 'main'"):
+        parse_experiment({"name": "x", "group": [{"task": "copy", "role": "aux"}]}, "x")
+
+
+def test_variants_and_hash_stability():
+    cfg = load_experiment("quick", ["seeds=[1, 2]"])
+    runs = expand(cfg)
+    assert [(r.variant, r.seed) for r in runs] == [
+        ("with_aux", 1), ("with_aux", 2), ("main_only", 1), ("main_only", 2)]
+    assert [t.task for t in runs[2].group] == ["reverse_add"]
+    # the same config gives the same key; any result-changing field changes it
+    again = expand(load_experiment("quick", ["seeds=[1, 2]"]))
+    assert [r.key for r in runs] == [r.key for r in again]
+    other = expand(load_experiment("quick", ["seeds=[1, 2]", "train.lr=0.5"]))
+    assert not {r.key for r in runs} & {r.key for r in other}
+    # a description is not part of the result
+    described = expand(load_experiment("quick", ["seeds=[1, 2]", "description=hello"]))
+    assert [r.key for r in runs] == [r.key for r in described]
