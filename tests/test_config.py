@@ -75,3 +75,28 @@ def test_variants_and_hash_stability():
     # a description is not part of the result
     described = expand(load_experiment("quick", ["seeds=[1, 2]", "description=hello"]))
     assert [r.key for r in runs] == [r.key for r in described]
+
+
+def test_scientific_notation_is_a_float():
+    assert load_experiment("quick", ["train.lr=1e-4"]).train.lr == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("assignment", [
+    "seeds=[0,0]", "seeds=[-1]", "seeds=[x]", "model.n_head=0", "train.checkpoint_every=0",
+    "train.buckets=0", "train.device=gpu", "train.compile=yes", "eval.seed=-1",
+    "train.betas=[0.9]", "eval.lengths=[]", "eval.lengths=[x]"])
+def test_impossible_values_fail_at_load(assignment):
+    with pytest.raises(UsageError):
+        load_experiment("quick", [assignment])
+
+
+def test_set_fills_an_empty_section(tmp_path):
+    f = tmp_path / "e.yaml"
+    f.write_text("group: [{task: copy, role: main, max_length: 4}]\ntrain:\n")
+    assert load_experiment(str(f), ["train.steps=10"]).train.steps == 10
+
+
+def test_execution_settings_do_not_change_the_run_key():
+    base = expand(load_experiment("quick"))
+    faster = expand(load_experiment("quick", ["train.threads=1", "train.data_workers=3"]))
+    assert [r.key for r in base] == [r.key for r in faster]

@@ -78,3 +78,21 @@ def test_summary_and_report_files(tmp_path):
     assert (tmp_path / "exp" / "report.png").stat().st_size > 10_000
     assert (tmp_path / "exp" / "summary.csv").read_text().startswith("seed,")
     json.dumps(table.reset_index().to_dict())  # plain values
+
+
+def test_report_uses_only_the_latest_experiment_config(tmp_path):
+    curve = {n: 1.0 if n <= 4 else 0.0 for n in range(1, 9)}
+    _fake_run(tmp_path, "main_only", 1, {"reverse_add": curve})
+    old = tmp_path / "exp" / "main_only_seed1_x"
+    rundir.write_json(old / "manifest.json",
+                      {"status": "complete", "experiment_key": "old", "finished": 1.0})
+    newer = tmp_path / "exp" / "main_only_seed1_y"
+    rundir.write_jsonl(newer / "eval.jsonl", [
+        {**r, "accuracy": 0.5} for r in rundir.read_jsonl(old / "eval.jsonl")])
+    rundir.write_json(newer / "manifest.json",
+                      {"status": "complete", "experiment_key": "new", "finished": 2.0})
+    from lgtransfer.report import select_runs
+
+    dirs, skipped = select_runs(tmp_path / "exp")
+    assert dirs == [newer] and skipped == 1
+    assert set(load_eval(tmp_path / "exp").accuracy) == {0.5}

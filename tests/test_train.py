@@ -167,3 +167,27 @@ def test_prefetching_workers_give_the_inline_batches():
     assert len(inline) == len(pooled) == 5
     for a, b in zip(inline, pooled, strict=True):
         assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.loss_mask, b.loss_mask)
+
+
+def test_lgt_run_end_to_end_through_the_local_pool(tmp_path, capsys):
+    """The README's path: `lgt run` trains both variants side by side and writes the report;
+    a second call redoes nothing."""
+    exp = tmp_path / "e2e.yaml"
+    exp.write_text(
+        "group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "
+        "max_length: 5}]\n"
+        "model: {n_layer: 1, n_head: 2, d_model: 32, d_ff: 64}\n"
+        "train: {steps: 20, batch_size: 8, eval_every: 10, checkpoint_every: 10}\n"
+        "eval: {n: 8, max_length: 6}\nseeds: [0]\n")
+    out = tmp_path / "runs"
+    argv = ["run", str(exp), "--out", str(out), "--quiet", "--executor", "local",
+            "--workers", "2"]
+    assert main(argv) == 0
+    assert "report:" in capsys.readouterr().out
+    runs = sorted(p.name.split("_seed")[0] for p in (out / "e2e").glob("*_seed0_*"))
+    assert runs == ["main_only", "with_aux"]
+    for name in ("report.md", "report.html", "report.png", "summary.csv"):
+        assert (out / "e2e" / name).is_file()
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "e2e").rglob("eval.jsonl")}
+    assert main(argv) == 0
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "e2e").rglob("eval.jsonl")}

@@ -25,6 +25,13 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- commands
 
 
+def _check_count_and_seed(args: argparse.Namespace) -> None:
+    if args.count < 1:
+        raise UsageError(f"--count must be at least 1, got {args.count}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+
+
 def cmd_tasks(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -47,8 +54,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
     task = get_task(args.task)
     task.check_length(args.length)
-    if args.count < 1:
-        raise UsageError(f"--count must be at least 1, got {args.count}")
+    _check_count_and_seed(args)
     examples = task.sample(np.random.default_rng(args.seed), args.length, args.count)
     sys.stdout.write("".join(json.dumps(e.as_dict()) + "\n" for e in examples))
 
@@ -64,22 +70,27 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.sweep import run_experiment
 
     out = Path(args.out)
-    run_experiment(cfg, out, executor=args.executor, workers=args.workers,
-                   progress=not args.quiet)
-    report = write_report(out / cfg.name)
-    print(curves_text(load_eval(out / cfg.name)))
-    print(f"report: {report} (and report.html, report.png, summary.csv)")
+    dirs = run_experiment(cfg, out, executor=args.executor, workers=args.workers,
+                          progress=not args.quiet)
+    report = write_report(out / cfg.name, dirs)
+    print(curves_text(load_eval(out / cfg.name, dirs)))
+    table = report.read_text().split("\n\n")[-1]  # the per-seed summary table
+    print(f"\n{table}\nreport: {report} (and report.html, report.png, summary.csv)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.report import write_report
+    from lgtransfer.report import select_runs, write_report
 
     path = Path(args.dir)
     if not path.is_dir():
         raise UsageError(f"no such folder {path}")
-    print(f"report: {write_report(path)}")
+    dirs, skipped = select_runs(path)
+    if skipped:
+        print(f"lgt: note: {skipped} complete run(s) of other configs under {path} left out",
+              file=sys.stderr)
+    print(f"report: {write_report(path, dirs)}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -98,11 +109,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
     ckpt = Path(args.checkpoint)
     task = get_task(args.task)
     task.check_length(args.length)
-    if args.count < 1:
-        raise UsageError(f"--count must be at least 1, got {args.count}")
+    _check_count_and_seed(args)
     if not (ckpt / "lgt_run.json").is_file():
         raise UsageError(f"no lgtransfer checkpoint at {ckpt} (lgt_run.json missing)")
-    group = rundir.read_json(ckpt / "lgt_run.json")["group"]
+    try:
+        group = rundir.read_json(ckpt / "lgt_run.json")["group"]
+    except (ValueError, KeyError):
+        raise UsageError(f"{ckpt / 'lgt_run.json'} is not a valid run description") from None
     if args.task not in group:
         raise UsageError(f"task {args.task!r} was not trained in this run ({', '.join(group)})")
     model = load_model(ckpt)

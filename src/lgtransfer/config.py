@@ -16,6 +16,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -66,7 +67,6 @@ class EvalConfig:
     seed: int = 0  # evaluation sets depend on this only, never on the model seed
     max_length: int = 40  # every task is evaluated from its shortest length up to this
     lengths: list[int] | None = None  # explicit lengths instead of the range
-    every_length_during_training: bool = True  # False: periodic evals only at a few lengths
 
 
 @dataclass
@@ -126,6 +126,7 @@ def _build(cls: Any, raw: Any, where: str) -> Any:
 
 
 def _check_type(hint: Any, value: Any, where: str) -> Any:
+    """`value` checked against a field's type hint (lists item by item)."""
     options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     for option in options:
         base = typing.get_origin(option) or option
@@ -133,10 +134,21 @@ def _check_type(hint: Any, value: Any, where: str) -> Any:
             return value
         if base is float and isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        if base is list and isinstance(value, list) or base in (int, str, bool) and type(
-                value) is base:
+        if base is float and isinstance(value, str):  # YAML reads 1e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if base is list and isinstance(value, list):
+            item = typing.get_args(option)[0]
+            return [_check_type(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if base in (int, str, bool) and type(value) is base:
             return value
-    raise UsageError(f"config key {where!r} expects {hint}, got {value!r}")
+    raise UsageError(f"config key {where!r} expects {_type_name(hint)}, got {value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def _join(where: str, name: str) -> str:
@@ -153,12 +165,37 @@ def parse_experiment(raw: Any, source: str) -> ExperimentConfig:
         raise UsageError(f"{source}: the task group has no task with role 'main'")
     if not cfg.seeds:
         raise UsageError(f"{source}: no seeds")
+    _check_values(cfg)
     cfg.model.validate()
-    for key, value in (("train.steps", cfg.train.steps), ("train.batch_size", cfg.train.batch_size),
-                       ("eval.n", cfg.eval.n), ("train.eval_every", cfg.train.eval_every)):
-        if value < 1:
-            raise UsageError(f"{key} must be at least 1, got {value}")
     return cfg
+
+
+def _check_values(cfg: ExperimentConfig) -> None:
+    """Values that type-check but cannot work, caught before anything runs."""
+    t, e = cfg.train, cfg.eval
+    at_least = {"train.steps": (t.steps, 1), "train.batch_size": (t.batch_size, 1),
+                "train.eval_every": (t.eval_every, 1),
+                "train.checkpoint_every": (t.checkpoint_every, 1),
+                "train.buckets": (t.buckets, 1), "train.data_seed": (t.data_seed, 0),
+                "train.threads": (t.threads, 0), "train.data_workers": (t.data_workers, -1),
+                "eval.n": (e.n, 1), "eval.seed": (e.seed, 0), "eval.max_length": (e.max_length, 1),
+                "model.n_layer": (cfg.model.n_layer, 1), "model.n_head": (cfg.model.n_head, 1),
+                "model.d_ff": (cfg.model.d_ff, 1)}
+    for key, (value, least) in at_least.items():
+        if value < least:
+            raise UsageError(f"{key} must be at least {least}, got {value}")
+    if not t.lr > 0 or len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
+        raise UsageError("train.lr must be positive and train.betas two numbers in [0, 1)")
+    if t.compile not in ("auto", "on", "off"):
+        raise UsageError(f"train.compile must be auto, on or off, got {t.compile!r}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
+        raise UsageError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
+    if min(cfg.seeds) < 0 or len(set(cfg.seeds)) < len(cfg.seeds):
+        raise UsageError(f"seeds must be distinct and non-negative, got {cfg.seeds}")
+    if e.lengths is not None and (not e.lengths or min(e.lengths) < 1):
+        raise UsageError(f"eval.lengths must be a non-empty list of lengths, got {e.lengths}")
+    if len(cfg.group) > 26:
+        raise UsageError("a task group holds at most 26 tasks (one marker letter each)")
 
 
 def read_yaml(path: Path) -> Any:
@@ -170,6 +207,8 @@ def read_yaml(path: Path) -> Any:
         raise UsageError(f"malformed YAML in {path}{at}: {getattr(e, 'problem', e)}") from None
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text (YAML) file") from None
 
 
 def preset_names() -> list[str]:
@@ -179,12 +218,12 @@ def preset_names() -> list[str]:
 def load_raw(name_or_path: str) -> dict:
     """The raw YAML of a preset name or a file path."""
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
         if not path.exists():
             raise UsageError(f"unknown experiment {name_or_path!r}: not a file, and not a preset "
                              f"({', '.join(preset_names())})")
-    elif not path.exists():
+    elif not path.is_file():
         raise UsageError(f"no experiment file {path}")
     raw = read_yaml(path)
     if not isinstance(raw, dict):
@@ -220,10 +259,11 @@ def apply_override(raw: dict, assignment: str) -> None:
         if last:
             node[index] = value
         else:
-            if isinstance(node, dict):
-                node = node.setdefault(index, [] if typing.get_origin(hint) is list else {})
-            else:
-                node = node[index]
+            if isinstance(node, dict) and node.get(index) is None:  # absent or an empty section
+                node[index] = [] if typing.get_origin(hint) is list else {}
+            node = node[index]
+            if not isinstance(node, dict | list):
+                raise UsageError(f"--set {key}: {part!r} is not a section")
 
 
 def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -243,9 +283,11 @@ def validate_experiment(cfg: ExperimentConfig) -> None:
         TaskSpec(t.task, t.role, lo, t.max_length, t.weight).validate()
     if len({t.task for t in cfg.group}) < len(cfg.group):
         raise UsageError("a task appears twice in the group")
-    for n in cfg.eval.lengths or []:
-        if n < 1:
-            raise UsageError(f"eval.lengths: {n} is not a length")
+    for t in cfg.main_tasks():
+        task = get_task(t.task)
+        if cfg.eval.lengths and not any(
+                task.min_length <= n <= task.max_length for n in cfg.eval.lengths):
+            raise UsageError(f"eval.lengths has no length that task {t.task!r} can take")
     if cfg.model.init and not (Path(cfg.model.init) / "config.json").is_file():
         raise UsageError(f"model.init: no model folder at {cfg.model.init} (config.json missing)")
 
@@ -266,23 +308,47 @@ class RunSpec:
         return self.experiment.variants()[self.variant]
 
     def resolved(self) -> dict:
-        """The full config of this run; it alone determines the run's results."""
+        """The full config of this run (what config.yaml records)."""
         d = asdict(self.experiment)
-        d.pop("description")
-        d.pop("seeds")
-        d.pop("baseline")
+        for key in ("description", "seeds", "baseline"):
+            d.pop(key)
         d["group"] = [asdict(t) for t in self.group]
         d["variant"], d["seed"] = self.variant, self.seed
         return d
 
     @property
     def key(self) -> str:
-        blob = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        """Hash of everything that determines this run's results."""
+        return _hash(_result_fields(self.resolved()))
+
+    @property
+    def experiment_key(self) -> str:
+        """Hash shared by every run (all variants and seeds) of one experiment config."""
+        d = _result_fields(asdict(self.experiment))
+        for key in ("description", "seeds", "baseline"):
+            d.pop(key)
+        return _hash(d)
 
     @property
     def dirname(self) -> str:
         return f"{self.variant}_seed{self.seed}_{self.key}"
+
+
+# Settings that change how fast a run goes, not what it computes: left out of the run key, so
+# changing them never retrains a finished run.
+EXECUTION_ONLY = ("threads", "data_workers", "compile")
+
+
+def _result_fields(d: dict) -> dict:
+    d = copy.deepcopy(d)
+    for key in EXECUTION_ONLY:
+        d["train"].pop(key)
+    return d
+
+
+def _hash(d: dict) -> str:
+    blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
 def expand(cfg: ExperimentConfig) -> list[RunSpec]:

@@ -109,7 +109,9 @@ def load_model(path: str | Path, attn_implementation: str | None = None) -> Llam
     if not (path / "config.json").is_file():
         raise UsageError(f"no model checkpoint at {path} (config.json missing)")
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model = LlamaForCausalLM.from_pretrained(path, **kwargs)
+    # fp32 weights whatever the checkpoint's dtype: training keeps fp32 master weights and
+    # evaluation runs in fp32 (PAPER.md §6)
+    model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
     return apply_pos_encoding(model, getattr(model.config, "lgt_pos_encoding", "rope"))
 
 

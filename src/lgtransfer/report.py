@@ -19,12 +19,30 @@ from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
 
 
-def load_eval(exp_dir: Path) -> pd.DataFrame:
-    """Every eval row of every complete run under `exp_dir`."""
+def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
+    """The complete runs of the most recently finished experiment config under `exp_dir`, and
+    how many complete runs of other configs (e.g. earlier `--set` variations) were left out."""
+    groups: dict[str, list[tuple[float, Path]]] = {}
+    for manifest_path in sorted(exp_dir.rglob("manifest.json")):
+        if rundir.is_complete(manifest_path.parent):
+            m = rundir.read_json(manifest_path)
+            groups.setdefault(m.get("experiment_key", ""), []).append(
+                (m.get("finished", 0.0), manifest_path.parent))
+    if not groups:
+        raise UsageError(f"no complete run under {exp_dir}")
+    latest = max(groups.values(), key=lambda runs: max(t for t, _ in runs))
+    skipped = sum(len(runs) for runs in groups.values()) - len(latest)
+    return [d for _, d in latest], skipped
+
+
+def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame:
+    """Every eval row of the given runs (default: `select_runs(exp_dir)`), complete ones only."""
+    if run_dirs is None:
+        run_dirs, _ = select_runs(exp_dir)
     rows = []
-    for manifest in sorted(exp_dir.rglob("manifest.json")):
-        if rundir.is_complete(manifest.parent):
-            rows += rundir.read_jsonl(manifest.parent / "eval.jsonl")
+    for d in run_dirs:
+        if rundir.is_complete(d):
+            rows += rundir.read_jsonl(d / "eval.jsonl")
     if not rows:
         raise UsageError(f"no complete run under {exp_dir}")
     return pd.DataFrame(rows)
@@ -159,9 +177,9 @@ def _markdown_table(shown: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_report(exp_dir: Path) -> Path:
+def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
     """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
-    df = load_eval(exp_dir)
+    df = load_eval(exp_dir, run_dirs)
     table = summarize(df)
     table.to_csv(exp_dir / "summary.csv", index=False)
     plot(df, table, exp_dir / "report.png")

@@ -54,9 +54,13 @@ def run_experiment(cfg: ExperimentConfig, out: Path, executor: str = "auto",
     """Train every run of the experiment that is not complete yet; return all run folders."""
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {EXECUTORS}, got {executor!r}")
+    if workers < 0:
+        raise UsageError(f"--workers must be at least 0, got {workers}")
     runs = expand(cfg)
     dirs = [run_dir(out, r) for r in runs]
     pending = [(r, d) for r, d in zip(runs, dirs, strict=True) if not rundir.is_complete(d)]
+    if not pending:
+        return dirs
     slots, gpus = _slots()
     n_workers = min(len(pending), workers or slots)
     if executor == "inline" or (executor == "auto" and n_workers < 2):
@@ -68,7 +72,8 @@ def run_experiment(cfg: ExperimentConfig, out: Path, executor: str = "auto",
     threads = max(1, (os.cpu_count() or 1) // max(1, n_workers)) if gpus is None else 4
     # spawn, not fork: forking a process that already runs torch threads can deadlock
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(n_workers, mp_context=context) as pool:
+    # one task per worker process: a fresh process per run, so each one's GPU pinning holds
+    with ProcessPoolExecutor(n_workers, mp_context=context, max_tasks_per_child=1) as pool:
         futures = [pool.submit(_work, run, d, threads,
                                gpus[i % len(gpus)] if gpus else None, i % n_workers, progress)
                    for i, (run, d) in enumerate(pending)]

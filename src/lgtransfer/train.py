@@ -45,9 +45,9 @@ def make_mixture(group: list[GroupTask], eval_n: int, eval_seed: int) -> Mixture
 def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int) -> dict:
     """Lengths to evaluate per task: the explicit list, else min length .. max_length."""
     out = {}
-    for spec, task in zip(mixture.specs, mixture.tasks, strict=True):
-        wanted = lengths or range(task.min_length, max(max_length, spec.max_length) + 1)
-        out[spec.task] = [n for n in wanted if task.min_length <= n <= task.max_length]
+    for task in mixture.tasks:
+        wanted = lengths or range(task.min_length, max_length + 1)
+        out[task.name] = [n for n in wanted if task.min_length <= n <= task.max_length]
     return out
 
 
@@ -158,26 +158,31 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     mixture = make_mixture(run.group, cfg.eval.n, cfg.eval.seed)
-    lengths = eval_lengths(mixture, cfg.eval.lengths, cfg.eval.max_length)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_yaml(run_dir / "config.yaml", run.resolved())
-    manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
-                "variant": run.variant, "seed": run.seed, "started": rundir.now(),
-                **rundir.environment(str(device))}
+    # every variant is evaluated up to the longest training length of the whole group, so the
+    # baseline and the with-aux run cover the same lengths
+    longest = max([cfg.eval.max_length] + [t.max_length for t in cfg.group])
+    lengths = eval_lengths(mixture, cfg.eval.lengths, longest)
 
     ckpt_dir = run_dir / "checkpoints"
     resume_file = ckpt_dir / "resume.pt"
     start = 0
     if resume_file.exists():
-        state = torch.load(resume_file, weights_only=False)
+        state = torch.load(resume_file, map_location="cpu", weights_only=False)
         start = state["step"]
         model = load_model(ckpt_dir / f"step-{start}")
-        manifest["resumed_from_step"] = start
     elif cfg.model.init:
         model = load_model(cfg.model.init)
     else:
         model = build_model(cfg.model, run.seed)
     model.to(device).train()
+    # the folder appears only once the model is in hand: bad input leaves nothing behind
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_yaml(run_dir / "config.yaml", run.resolved())
+    manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
+                "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
+                "started": rundir.now(), **rundir.environment(str(device))}
+    if start:
+        manifest["resumed_from_step"] = start
     rundir.write_json(run_dir / "manifest.json", manifest)
     for log in ("metrics.jsonl", "eval.jsonl"):
         rundir.truncate_jsonl(run_dir / log, start)
