@@ -26,16 +26,25 @@ def as_tensors(batch: SeqBatch, device: torch.device) -> tuple[torch.Tensor, tor
     return tokens, mask
 
 
+def scored_logits(model: torch.nn.Module, tokens: torch.Tensor,
+                  mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, V) at the N positions that predict a scored token, and those tokens (N,).
+
+    Token t is predicted at position t - 1; the LM head runs at those positions only. Right
+    padding is harmless under causal attention, so no attention mask is needed.
+    """
+    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D)
+    scored = mask[:, 1:]
+    return model.lm_head(hidden[:, :-1][scored]), tokens[:, 1:][scored]
+
+
 @torch.no_grad()
 def teacher_forced_correct(model: torch.nn.Module, tokens: torch.Tensor,
                            mask: torch.Tensor) -> torch.Tensor:
     """(B,) bool: every scored token is the argmax given the true prefix."""
-    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D); right padding is harmless
-    scored = mask[:, 1:]  # token t is predicted at position t - 1
-    logits = model.lm_head(hidden[:, :-1][scored])  # (N, V) at scored positions only
-    hit = logits.argmax(-1) == tokens[:, 1:][scored]
-    wrong = torch.zeros_like(scored)
-    wrong[scored] = ~hit
+    logits, targets = scored_logits(model, tokens, mask)
+    wrong = torch.zeros_like(mask[:, 1:])
+    wrong[mask[:, 1:]] = logits.argmax(-1) != targets
     return ~wrong.any(dim=1)
 
 

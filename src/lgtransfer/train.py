@@ -27,7 +27,7 @@ from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import GroupTask, RunSpec, TrainConfig
 from lgtransfer.errors import UsageError
-from lgtransfer.evaluate import evaluate
+from lgtransfer.evaluate import evaluate, scored_logits
 from lgtransfer.mixture import Mixture, SeqBatch, TaskSpec
 from lgtransfer.model import build_model, load_model
 from lgtransfer.tasks import get_task
@@ -113,12 +113,9 @@ def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
 
 
 def masked_loss(model: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Summed cross-entropy over the trained tokens (token t predicted at position t - 1)."""
-    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D)
-    scored = mask[:, 1:]
-    logits = model.lm_head(hidden[:, :-1][scored])  # (N, V)
-    return torch.nn.functional.cross_entropy(logits.float(), tokens[:, 1:][scored],
-                                             reduction="sum")
+    """Summed cross-entropy over the trained tokens (target and EOS)."""
+    logits, targets = scored_logits(model, tokens, mask)
+    return torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum")
 
 
 def length_buckets(batch: SeqBatch, buckets: int) -> list[tuple[np.ndarray, np.ndarray]]:
