@@ -27,7 +27,7 @@ from lgtransfer.evaluate import evaluate
 from lgtransfer.mixture import SeqBatch
 from lgtransfer.model import ModelConfig, build_model
 from lgtransfer.tasks import get_task
-from lgtransfer.train import eval_lengths, length_buckets, make_mixture, masked_loss, step_batch
+from lgtransfer.train import eval_lengths, make_mixture, step_batch, train_step
 
 G1 = [GroupTask("reverse_add", "main", 16), GroupTask("no_carry", "aux", 32),
       GroupTask("carry_only", "aux", 32)]
@@ -73,15 +73,7 @@ def time_training(model, batches, device, buckets: int, compiled: bool) -> float
             if cuda:
                 torch.cuda.synchronize()
             t0, tokens = time.perf_counter(), 0
-        opt.zero_grad(set_to_none=True)
-        n_scored = int(batch.loss_mask[:, 1:].sum())
-        for t_np, m_np in length_buckets(batch, buckets):
-            t = torch.from_numpy(t_np).to(device, non_blocking=True)
-            m = torch.from_numpy(m_np).to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                (masked_loss(model, t, m) / n_scored).backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        train_step(model, opt, batch, device, buckets, 1.0)
         tokens += int(batch.seq_len.sum())
     if cuda:
         torch.cuda.synchronize()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -130,6 +131,24 @@ def length_buckets(batch: SeqBatch, buckets: int) -> list[tuple[np.ndarray, np.n
     return out
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: SeqBatch,
+               device: torch.device, buckets: int, grad_clip: float) -> tuple[torch.Tensor, ...]:
+    """One optimizer step on a batch (bf16 autocast on CUDA); returns the loss and grad norm."""
+    optimizer.zero_grad(set_to_none=True)
+    n_scored = int(batch.loss_mask[:, 1:].sum())
+    loss = torch.zeros((), device=device)
+    for tokens_np, mask_np in length_buckets(batch, buckets):
+        tokens = torch.from_numpy(tokens_np).to(device, non_blocking=True)
+        mask = torch.from_numpy(mask_np).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            part = masked_loss(model, tokens, mask) / n_scored
+        part.backward()
+        loss += part.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss, grad_norm
+
+
 def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec) -> None:
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
@@ -140,8 +159,6 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec) -> None:
         "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
     })
     if path.exists():
-        import shutil
-
         shutil.rmtree(path)
     tmp.rename(path)
 
@@ -220,18 +237,8 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
                desc=f"{cfg.name}/{run.variant}/seed{run.seed}", dynamic_ncols=True)
     t_start, tokens_seen = time.perf_counter(), 0
     for step, batch in enumerate(stream, start=start):
-        optimizer.zero_grad(set_to_none=True)
-        n_scored = int(batch.loss_mask[:, 1:].sum())
-        loss = torch.zeros((), device=device)
-        for tokens_np, mask_np in length_buckets(batch, tcfg.buckets):
-            tokens = torch.from_numpy(tokens_np).to(device, non_blocking=True)
-            mask = torch.from_numpy(mask_np).to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                part = masked_loss(model, tokens, mask) / n_scored
-            part.backward()
-            loss += part.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        optimizer.step()
+        loss, grad_norm = train_step(model, optimizer, batch, device, tcfg.buckets,
+                                     tcfg.grad_clip)
         scheduler.step()
         tokens_seen += int(batch.seq_len.sum())
         done = step + 1
