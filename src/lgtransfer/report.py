@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import html
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -171,21 +173,70 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     return shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
 
 
-def _markdown_table(shown: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+def markdown_table(shown: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(str(c) for c in shown.columns) + " |",
+             "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(False)]
     return "\n".join(lines)
 
 
-def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
-    """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
+@dataclass
+class Section:
+    """One part of a report: a heading, Markdown text, PNG figures (files in the report's folder)
+    and tables. `render` turns a list of them into report.md and a self-contained report.html."""
+
+    title: str
+    text: str = ""
+    figures: list[Path] = field(default_factory=list)
+    tables: list[pd.DataFrame] = field(default_factory=list)
+
+
+def _inline_markdown(text: str) -> str:
+    """The little Markdown our texts use (**bold**, `code`), as HTML."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def render(title: str, sections: list[Section], out_dir: Path, stem: str = "report") -> Path:
+    """Write `stem.md` and a self-contained `stem.html` (figures embedded) into `out_dir`."""
+    md = [f"# {title}"]
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for i, sec in enumerate(sections):
+        if sec.title and (i or len(sections) > 1):
+            md.append(f"## {sec.title}")
+            body.append(f"<h2>{html.escape(sec.title)}</h2>")
+        for para in filter(None, sec.text.split("\n\n")):
+            md.append(para)
+            body.append(f"<p>{_inline_markdown(para)}</p>")
+        for fig in sec.figures:
+            rel = fig.relative_to(out_dir) if fig.is_relative_to(out_dir) else fig
+            md.append(f"![{fig.stem}]({rel.as_posix()})")
+            png = base64.b64encode(fig.read_bytes()).decode()
+            body.append(f"<img alt='{html.escape(fig.stem)}' style='max-width:100%' "
+                        f"src='data:image/png;base64,{png}'>")
+        for table in sec.tables:
+            md.append(markdown_table(table))
+            body.append(table.to_html(index=False, border=0))
+    rundir.write_atomic(out_dir / f"{stem}.md", "\n\n".join(md) + "\n")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+            "padding:4px 8px;text-align:right}</style></head><body>"
+            + "\n".join(body) + "</body></html>")
+    rundir.write_atomic(out_dir / f"{stem}.html", page)
+    return out_dir / f"{stem}.md"
+
+
+def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section:
+    """The accuracy-vs-length figure and per-seed table of one experiment (writes report.png
+    and summary.csv into `exp_dir`)."""
     df = load_eval(exp_dir, run_dirs)
     table = summarize(df)
     table.to_csv(exp_dir / "summary.csv", index=False)
     plot(df, table, exp_dir / "report.png")
     a = table.attrs
     best = best_seed(table)
-    title = f"Experiment {df.experiment.iloc[0]}"
     intro = (f"Main task **{a['main_task']}** trained up to length {a['l_main']}"
              + (f"; auxiliary {', '.join(a['aux_tasks'])} up to {a['l_aux']}." if a["aux_tasks"]
                 else " alone.")
@@ -194,20 +245,14 @@ def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
              "L; accuracy past main length = mean main-task accuracy on (main length, aux "
              "length]; generalization gap = mean |aux - main| accuracy strictly between the two "
              "training lengths (0 = perfect transfer).")
-    shown = _display(table)
-    md = f"# {title}\n\n{intro}\n\n![accuracy vs length](report.png)\n\n{_markdown_table(shown)}\n"
-    rundir.write_atomic(exp_dir / "report.md", md)
-    png = base64.b64encode((exp_dir / "report.png").read_bytes()).decode()
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-            "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
-            "text-align:right}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(intro).replace('**', '')}</p>"
-            f"<img alt='accuracy vs length' style='max-width:100%' "
-            f"src='data:image/png;base64,{png}'>{shown.to_html(index=False, border=0)}"
-            "</body></html>")
-    rundir.write_atomic(exp_dir / "report.html", page)
-    return exp_dir / "report.md"
+    return Section(f"Experiment {df.experiment.iloc[0]}", intro, [exp_dir / "report.png"],
+                   [_display(table)])
+
+
+def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
+    """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
+    section = experiment_section(exp_dir, run_dirs)
+    return render(section.title, [section], exp_dir)
 
 
 def curves_text(df: pd.DataFrame) -> str:
