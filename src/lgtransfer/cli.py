@@ -99,11 +99,10 @@ def cmd_generate(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from lgtransfer import rundir
+    from lgtransfer import pretrained, rundir
     from lgtransfer import tokenizer as tok
     from lgtransfer.evaluate import greedy_generate
-    from lgtransfer.mixture import to_sequences
-    from lgtransfer.model import load_model
+    from lgtransfer.mixture import map_ids, to_sequences
     from lgtransfer.tasks import get_task
 
     ckpt = Path(args.checkpoint)
@@ -118,12 +117,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
         raise UsageError(f"{ckpt / 'lgt_run.json'} is not a valid run description") from None
     if args.task not in group:
         raise UsageError(f"task {args.task!r} was not trained in this run ({', '.join(group)})")
-    model = load_model(ckpt)
+    source = pretrained.load_checkpoint(ckpt)  # with the id map of a pretrained model
     examples = task.batch(np.random.default_rng(args.seed), np.full(args.count, args.length))
-    seqs = to_sequences(examples, group.index(args.task))
-    generated, correct = greedy_generate(model, seqs, torch.device("cpu"))
+    seqs = map_ids(to_sequences(examples, group.index(args.task)), source.id_map)
+    generated, correct = greedy_generate(source.model, seqs, torch.device("cpu"), source.id_map)
+    eos = tok.EOS if source.id_map is None else int(source.id_map[tok.EOS])
     for ex, ids, ok in zip(examples.examples(), generated, correct, strict=True):
-        prediction = tok.decode(i for i in ids if i != tok.EOS)
+        prediction = pretrained.decode([i for i in ids if i != eos], source.id_map)
         print(json.dumps({"prompt": ex.prompt, "prediction": prediction, "target": ex.target,
                           "correct": bool(ok)}))
 

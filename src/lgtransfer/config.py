@@ -5,7 +5,8 @@ below; every field has a default except the task group. Unknown keys are errors,
 silently runs the default. `--set train.steps=500` parses the value as YAML and rejects a key the
 schema does not have.
 
-An experiment expands into runs: one per (variant, seed). Variant `with_aux` trains the whole
+An experiment expands into runs: one per (variant, seed), and per stage when `model.stages`
+lists pretraining stages (see `stage_model`). Variant `with_aux` trains the whole
 group; `main_only` trains the main task(s) alone, the baseline every claim is measured against.
 Each run is keyed by a hash of its fully resolved config, so a finished run is never redone.
 """
@@ -59,6 +60,7 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch; 0 = torch's default
     buckets: int = 1  # split each batch into this many length buckets (less padding)
     data_workers: int = -1  # processes making batches ahead; -1 = auto (GPU: some, CPU: none)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory
 
 
 @dataclass
@@ -196,6 +198,20 @@ def _check_values(cfg: ExperimentConfig) -> None:
         raise UsageError(f"eval.lengths must be a non-empty list of lengths, got {e.lengths}")
     if len(cfg.group) > 26:
         raise UsageError("a task group holds at most 26 tasks (one marker letter each)")
+    _check_stages(cfg.model)
+
+
+def _check_stages(m: ModelConfig) -> None:
+    if m.stages is None:
+        return
+    if not m.stages or not all(m.stages) or len(set(m.stages)) < len(m.stages):
+        raise UsageError(f"model.stages must be distinct non-empty names, got {m.stages}")
+    if all(s == SCRATCH for s in m.stages):
+        raise UsageError(f"model.stages: '{SCRATCH}' takes its architecture from another stage; "
+                         "list at least one pretrained stage")
+    if m.revision or m.reinit:
+        raise UsageError("model.stages sets the revision of each run; leave model.revision and "
+                         "model.reinit unset")
 
 
 def read_yaml(path: Path) -> Any:
@@ -273,8 +289,9 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
     return parse_experiment(raw, name_or_path)
 
 
-def validate_experiment(cfg: ExperimentConfig) -> None:
-    """Check what parsing cannot: task names, length ranges, the init model folder."""
+def validate_experiment(cfg: ExperimentConfig, check_models: bool = True) -> None:
+    """Check what parsing cannot: task names, length ranges, and (unless `check_models` is
+    false) that every pretrained model the runs start from is on this machine."""
     from lgtransfer.mixture import TaskSpec
     from lgtransfer.tasks import get_task
 
@@ -288,8 +305,13 @@ def validate_experiment(cfg: ExperimentConfig) -> None:
         if cfg.eval.lengths and not any(
                 task.min_length <= n <= task.max_length for n in cfg.eval.lengths):
             raise UsageError(f"eval.lengths has no length that task {t.task!r} can take")
-    if cfg.model.init and not (Path(cfg.model.init) / "config.json").is_file():
-        raise UsageError(f"model.init: no model folder at {cfg.model.init} (config.json missing)")
+    if check_models:
+        from lgtransfer import pretrained
+
+        for stage in cfg.model.stages or [None]:
+            model = stage_model(cfg.model, stage)
+            if model.init:
+                pretrained.check_source(model, [t.task for t in cfg.group])
 
 
 # ----------------------------------------------------------------------------- runs
@@ -302,6 +324,12 @@ class RunSpec:
     experiment: ExperimentConfig
     variant: str
     seed: int
+    stage: str | None = None  # one of `experiment.model.stages`
+
+    @property
+    def model(self) -> ModelConfig:
+        """The model this run starts from (its stage resolved)."""
+        return stage_model(self.experiment.model, self.stage)
 
     @property
     def group(self) -> list[GroupTask]:
@@ -314,6 +342,8 @@ class RunSpec:
             d.pop(key)
         d["group"] = [asdict(t) for t in self.group]
         d["variant"], d["seed"] = self.variant, self.seed
+        if self.stage is not None:
+            d["model"], d["stage"] = asdict(self.model), self.stage
         return d
 
     @property
@@ -331,18 +361,25 @@ class RunSpec:
 
     @property
     def dirname(self) -> str:
-        return f"{self.variant}_seed{self.seed}_{self.key}"
+        stage = "" if self.stage is None else "_" + re.sub(r"[^\w.-]+", "-", self.stage)[-40:]
+        return f"{self.variant}_seed{self.seed}{stage}_{self.key}"
 
 
 # Settings that change how fast a run goes, not what it computes: left out of the run key, so
 # changing them never retrains a finished run.
-EXECUTION_ONLY = ("threads", "data_workers", "compile")
+EXECUTION_ONLY = ("threads", "data_workers", "compile", "gradient_checkpointing")
+# Fields added after runs were made, left out of the key while at their default, so that adding
+# them did not change the key (and redo) any earlier run.
+LATER_FIELDS = {"revision": None, "stages": None, "reinit": False}
 
 
 def _result_fields(d: dict) -> dict:
     d = copy.deepcopy(d)
     for key in EXECUTION_ONLY:
-        d["train"].pop(key)
+        d["train"].pop(key, None)
+    for key, default in LATER_FIELDS.items():
+        if d["model"].get(key, default) == default:
+            d["model"].pop(key, None)
     return d
 
 
@@ -352,5 +389,34 @@ def _hash(d: dict) -> str:
 
 
 def expand(cfg: ExperimentConfig) -> list[RunSpec]:
-    return [RunSpec(copy.deepcopy(cfg), variant, seed)
+    return [RunSpec(copy.deepcopy(cfg), variant, seed, stage)
+            for stage in cfg.model.stages or [None]
             for variant in cfg.variants() for seed in cfg.seeds]
+
+
+# ----------------------------------------------------------------------------- stages
+
+SCRATCH = "scratch"
+
+
+def stage_model(m: ModelConfig, stage: str | None) -> ModelConfig:
+    """The model of one stage of a pretraining-stage sweep (`model.stages`).
+
+    With `model.init` set, a stage is a revision of it: a branch of a Hugging Face repo
+    (`step-160000`) or a subfolder of a local folder (`step-500` of an `lgt pretrain` output).
+    Without it, a stage is a model folder or id itself, `ID@REVISION` naming a revision.
+    `scratch` is the from-scratch control: the first pretrained stage's architecture and
+    tokenizer with fresh random weights, so that only the pretraining differs.
+    """
+    if stage is None:
+        return m
+    if stage == SCRATCH:
+        first = next(s for s in m.stages or [] if s != SCRATCH)
+        return dataclasses.replace(stage_model(m, first), reinit=True)
+    if m.init:
+        init, revision = m.init, stage
+    else:
+        init, at, revision = stage.rpartition("@")
+        if not at or not revision or "/" in revision:
+            init, revision = stage, ""
+    return dataclasses.replace(m, init=init, revision=revision or None, stages=None)

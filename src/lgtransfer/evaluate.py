@@ -89,21 +89,24 @@ def evaluate(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, Sequen
 
 
 @torch.no_grad()
-def greedy_generate(model: torch.nn.Module, batch: SeqBatch,
-                    device: torch.device) -> tuple[list[list[int]], np.ndarray]:
+def greedy_generate(model: torch.nn.Module, batch: SeqBatch, device: torch.device,
+                    id_map: np.ndarray | None = None) -> tuple[list[list[int]], np.ndarray]:
     """Real greedy decoding with a KV cache, one example at a time.
 
     Each example starts from `[BOS] markers prompt markers`; at every target position the model's
     argmax is appended, except at unscored positions (MQAR queries), which are teacher-forced.
     Decoding stops after EOS or at the target's length plus one. Returns the generated ids and
-    whether each equals its target followed by EOS.
+    whether each equals its target followed by EOS. A batch in a pretrained model's ids comes
+    with the `id_map` that made it (`mixture.map_ids`).
     """
+    eos = tok.EOS if id_map is None else int(id_map[tok.EOS])
+    markers = None if id_map is None else id_map[tok.MARKER_OFFSET : tok.VOCAB_SIZE]
     model.eval()
     outputs, correct = [], np.zeros(len(batch), dtype=bool)
     for i in range(len(batch)):
         seq = batch.tokens[i, : batch.seq_len[i]]
         scored = batch.loss_mask[i, : batch.seq_len[i]]
-        start = _target_start(batch.tokens[i], batch.seq_len[i])
+        start = _target_start(batch.tokens[i], batch.seq_len[i], markers)
         ids = torch.tensor(seq[:start], device=device)[None]
         out = model(input_ids=ids, use_cache=True)
         past, generated = out.past_key_values, []
@@ -111,7 +114,7 @@ def greedy_generate(model: torch.nn.Module, batch: SeqBatch,
             pred = int(out.logits[0, -1].argmax())
             nxt = pred if t >= len(seq) or scored[t] else int(seq[t])
             generated.append(nxt)
-            if nxt == tok.EOS and (t >= len(seq) or scored[t]):
+            if nxt == eos and (t >= len(seq) or scored[t]):
                 break
             out = model(input_ids=torch.tensor([[nxt]], device=device), past_key_values=past,
                         use_cache=True)
@@ -121,9 +124,10 @@ def greedy_generate(model: torch.nn.Module, batch: SeqBatch,
     return outputs, correct
 
 
-def _target_start(tokens: np.ndarray, seq_len: int) -> int:
+def _target_start(tokens: np.ndarray, seq_len: int, markers: np.ndarray | None = None) -> int:
     """Index of the first target token: just after the second run of markers."""
-    is_marker = tokens[:seq_len] >= tok.MARKER_OFFSET
+    is_marker = (tokens[:seq_len] >= tok.MARKER_OFFSET if markers is None
+                 else np.isin(tokens[:seq_len], markers))
     runs = np.flatnonzero(is_marker)
     return int(runs[-1]) + 1
 

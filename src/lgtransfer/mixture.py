@@ -12,13 +12,16 @@ the two operands' digit counts independently). Evaluation sets are a pure functi
 (evaluation seed, task, length): identical for every model seed and every group the task is in.
 Wherever the example space is large enough for it to mean something, evaluation prompts are kept
 out of training.
+
+A pretrained model reads its own token ids: a mixture given an `id_map` (`pretrained.py`)
+translates every batch it hands out, and nothing downstream changes.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,6 +108,18 @@ def to_sequences(batch: TaskBatch, task_index: int) -> SeqBatch:
     return SeqBatch(tokens, mask.astype(bool), seq_len, np.full(n, task_index), batch.length)
 
 
+def map_ids(batch: SeqBatch, id_map: np.ndarray | None) -> SeqBatch:
+    """The batch in another model's token ids (`pretrained.build_id_map`); masks, lengths and
+    layout unchanged. A -1 in the map marks a character that model cannot read as one token."""
+    if id_map is None:
+        return batch
+    tokens = id_map[batch.tokens]
+    if tokens.min() < 0:
+        bad = tok.decode(np.unique(batch.tokens[tokens < 0]))
+        raise UsageError(f"the pretrained tokenizer has no single token for {bad!r}")
+    return replace(batch, tokens=tokens)
+
+
 def prompt_hashes(batch: TaskBatch) -> np.ndarray:
     """(B,) uint64 hash of each prompt, independent of padding width."""
     width = batch.prompt.shape[1]
@@ -123,7 +138,8 @@ def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
 class Mixture:
     """A task group with its fixed evaluation sets."""
 
-    def __init__(self, specs: Sequence[TaskSpec], eval_n: int = 1024, eval_seed: int = 0):
+    def __init__(self, specs: Sequence[TaskSpec], eval_n: int = 1024, eval_seed: int = 0,
+                 id_map: np.ndarray | None = None):
         if not specs:
             raise UsageError("a task group needs at least one task")
         for spec in specs:
@@ -135,6 +151,7 @@ class Mixture:
         self.specs = list(specs)
         self.tasks = [get_task(s.task) for s in specs]
         self.eval_n, self.eval_seed = eval_n, eval_seed
+        self.id_map = id_map  # our ids -> a pretrained model's ids (None: our own vocabulary)
         weights = np.array([s.weight for s in specs], dtype=float)
         self.weights = weights / weights.sum()
         self._eval_cache: dict[tuple[str, int], TaskBatch] = {}
@@ -155,7 +172,7 @@ class Mixture:
             to_sequences(self._train_examples(rng, i, int(c)), i)
             for i, c in enumerate(counts) if c > 0
         ]
-        return SeqBatch.concat(parts)
+        return map_ids(SeqBatch.concat(parts), self.id_map)
 
     def _train_examples(self, rng: np.random.Generator, i: int, count: int) -> TaskBatch:
         spec, task = self.specs[i], self.tasks[i]
@@ -187,7 +204,8 @@ class Mixture:
         return self._eval_cache[key]
 
     def eval_set(self, task_name: str, length: int) -> SeqBatch:
-        return to_sequences(self.eval_examples(task_name, length), self.index(task_name))
+        return map_ids(to_sequences(self.eval_examples(task_name, length), self.index(task_name)),
+                       self.id_map)
 
 
 def fixed_eval_set(task_name: str, length: int, n: int, seed: int) -> TaskBatch:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 from lgtransfer import tokenizer as tok
@@ -39,12 +39,19 @@ class ModelConfig:
     rope_theta: float = 1e5
     pos_encoding: str = "rope"  # rope | nope
     max_positions: int = 1024
-    init: str | None = None  # a local Hugging Face model folder to start from instead
+    # Start from a pretrained model instead (`pretrained.py`): a local folder or a model id in
+    # the local Hugging Face cache. The fields above then do not apply.
+    init: str | None = None
+    revision: str | None = None  # of `init`: a Hub branch/tag/commit, or a subfolder of a folder
+    stages: list[str] | None = None  # a pretraining-stage sweep: one run per stage (config.py)
+    reinit: bool = False  # `init`'s architecture and tokenizer with fresh random weights
 
     def validate(self) -> None:
         if self.pos_encoding not in POS_ENCODINGS:
             raise UsageError(f"model.pos_encoding must be one of {POS_ENCODINGS}, "
                              f"got {self.pos_encoding!r}")
+        if self.init is None and (self.revision or self.reinit):
+            raise UsageError("model.revision and model.reinit need model.init")
         if self.d_model % self.n_head:
             raise UsageError(f"model.d_model {self.d_model} is not divisible by "
                              f"model.n_head {self.n_head}")
@@ -86,7 +93,7 @@ class NoRotation(nn.Module):
                 torch.zeros(shape, dtype=x.dtype, device=x.device))
 
 
-def apply_pos_encoding(model: LlamaForCausalLM, pos_encoding: str) -> LlamaForCausalLM:
+def apply_pos_encoding(model: PreTrainedModel, pos_encoding: str) -> PreTrainedModel:
     if pos_encoding == "nope":
         rotation = NoRotation()
         rotation.head_dim = model.config.hidden_size // model.config.num_attention_heads
@@ -103,15 +110,17 @@ def build_model(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
     return apply_pos_encoding(model, cfg.pos_encoding)
 
 
-def load_model(path: str | Path, attn_implementation: str | None = None) -> LlamaForCausalLM:
-    """A checkpoint saved by lgtransfer (or any Llama folder), its position encoding restored."""
+def load_model(path: str | Path, attn_implementation: str | None = None) -> PreTrainedModel:
+    """A checkpoint saved by lgtransfer (or any Hugging Face causal LM folder, a Llama for the
+    head analysis), its position encoding restored. Never touches the network."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise UsageError(f"no model checkpoint at {path} (config.json missing)")
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     # fp32 weights whatever the checkpoint's dtype: training keeps fp32 master weights and
     # evaluation runs in fp32 (PAPER.md §6)
-    model = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True,
+                                                 **kwargs)
     return apply_pos_encoding(model, getattr(model.config, "lgt_pos_encoding", "rope"))
 
 

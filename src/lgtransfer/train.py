@@ -7,6 +7,10 @@ those positions. On a GPU: bf16 autocast and `torch.compile`; on a CPU: plain fp
 
 Resuming: `checkpoints/resume.pt` names the last complete checkpoint and holds the optimizer,
 scheduler and step; logs past that step are dropped and written again.
+
+A run whose `model.init` names a pretrained model starts from it (`pretrained.py`): the mixture
+then hands out batches in that model's token ids, and checkpoints carry its extended tokenizer
+and the id map.
 """
 
 from __future__ import annotations
@@ -24,23 +28,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgtransfer import rundir
+from lgtransfer import pretrained, rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import GroupTask, RunSpec, TrainConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import evaluate, scored_logits
 from lgtransfer.mixture import Mixture, SeqBatch, TaskSpec
-from lgtransfer.model import build_model, load_model
+from lgtransfer.model import build_model
 from lgtransfer.tasks import get_task
 
 # ----------------------------------------------------------------------------- set-up
 
 
-def make_mixture(group: list[GroupTask], eval_n: int, eval_seed: int) -> Mixture:
+def make_mixture(group: list[GroupTask], eval_n: int, eval_seed: int,
+                 id_map: np.ndarray | None = None) -> Mixture:
     specs = [TaskSpec(t.task, t.role,
                       t.min_length if t.min_length is not None else get_task(t.task).min_length,
                       t.max_length, t.weight) for t in group]
-    return Mixture(specs, eval_n=eval_n, eval_seed=eval_seed)
+    return Mixture(specs, eval_n=eval_n, eval_seed=eval_seed, id_map=id_map)
 
 
 def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int) -> dict:
@@ -112,6 +117,10 @@ def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
 
 # ----------------------------------------------------------------------------- one run
 
+# What the manifest of a run from a pretrained model records about it (`pretrained.Source.info`).
+PRETRAINED_KEYS = ("init", "revision", "model_commit", "reinit", "weights_sha256",
+                   "embedding_rows_added")
+
 
 def masked_loss(model: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Summed cross-entropy over the trained tokens (target and EOS)."""
@@ -149,15 +158,21 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
     return loss, grad_norm
 
 
-def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec) -> None:
+def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
+                    source: pretrained.Source | None = None) -> None:
+    """A Hugging Face folder with the tokenizer the model reads (a pretrained model's own,
+    extended, with the id map in `lgt_run.json`; else ours)."""
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
-    if not run.experiment.model.init:  # a pretrained model keeps its own tokenizer
-        tok.hf_tokenizer().save_pretrained(tmp)
-    rundir.write_json(tmp / "lgt_run.json", {
-        "experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
-        "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
-    })
+    tokenizer = source.tokenizer if source and source.tokenizer is not None else None
+    (tokenizer or tok.hf_tokenizer()).save_pretrained(tmp)
+    meta = {"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
+            "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed}
+    if run.stage is not None:
+        meta["stage"] = run.stage
+    if source and source.id_map is not None:
+        meta["id_map"] = source.id_map.tolist()
+    rundir.write_json(tmp / "lgt_run.json", meta)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
@@ -171,30 +186,38 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     device = pick_device(tcfg.device)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    mixture = make_mixture(run.group, cfg.eval.n, cfg.eval.seed)
+    ckpt_dir = run_dir / "checkpoints"
+    resume_file = ckpt_dir / "resume.pt"
+    start, source = 0, None
+    if resume_file.exists():
+        state = torch.load(resume_file, map_location="cpu", weights_only=False)
+        start = state["step"]
+        source = pretrained.load_checkpoint(ckpt_dir / f"step-{start}")
+    elif run.model.init:
+        source = pretrained.load_source(run.model, run.seed, [t.task for t in cfg.group])
+    model = source.model if source else build_model(run.model, run.seed)
+    id_map = source.id_map if source else None
+    mixture = make_mixture(run.group, cfg.eval.n, cfg.eval.seed, id_map)
     # every variant is evaluated up to the longest training length of the whole group, so the
     # baseline and the with-aux run cover the same lengths
     longest = max([cfg.eval.max_length] + [t.max_length for t in cfg.group])
     lengths = eval_lengths(mixture, cfg.eval.lengths, longest)
-
-    ckpt_dir = run_dir / "checkpoints"
-    resume_file = ckpt_dir / "resume.pt"
-    start = 0
-    if resume_file.exists():
-        state = torch.load(resume_file, map_location="cpu", weights_only=False)
-        start = state["step"]
-        model = load_model(ckpt_dir / f"step-{start}")
-    elif cfg.model.init:
-        model = load_model(cfg.model.init)
-    else:
-        model = build_model(cfg.model, run.seed)
     model.to(device).train()
+    if tcfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
     # the folder appears only once the model is in hand: bad input leaves nothing behind
     run_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_yaml(run_dir / "config.yaml", run.resolved())
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
                 "started": rundir.now(), **rundir.environment(str(device))}
+    if run.stage is not None:
+        manifest["stage"] = run.stage
+    if run.model.init:  # where the weights came from (kept from the first start on resume)
+        old = rundir.read_json(run_dir / "manifest.json") if start else {}
+        info = source.info if not start else {k: old.get(k) for k in PRETRAINED_KEYS}
+        manifest.update({k: info.get(k) for k in PRETRAINED_KEYS})
     if start:
         manifest["resumed_from_step"] = start
     rundir.write_json(run_dir / "manifest.json", manifest)
@@ -219,10 +242,13 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
                  "task": r["task"], "role": roles[r["task"]][0],
                  "train_max_length": roles[r["task"]][1], "length": r["length"], "n": r["n"],
                  "accuracy": r["accuracy"]} for r in evaluate(model, mixture, lengths, device)]
+        if run.stage is not None:
+            for row in rows:
+                row["stage"] = run.stage
         rundir.append_jsonl(run_dir / "eval.jsonl", rows)
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(model, ckpt_dir / f"step-{step}", run)
+        save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
         tmp = ckpt_dir / "resume.pt.tmp"
         torch.save({"step": step, "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict()}, tmp)
