@@ -128,6 +128,24 @@ def cmd_generate(args: argparse.Namespace) -> None:
                           "correct": bool(ok)}))
 
 
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lgtransfer.pretrain import config_from_args, pretrain
+
+    cfg = config_from_args(args.size, steps=args.steps, stages=args.stages,
+                           save_every=args.save_every, seq_len=args.seq_len,
+                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           corpus_mb=args.corpus_mb)
+    if args.save_every is None and args.stages is not None:
+        cfg.save_every = 0
+    out = Path(args.out or f"runs/pretrain-{args.size}")
+    pretrain(cfg, out, args.corpus, device_name=args.device, progress=not args.quiet)
+    steps = ", ".join(f"step-{s}" for s in cfg.stage_steps())
+    print(f"checkpoints in {out}: {steps}\nfine-tune them with model.init: {out} and "
+          f"model.stages: [{steps}, scratch]")
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -168,6 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("pretrain", help="train a small Llama language model on offline text, "
+                       "saving checkpoints along the way (a pretraining ladder)")
+    p.add_argument("--size", default="small", help="tiny | quick | small (default: small, "
+                   "the paper's model, for a GPU; quick: a CPU ladder)")
+    p.add_argument("--corpus", nargs="+", metavar="PATH",
+                   help="text files or folders (default: the Python standard library's docs "
+                   "and sources)")
+    p.add_argument("--corpus-mb", type=float, help="cap on the corpus size, in MB")
+    p.add_argument("--out", help="output folder (default: runs/pretrain-SIZE)")
+    p.add_argument("--steps", type=int)
+    stages = p.add_mutually_exclusive_group()
+    stages.add_argument("--stages", type=int,
+                        help="N checkpoints at doubling steps, the last at --steps")
+    stages.add_argument("--save-every", type=int, help="a checkpoint every N steps")
+    p.add_argument("--seq-len", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_pretrain)
 
     return parser
 

@@ -50,9 +50,14 @@ def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def run_columns(df: pd.DataFrame) -> list[str]:
+    """The columns that tell runs apart (with `stage` in a pretraining-stage sweep)."""
+    return ["experiment", "variant", "seed"] + (["stage"] if "stage" in df else [])
+
+
 def final_curves(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of each run's last evaluated step only."""
-    last = df.groupby(["experiment", "variant", "seed"])["step"].transform("max")
+    last = df.groupby(run_columns(df))["step"].transform("max")
     return df[df["step"] == last]
 
 
@@ -250,8 +255,11 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
 
 
 def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
-    """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
-    section = experiment_section(exp_dir, run_dirs)
+    """Write report.png, report.md, report.html and summary.csv for one experiment folder (a
+    pretraining-stage sweep: its figures and stages.csv instead)."""
+    from lgtransfer.stages import stages_section
+
+    section = stages_section(exp_dir, run_dirs) or experiment_section(exp_dir, run_dirs)
     return render(section.title, [section], exp_dir)
 
 
@@ -259,8 +267,15 @@ def curves_text(df: pd.DataFrame) -> str:
     """Plain-text accuracy per length of every final curve (for the terminal)."""
     final = final_curves(df)
     lines = []
-    for (variant, seed, task), sel in final.groupby(["variant", "seed", "task"]):
+    keys = ["variant", "seed", "task"]
+    if "stage" in final:  # a pretraining-stage sweep: one block per stage, in pretraining order
+        from lgtransfer.stages import stage_position
+
+        final = final.assign(stage_position=final.stage.map(stage_position))
+        keys = ["stage_position", "stage", *keys]
+    for (*stage, variant, seed, task), sel in final.groupby(keys):
         sel = sel.sort_values("length")
         accs = " ".join(f"{int(n)}:{a:.2f}" for n, a in zip(sel.length, sel.accuracy, strict=True))
-        lines.append(f"{variant:9s} seed {seed:<3d} {task:14s} {accs}")
+        at = f"{stage[1]:14s} " if stage else ""
+        lines.append(f"{at}{variant:9s} seed {seed:<3d} {task:14s} {accs}")
     return "\n".join(lines)
