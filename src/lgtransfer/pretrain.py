@@ -48,7 +48,7 @@ class PretrainConfig:
     vocab_size: int = 4096
     seq_len: int = 256
     batch_size: int = 128
-    steps: int = 6000
+    steps: int = 4000
     stages: int = 5  # checkpoints at steps/2**(stages-1), ..., steps/2, steps
     save_every: int = 0  # instead: a checkpoint every this many steps (and at the end)
     lr: float = 1e-3

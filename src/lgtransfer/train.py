@@ -204,7 +204,10 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     lengths = eval_lengths(mixture, cfg.eval.lengths, longest)
     model.to(device).train()
     if tcfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
         model.config.use_cache = False
     # the folder appears only once the model is in hand: bad input leaves nothing behind
     run_dir.mkdir(parents=True, exist_ok=True)
