@@ -81,8 +81,9 @@ def resolve(init: str, revision: str | None = None) -> tuple[Path, str | None]:
         if cached is None:
             raise UsageError(
                 f"model.init: no model folder at {init}, and no {init!r} in the local Hugging "
-                f"Face cache (download it where there is a network, e.g. `hf download {init}"
-                + (f" --revision {revision}" if revision else "") + "`)") from None
+                f"Face cache (download it where there is a network: `hf download {init}"
+                + (f" --revision {revision}" if revision else "")
+                + "`; or make a local ladder with `lgt pretrain`)") from None
         raise UsageError(f"model.revision {revision!r} of {init!r} is not in the local Hugging "
                          f"Face cache (cached: {', '.join(cached) or 'none'})") from None
     if not (snapshot / "config.json").is_file():
