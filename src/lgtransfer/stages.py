@@ -124,6 +124,10 @@ def plot_stages(summary: pd.DataFrame, rows: pd.DataFrame, path: Path, title: st
             ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.03, 1.03)
+    for length in sorted(rows.train_max_length.unique()):  # generalizing = above this line
+        axes[1].axhline(int(length), color="gray", ls=":", lw=1)
+    top = max(float(rows.max_generalized_length.max()), float(rows.train_max_length.max()))
+    axes[1].set_ylim(0, top * 1.1 + 1)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{title}: fine-tuned from each pretraining stage (dashed: from scratch)")
     fig.tight_layout()
