@@ -366,3 +366,32 @@ def test_map_ids_refuses_an_unmappable_character():
     id_map[tok.char_id("a"): tok.char_id("z") + 1] = -1
     with pytest.raises(UsageError, match="no single token"):
         map_ids(mixture.eval_set("copy", 30), id_map)
+
+
+def test_an_interrupted_fine_tune_resumes_with_its_map(lm, tmp_path, monkeypatch):
+    import lgtransfer.train as train_mod
+
+    exp = write_experiment(tmp_path / "r.yaml", model={"init": str(lm)},
+                           train={"steps": 4, "checkpoint_every": 2, "eval_every": 2})
+    run = expand(load_experiment(str(exp)))[0]
+    real = train_mod.step_batch
+
+    def dies_at_3(mixture, seed, step, size):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(mixture, seed, step, size)
+
+    monkeypatch.setattr(train_mod, "step_batch", dies_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_mod.train_run(run, tmp_path / "run", progress=False)
+    monkeypatch.setattr(train_mod, "step_batch", real)
+    train_mod.train_run(run, tmp_path / "run", progress=False)
+    manifest = rundir.read_json(tmp_path / "run" / "manifest.json")
+    assert manifest["status"] == "complete" and manifest["resumed_from_step"] == 2
+    assert manifest["weights_sha256"] == pretrained.weights_sha256(lm)  # the first start's
+    first, last = (pretrained.checkpoint_id_map(tmp_path / "run" / "checkpoints" / f"step-{s}")
+                   for s in (2, 4))
+    assert first is not None and np.array_equal(first, last)
+    rows = rundir.read_jsonl(tmp_path / "run" / "eval.jsonl")
+    assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)  # no duplicates
+    assert len(rows) == 2 * len({(r["task"], r["length"]) for r in rows})  # steps 2 and 4
