@@ -165,7 +165,7 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer = source.tokenizer if source and source.tokenizer is not None else None
-    (tokenizer or tok.hf_tokenizer()).save_pretrained(tmp)
+    (tokenizer if tokenizer is not None else tok.hf_tokenizer()).save_pretrained(tmp)
     meta = {"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
             "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed}
     if run.stage is not None:
