@@ -75,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     report = write_report(out / cfg.name, dirs)
     print(curves_text(load_eval(out / cfg.name, dirs)))
     table = report.read_text().split("\n\n")[-1]  # the per-seed summary table
-    print(f"\n{table}\nreport: {report} (and report.html, report.png, summary.csv)")
+    print(f"\n{table}\nreport: {report} (and report.html; figures and tables beside it)")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

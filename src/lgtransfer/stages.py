@@ -45,8 +45,10 @@ def _curve(sel: pd.DataFrame, task: str) -> dict[int, float]:
 
 
 def stage_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (stage, variant, seed, main task) of the final evaluation."""
+    """One row per (stage, variant, seed, main task) of the final evaluation, with the
+    in-distribution accuracy at the first evaluation too (how fast each stage learns)."""
     final = final_curves(df)
+    first = df[df.step == df.groupby(["stage", "variant", "seed"]).step.transform("min")]
     rows = []
     for (stage, variant, seed), sel in final.groupby(["stage", "variant", "seed"]):
         aux = sel[sel.role == "aux"]
@@ -59,6 +61,11 @@ def stage_rows(df: pd.DataFrame) -> pd.DataFrame:
                    "max_generalized_length": max_generalized_length(curve),
                    "in_dist_acc": mean_accuracy(curve, 0, l_main),
                    "ood_acc": mean_accuracy(curve, l_main)}
+            early = first[(first.stage == stage) & (first.variant == variant) &
+                          (first.seed == seed)]
+            if early.step.iloc[0] < sel.step.iloc[0]:
+                row["first_eval_step"] = int(early.step.iloc[0])
+                row["first_eval_in_dist_acc"] = mean_accuracy(_curve(early, task), 0, l_main)
             if aux_tasks:
                 l_aux = int(aux.train_max_length.max())
                 row["gap"] = generalization_gap(curve, [_curve(sel, t) for t in aux_tasks],
@@ -72,20 +79,29 @@ def stage_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def stage_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Seed means per (stage, variant, task), in pretraining order."""
-    metrics = [c for c in ("max_generalized_length", "ood_acc", "in_dist_acc", "gap")
-               if c in rows]
+    metrics = [c for c in ("max_generalized_length", "ood_acc", "in_dist_acc",
+                           "first_eval_in_dist_acc", "gap") if c in rows]
     keys = ["stage", "variant", "task"]
     out = rows.groupby(keys, sort=False)[metrics].mean().reset_index()
     return out.assign(seeds=rows.groupby(keys, sort=False).seed.count().to_numpy())
 
 
+def _compact(n: int) -> str:
+    for div, unit in ((1_000_000, "M"), (1000, "k")):
+        if n >= div and n % (div // 100) == 0:
+            return f"{n / div:g}{unit}"
+    return str(n)
+
+
 def _x_positions(stages: list[str]) -> tuple[dict[str, float], bool, list[str]]:
-    """x of each pretrained stage, whether to use a log axis, and tick labels."""
+    """x of each pretrained stage, whether to use a log axis (steps that grow geometrically,
+    like a doubling ladder; SmolLM2's are evenly spaced), and tick labels."""
     pretrained = [s for s in stages if s != SCRATCH]
     steps = [stage_step(s) for s in pretrained]
     if all(s is not None and s > 0 for s in steps):
+        ratios = [b / a for a, b in zip(steps, steps[1:], strict=False)]
         xs = dict(zip(pretrained, [float(s) for s in steps], strict=True))
-        return xs, max(steps) / min(steps) >= 8, []
+        return xs, bool(ratios) and min(ratios) >= 1.5, [_compact(s) for s in steps]
     return {s: float(i) for i, s in enumerate(pretrained)}, False, pretrained
 
 
@@ -115,13 +131,15 @@ def plot_stages(summary: pd.DataFrame, rows: pd.DataFrame, path: Path, title: st
             if len(scratch):
                 ax.axhline(float(scratch[metric].iloc[0]), color=color, ls="--", lw=1,
                            label=f"{task} ({variant}), from scratch")
+    named = all(stage_step(s) is None for s in stages if s != SCRATCH)
     for ax, label in zip(axes, ("accuracy past the training length", "max generalized length"),
                          strict=True):
-        ax.set(xlabel="pretraining step" if not ticks else "stage", ylabel=label)
+        ax.set(xlabel="stage" if named else "pretraining step", ylabel=label)
         if log:
             ax.set_xscale("log")
-        if ticks:
-            ax.set_xticks(range(len(ticks)), ticks, rotation=30, fontsize=7)
+        ax.minorticks_off()
+        ax.set_xticks(list(xs.values()), ticks, rotation=30 if len(ticks) > 6 else 0,
+                      fontsize=7 if len(ticks) > 6 else 9)
         ax.grid(alpha=0.3)
     axes[0].set_ylim(-0.03, 1.03)
     for length in sorted(rows.train_max_length.unique()):  # generalizing = above this line
@@ -152,7 +170,8 @@ def plot_stage_curves(df: pd.DataFrame, path: Path, title: str) -> None:
     panels = [(v, "main") for v in sorted(final.variant.unique(), reverse=True)]
     if (final.role == "aux").any():
         panels.append(("with_aux", "aux"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(7.0, 5.2 * len(panels)), 4),
+                             squeeze=False)
     for ax, (variant, role) in zip(axes[0], panels, strict=True):
         sel = final[(final.variant == variant) & (final.role == role)]
         for stage in stages:
@@ -167,7 +186,8 @@ def plot_stage_curves(df: pd.DataFrame, path: Path, title: str) -> None:
                xlabel="length", ylabel="exact-match accuracy", ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"{title}: accuracy vs length per pretraining stage (mean over seeds)")
+    fig.suptitle(f"{title}: accuracy vs length per pretraining stage (mean over seeds)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -193,11 +213,13 @@ def stages_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section
     text = (f"Each stage fine-tuned on the same group; {rows.seed.nunique()} seed(s). Max "
             "generalized length = the largest L with accuracy >= 0.9 at every length up to L; "
             "accuracy past the training length = mean main-task accuracy at the evaluated "
-            "lengths beyond it; in-distribution = at lengths up to it.\n\n"
+            "lengths beyond it; in-distribution = at lengths up to it (also at the first "
+            "evaluation, which shows how fast each stage learns the task).\n\n"
             "Max generalized length by stage (seed mean): " + " ".join(trend))
     shown = summary.rename(columns={"max_generalized_length": "max gen. length",
                                     "ood_acc": "acc. past training length",
                                     "in_dist_acc": "acc. in distribution",
+                                    "first_eval_in_dist_acc": "same, at the first evaluation",
                                     "gap": "generalization gap"})
     shown["max gen. length"] = shown["max gen. length"].map(lambda v: f"{v:.1f}")
     shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) and not np.isnan(v) else v)
