@@ -193,8 +193,9 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     run_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_yaml(run_dir / "config.yaml", run.resolved())
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
+                "figure": cfg.figure,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
-                "started": rundir.now(), **rundir.environment(str(device))}
+                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device))}
     if start:
         manifest["resumed_from_step"] = start
     rundir.write_json(run_dir / "manifest.json", manifest)
@@ -247,6 +248,9 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
             row = {"step": done, "loss": float(loss), "grad_norm": float(grad_norm),
                    "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens_seen / elapsed}
             rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
+            if time.time() - manifest["heartbeat"] > 60:  # tell other sweeps it is alive
+                manifest["heartbeat"] = rundir.now()
+                rundir.write_json(run_dir / "manifest.json", manifest)
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
         bar.update(1)
         if done % tcfg.eval_every == 0 or done == tcfg.steps:
@@ -254,6 +258,8 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         if done % tcfg.checkpoint_every == 0 or done == tcfg.steps:
             checkpoint(done)
     bar.close()
+    for key in ("pid", "heartbeat"):
+        manifest.pop(key)
     manifest.update(status="complete", finished=rundir.now(),
                     train_seconds=round(time.perf_counter() - t_start, 2))
     rundir.write_json(run_dir / "manifest.json", manifest)
