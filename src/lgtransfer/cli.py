@@ -119,6 +119,18 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(f"report: {write_report(path, dirs)}")
 
 
+def cmd_results(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lgtransfer.results import write_results
+
+    path = Path(args.dir)
+    if not path.is_dir():
+        raise UsageError(f"no such folder {path}")
+    for name, file in write_results(path).items():
+        print(f"{name}: {file}")
+
+
 def cmd_generate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
@@ -195,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="write the report of an experiment folder")
     p.add_argument("dir")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("results", help="gather every eval.jsonl under a folder into one table, "
+                       "with per-seed metrics and statistics over seeds")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("generate", help="greedy generation from a checkpoint")
     p.add_argument("checkpoint")

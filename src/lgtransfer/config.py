@@ -230,7 +230,32 @@ def load_raw(name_or_path: str) -> dict:
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: an experiment file must be a YAML mapping")
     raw.setdefault("name", path.stem)
+    if "base" in raw:  # `base: g2` = that experiment, with this file's fields on top
+        base = str(raw.pop("base"))
+        if base in _loading:
+            raise UsageError(f"{path}: 'base' chain loops back to {base!r}")
+        _loading.add(base)
+        try:
+            parent = load_raw(base)
+        finally:
+            _loading.discard(base)
+        parent.pop("description", None)
+        raw = _merged(parent, raw)
     return raw
+
+
+_loading: set[str] = set()
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """`top` over `base`: sections merge key by key; any other value (lists too) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_override(raw: dict, assignment: str) -> None:
