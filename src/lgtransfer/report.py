@@ -9,6 +9,7 @@ one with the highest mean main-task accuracy on (main training length, aux train
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import re
 from dataclasses import dataclass, field
@@ -17,12 +18,17 @@ from pathlib import Path
 import pandas as pd
 
 from lgtransfer import rundir
+from lgtransfer.errors import UsageError
 from lgtransfer.results import (
     accuracy_curve,
     best_seed,
+    collect,
     final_curves,
     load_eval,
+    per_seed,
+    run_folders,
     select_runs,
+    statistics,
     summarize,
 )
 
@@ -181,10 +187,42 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
                    [_display(table)])
 
 
-def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
-    """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
-    section = experiment_section(exp_dir, run_dirs)
-    return render(section.title, [section], exp_dir)
+def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
+    """The report of a folder: of one experiment (report.png, summary.csv, report.md/html), or,
+    when it holds several, each one's own report plus one per paper figure at the top."""
+    if run_dirs is None:
+        folders = sorted({d.parent for d in run_folders(path)})
+        if len(folders) > 1:
+            return write_suite_report(path, folders)
+    section = experiment_section(path, run_dirs)
+    return render(section.title, [section], path)
+
+
+def write_suite_report(root: Path, folders: list[Path]) -> Path:
+    from lgtransfer.figures import FIGURES, figure_sections
+
+    for folder in folders:
+        with contextlib.suppress(UsageError):  # no complete run there yet
+            write_report(folder)
+    df = collect(root)
+    seeds = per_seed(df)
+    sections = figure_sections(df, seeds, root)
+    done = df[df.status == "complete"]
+    untagged = done[~done.figure.isin(list(FIGURES))]
+    if len(untagged):
+        paths = dict.fromkeys(root / Path(r).parent / "report.png" for r in untagged.run.unique())
+        sections.append(Section("Other experiments", "", [p for p in paths if p.exists()]))
+    stats = statistics(seeds)
+    if len(stats):
+        shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
+                       "ci_high", "best_seed"]].round(3)
+        sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
+    return render(f"Report: {root.name}", sections, root)
+
+
+STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
+              "over seeds (`lgt results` writes them to stats.csv). mgl = max generalized length, "
+              "ood_acc = main-task accuracy on (L_main, L_aux], gap = generalization gap.")
 
 
 def curves_text(df: pd.DataFrame) -> str:
