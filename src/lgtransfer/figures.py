@@ -39,6 +39,7 @@ PAPER_RATIO_GAP = {
 # Fig 14: the auxiliary task the paper found more useful on its own comes first
 MORE_RELATED_FIRST = [("no_carry", "carry_only"), ("reverse", "capitalize")]
 
+PAPER_ORDER = ["3a", "3b", "3c", "4a", "4c", "6", "7", "8", "14", "10", "11", "12", "13"]
 FigureFn = Callable[[pd.DataFrame, pd.DataFrame, Path], Section]
 FIGURES: dict[str, tuple[str, FigureFn]] = {}
 
@@ -187,6 +188,8 @@ def ratio(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
@@ -263,7 +266,8 @@ def figure_sections(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> list[Se
     sections = []
     done = df[df.status == "complete"]
     by_title: dict[str, list[str]] = {}
-    for fig_id in sorted(done.figure.unique(), key=lambda f: (len(f), f)):
+    for fig_id in sorted(done.figure.unique(), key=lambda f: PAPER_ORDER.index(f)
+                         if f in PAPER_ORDER else len(PAPER_ORDER)):
         if fig_id in FIGURES:
             by_title.setdefault(FIGURES[fig_id][0], []).append(fig_id)
     for title, ids in by_title.items():
