@@ -71,7 +71,7 @@ def test_dry_run_tells_complete_partial_and_pending(tmp_path, capsys):
     assert text.splitlines()[0].startswith("complete")
     assert "partial (resumes at step 10)" in text.splitlines()[1]
     assert text.splitlines()[2].startswith("pending")
-    assert text.splitlines()[-1] == "3 runs: 1 complete, 1 partial, 1 pending"
+    assert text.splitlines()[-1].startswith("3 runs: 1 complete, 1 partial, 1 pending; ")
     assert main(["run", str(f), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     assert capsys.readouterr().out.strip() == text
 

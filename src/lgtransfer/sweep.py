@@ -137,14 +137,44 @@ def plan(experiments: list[Experiment], out: Path) -> list[Planned]:
 
 
 def describe(planned: list[Planned]) -> str:
-    """What `--dry-run` prints: one line per run with its state, then the totals."""
-    lines, counts = [], {}
+    """What `--dry-run` prints: one line per run with its state and size, then the totals."""
+    lines, counts, todo = [], {}, 0.0
     for p in planned:
         state = p.state()
         counts[state.split(" (")[0]] = counts.get(state.split(" (")[0], 0) + 1
-        lines.append(f"{state:34s} {p.directory}")
+        tokens = training_tokens(p.run)
+        todo += tokens if state != "complete" else 0.0
+        lines.append(f"{state:34s} {tokens / 1e6:8.0f}M tok  {p.directory}")
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return "\n".join(lines + [f"{len(planned)} runs: {summary}"])
+    return "\n".join(lines + [
+        f"{len(planned)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go "
+        f"(~{todo / REFERENCE_THROUGHPUT / 3600:.2f} h at {REFERENCE_THROUGHPUT / 1e6:.0f}M "
+        "tokens/s, the one-H100 target)"])
+
+
+REFERENCE_THROUGHPUT = 3e6  # useful tokens/s: DESIGN.md's training target on one H100
+_MEAN_LENGTHS: dict[tuple, float] = {}
+
+
+def training_tokens(run: RunSpec) -> float:
+    """Useful (non-padding) tokens a run trains on: steps x batch x mean sequence length, the
+    mean measured on a sample of the run's own mixture (tasks by weight, lengths uniform)."""
+    import numpy as np
+
+    from lgtransfer.mixture import MARKER_REPEAT
+    from lgtransfer.tasks import get_task
+
+    key = tuple((t.task, t.min_length, t.max_length, t.weight) for t in run.group)
+    if key not in _MEAN_LENGTHS:
+        rng, lengths, weights = np.random.default_rng(0), [], []
+        for t in run.group:
+            task = get_task(t.task)
+            b = task.train_batch(rng, 256, t.min_length or task.min_length, t.max_length)
+            lengths.append(float((b.prompt_len + b.target_len).mean()) + 2 * MARKER_REPEAT + 2)
+            weights.append(t.weight)
+        _MEAN_LENGTHS[key] = float(np.average(lengths, weights=weights))
+    t = run.experiment.train
+    return t.steps * t.batch_size * _MEAN_LENGTHS[key]
 
 
 # ----------------------------------------------------------------------------- executors
