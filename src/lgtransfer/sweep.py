@@ -243,7 +243,8 @@ def execute(planned: list[Planned], executor: str = "auto", workers: int = 0,
 
 
 def _common_root(planned: list[Planned]) -> Path:
-    return Path(os.path.commonpath([p.directory for p in planned]))
+    """The folder holding every planned run's experiment folder."""
+    return Path(os.path.commonpath([p.directory.parent for p in planned]))
 
 
 def _submit(pending: list[Planned], out: Path, cluster: str | None, options: dict[str, Any],
