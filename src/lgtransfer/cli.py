@@ -82,6 +82,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.report import curves_text, load_eval, write_report
 
     for e in experiments:
+        if e.folder.parent != Path("."):
+            continue  # a sweep's experiments: reported with their sweep, below
         dirs = [p.directory for p in planned if p.run.experiment is e.config and p not in busy]
         if not dirs:
             continue
@@ -92,7 +94,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             print(f"\n{table}")
         print(f"report: {report} (and report.html, report.png, summary.csv)")
     for sweep in sorted({e.folder.parent for e in experiments if e.folder.parent != Path(".")}):
-        print(f"report: {write_report(out / sweep)}")
+        print(f"report: {write_report(out / sweep)} (one section per paper figure; each "
+              "experiment's own report in its folder)")
 
 
 def _key_value(text: str, flag: str) -> tuple[str, object]:
