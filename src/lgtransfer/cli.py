@@ -84,7 +84,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     for e in experiments:
         if e.folder.parent != Path("."):
             continue  # a sweep's experiments: reported with their sweep, below
-        dirs = [p.directory for p in planned if p.run.experiment is e.config and p not in busy]
+        dirs = [p.directory for p in planned
+                if p.directory.parent == out / e.folder and p not in busy]
         if not dirs:
             continue
         report = write_report(out / e.folder, dirs)
