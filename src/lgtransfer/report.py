@@ -251,8 +251,11 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
 
 def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
     """Write report.png, report.md, report.html and summary.csv for one experiment folder."""
+    from lgtransfer.heads_plots import heads_section
+
     section = experiment_section(exp_dir, run_dirs)
-    return render(section.title, [section], exp_dir)
+    heads = heads_section(exp_dir)  # present once `lgt heads` has analysed this folder
+    return render(section.title, [section] + ([heads] if heads else []), exp_dir)
 
 
 def curves_text(df: pd.DataFrame) -> str:
