@@ -48,7 +48,7 @@ from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import generalization_gap, teacher_forced_correct
 from lgtransfer.headstats import causal_interval, jaccard, spearman, summarize, top_k
 from lgtransfer.mixture import Mixture, SeqBatch, to_sequences
-from lgtransfer.tasks import get_task
+from lgtransfer.tasks import TaskBatch, get_task
 
 ABLATIONS = ("mean", "zero")
 ALIGN_SALT = 0x4C4754  # aligned inputs are drawn apart from the evaluation sets
@@ -238,33 +238,31 @@ def attention_difference(model: torch.nn.Module, a: SeqBatch, b: SeqBatch,
     return (sums / rows_ok.sum()).cpu().numpy()
 
 
-def _same_prompts(x: SeqBatch, y: SeqBatch) -> np.ndarray:
-    """(B,) bool: the two sequences are token for token equal up to the first target token."""
-    width = min(x.tokens.shape[1], y.tokens.shape[1])
-    differ = (x.tokens[:, :width] != y.tokens[:, :width]) & ~x.loss_mask[:, :width]
-    return ~differ.any(axis=1)
+def same_prompts(x: TaskBatch, y: TaskBatch) -> np.ndarray:
+    """(B,) bool: example i of x and of y have the same prompt, token for token."""
+    width = max(x.prompt.shape[1], y.prompt.shape[1])
+    pad = [np.pad(b.prompt, ((0, 0), (0, width - b.prompt.shape[1])), constant_values=-1)
+           for b in (x, y)]
+    return (x.prompt_len == y.prompt_len) & (pad[0] == pad[1]).all(axis=1)
 
 
-def aligned_pair(mixture: Mixture, task_a: str, task_b: str, length: int, n: int,
+def aligned_pair(group: list[str], task_a: str, task_b: str, length: int, n: int,
                  seed: int) -> tuple[SeqBatch, SeqBatch]:
     """n examples of each task at `length` drawn from the same generator state, so that tasks
     sharing an input format draw the same operands, string or maze (the tests check which).
 
-    Markers differ by construction and are ignored. When most pairs have identical prompts (add
-    family with one operator, string tasks, mazes), the pairs that do not (MQAR redraws strings
-    with too few once-only letters) are dropped; otherwise (add vs subtract, whose prompts differ
-    in the operator and, after the a >= b swap, in order) every pair is kept: same operands.
+    When most pairs have identical prompts (the add family with one operator, string tasks,
+    mazes), the pairs that do not (MQAR redraws strings with too few once-only letters) are
+    dropped; otherwise (add vs subtract, whose prompts differ in the operator and, after the
+    a >= b swap, in operand order) every pair is kept: same operands. Task markers differ
+    anyway: each task keeps its own, as in training.
     """
-    drawn = [get_task(t).batch(np.random.default_rng([seed, ALIGN_SALT, length]),
-                               np.full(n, length)) for t in (task_a, task_b)]
-    seq_a, seq_b = (to_sequences(ex, mixture.index(ex.task)) for ex in drawn)
-    marker = seq_a.tokens[0, 1]
-    unmarked = [SeqBatch(np.where(s.tokens == s.tokens[0, 1], marker, s.tokens), s.loss_mask,
-                         s.seq_len, s.task_index, s.length) for s in (seq_a, seq_b)]
-    same = _same_prompts(*unmarked)
+    a, b = (get_task(t).batch(np.random.default_rng([seed, ALIGN_SALT, length]),
+                              np.full(n, length)) for t in (task_a, task_b))
+    same = same_prompts(a, b)
     if same.mean() >= 0.5:
-        seq_a, seq_b = (_select(s, same) for s in (seq_a, seq_b))
-    return seq_a, seq_b
+        a, b = a.select(same), b.select(same)
+    return to_sequences(a, group.index(task_a)), to_sequences(b, group.index(task_b))
 
 
 def _select(batch: SeqBatch, rows: np.ndarray) -> SeqBatch:
@@ -355,8 +353,9 @@ def analyze_checkpoint(model: torch.nn.Module, run: RunInfo, mixture: Mixture,
                      spearman(maps[main].ravel(), maps[other].ravel()))
             fits = [n for n in lengths if _fits(main, n) and _fits(other, n)]
             if fits:
+                names = [t.task for t in run.group]
                 diffs = [attention_difference(model, *aligned_pair(
-                    mixture, main, other, n, opts.n, opts.seed), device, max_tokens) for n in fits]
+                    names, main, other, n, opts.n, opts.seed), device, max_tokens) for n in fits]
                 emit(pair, "attn_diff", band, np.mean(diffs, axis=0))
         aux_ranking += [maps[t] for t in aux if t in maps]
 
