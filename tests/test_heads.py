@@ -14,7 +14,7 @@ from transformers import LlamaForCausalLM
 from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
-from lgtransfer.heads import (
+from lgtransfer.heads_measure import (
     ablated,
     ablation_correct,
     aligned_pair,
