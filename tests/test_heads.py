@@ -207,7 +207,12 @@ def test_summary_from_known_rows():
             rows.append({**base, "task": "m|x", "metric": "attn_diff", "value": sign * gap**2})
             rows.append({**base, "task": "m|y", "metric": "attn_diff", "value": sign * gap**2})
             rows.append({**base, "task": "m", "metric": "causal_extra_drop", "value": 0.1})
+            rows.append({**base, "task": "m", "metric": "accuracy", "value": float(step > 2)})
     s = summarize(rows, n_boot=200)
+    assert s["runs"]["a"]["learned_steps"] == [3, 4, 5, 6]
+    learned = s["runs"]["b"]["over_learned_checkpoints"]["attn_diff/in_dist"]
+    assert learned["n"] == 4 and learned["spearman"]["value"] == -1.0
+    assert s["pooled_over_learned_checkpoints"]["attn_diff/in_dist"]["n"] == 12
     assert s["runs"]["a"]["over_checkpoints"]["attn_diff/in_dist"]["spearman"]["value"] == 1.0
     assert s["runs"]["b"]["over_checkpoints"]["attn_diff/in_dist"]["spearman"]["value"] == -1.0
     pooled = s["pooled_over_checkpoints"]["attn_diff/in_dist"]

@@ -128,11 +128,16 @@ def causal_interval(correct: np.ndarray, n_boot: int = 2000, seed: int = 0,
 # ----------------------------------------------------------------------------- summary.json
 
 METRICS = ("attn_diff", "importance_diff")  # the reuse metrics correlated with the gap
+# A checkpoint counts as "learned" when the main task's in-distribution exact match reaches this.
+# Before that the gap is near 0 only because neither task works past L_main yet, which would
+# make any metric that changes with training correlate with the gap for that reason alone.
+LEARNED = 0.5
 
 
 def scalar_series(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
-    """run -> key -> step -> value, for `gap` and each `metric/band` scalar (the mean over
-    heads, averaged over the aux tasks when there are several)."""
+    """run -> key -> step -> value, for `gap`, `main_acc` (the main task's in-distribution exact
+    match) and each `metric/band` scalar (the mean over heads, averaged over the aux tasks)."""
+    main = {r["run"]: r["task"] for r in rows if r["metric"] == "gap"}
     acc: dict[tuple[str, str, int], list[float]] = {}
     for r in rows:
         if r["layer"] is not None or r["value"] is None:
@@ -141,6 +146,8 @@ def scalar_series(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
             key = "gap"
         elif r["metric"] in METRICS:
             key = f"{r['metric']}/{r['band']}"
+        elif (r["metric"], r["band"], r["task"]) == ("accuracy", "in_dist", main.get(r["run"])):
+            key = "main_acc"
         else:
             continue
         acc.setdefault((r["run"], key, r["step"]), []).append(r["value"])
@@ -153,31 +160,36 @@ def scalar_series(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
 def summarize(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     """What summary.json holds, from the rows of heads.jsonl:
 
-    - per run: Spearman/Pearson of each metric against the gap over its checkpoints; the top-k
-      overlap and the causal test at its last checkpoint;
-    - `pooled_over_checkpoints`: the same correlations over every (run, checkpoint) point;
+    - per run: Spearman/Pearson of each metric against the gap over its checkpoints
+      (`over_checkpoints`) and over its learned checkpoints only (`LEARNED`); the top-k overlap
+      and the causal test at its last checkpoint;
+    - `pooled_over_checkpoints`, `pooled_over_learned_checkpoints`: the same over every
+      (run, checkpoint) point;
     - `over_runs`: each run's metric at its last checkpoint against its final gap;
     - `causal_over_runs`: the mean extra drop over runs, with an interval over runs.
     """
     series = scalar_series(rows)
-    keys = sorted({k for s in series.values() for k in s if k != "gap"})
+    keys = sorted({k for s in series.values() for k in s if k not in ("gap", "main_acc")})
+    views = ("all", "learned", "final")
+    points = {v: {k: ([], []) for k in keys} for v in views}
     per_run: dict[str, dict] = {}
-    pooled: dict[str, tuple[list, list]] = {k: ([], []) for k in keys}
-    finals: dict[str, tuple[list, list]] = {k: ([], []) for k in keys}
     for run, s in series.items():
-        corr = {}
+        learned = {t for t, a in s.get("main_acc", {}).items() if a >= LEARNED}
+        corr: dict[str, dict] = {"all": {}, "learned": {}}
         for k in keys:
             steps = sorted(set(s.get(k, {})) & set(s["gap"]))
-            x, y = [s[k][t] for t in steps], [s["gap"][t] for t in steps]
-            corr[k] = correlations(x, y, n_boot, seed)
-            pooled[k][0].extend(x)
-            pooled[k][1].extend(y)
-            if steps:
-                finals[k][0].append(x[-1])
-                finals[k][1].append(y[-1])
+            for view, chosen in (("all", steps), ("learned", [t for t in steps if t in learned]),
+                                 ("final", steps[-1:])):
+                x, y = [s[k][t] for t in chosen], [s["gap"][t] for t in chosen]
+                points[view][k][0].extend(x)
+                points[view][k][1].extend(y)
+                if view != "final":
+                    corr[view][k] = correlations(x, y, n_boot, seed)
         last = max(s["gap"])
         per_run[run] = {"final_step": last, "final_gap": _num(s["gap"][last]),
-                        "over_checkpoints": corr, **_last_step_facts(rows, run, last)}
+                        "learned_steps": sorted(learned), "over_checkpoints": corr["all"],
+                        "over_learned_checkpoints": corr["learned"],
+                        **_last_step_facts(rows, run, last)}
     causal_runs: dict[str, dict] = {}
     for band in ("in_dist", "transfer"):
         drops = [r["causal"][band]["extra_drop"] for r in per_run.values()
@@ -186,10 +198,14 @@ def summarize(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
             lo, hi = mean_ci(drops, n_boot, seed)
             causal_runs[band] = {"n": len(drops), "mean_extra_drop": _num(float(np.mean(drops))),
                                  "ci": [_num(lo), _num(hi)]}
-    return {"runs": per_run,
-            "pooled_over_checkpoints": {k: correlations(*pooled[k], n_boot, seed) for k in keys},
-            "over_runs": {k: correlations(*finals[k], n_boot, seed) for k in keys},
-            "causal_over_runs": causal_runs}
+
+    def corr_of(view: str) -> dict:
+        return {k: correlations(*points[view][k], n_boot, seed) for k in keys}
+
+    return {"runs": per_run, "learned_threshold": LEARNED,
+            "pooled_over_checkpoints": corr_of("all"),
+            "pooled_over_learned_checkpoints": corr_of("learned"),
+            "over_runs": corr_of("final"), "causal_over_runs": causal_runs}
 
 
 def _last_step_facts(rows: list[dict], run: str, step: int) -> dict:
