@@ -339,3 +339,9 @@ def test_lgt_heads_bad_input_exits_2_with_one_line(argv, message, tiny_run, tmp_
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def test_no_heads_section_before_the_analysis(tmp_path):
+    from lgtransfer.heads import heads_section
+
+    assert heads_section(tmp_path) is None
