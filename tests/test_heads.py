@@ -184,6 +184,7 @@ def test_bootstrap_intervals_contain_the_estimate():
     c = correlations(x, -y)
     assert c["n"] == 40 and c["spearman"]["ci"][0] <= c["spearman"]["value"] <= 0
     assert all(math.isnan(v) for v in bootstrap_ci([1, 2, 3], [3, 2, 1], pearson))  # too few
+    assert correlations([1, 2], [2, 1])["pearson"]["value"] is None  # 2 points: always +-1
     lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0])
     assert 1 <= lo <= 2.5 <= hi <= 4
 

@@ -69,11 +69,13 @@ def bootstrap_ci(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
 
 def correlations(x: Sequence[float], y: Sequence[float], n_boot: int = 2000,
                  seed: int = 0) -> dict:
-    """Spearman and Pearson of x against y with bootstrap intervals, as JSON-ready numbers."""
+    """Spearman and Pearson of x against y with bootstrap intervals, as JSON-ready numbers
+    (None where undefined: fewer than 3 points, where any correlation is +-1, or a constant)."""
     out: dict = {"n": len(x)}
     for name, stat in (("spearman", spearman), ("pearson", pearson)):
+        value = stat(np.asarray(x), np.asarray(y)) if len(x) >= 3 else math.nan
         lo, hi = bootstrap_ci(x, y, stat, n_boot, seed)
-        out[name] = {"value": _num(stat(np.asarray(x), np.asarray(y))), "ci": [_num(lo), _num(hi)]}
+        out[name] = {"value": _num(value), "ci": [_num(lo), _num(hi)]}
     return out
 
 
