@@ -7,6 +7,7 @@ vs gap scatter, and the causal-test bars. `heads_section` reads them back with s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,11 @@ from lgtransfer.headstats import METRICS
 from lgtransfer.report import Section, render
 
 FIGURES = ("heads_maps.png", "heads_training.png", "heads_scatter.png", "heads_causal.png")
+
+
+def short(run: str) -> str:
+    """A run's label without its config hash: `quick/with_aux_seed1`."""
+    return re.sub(r"_[0-9a-f]{10}$", "", run)
 
 
 def _plt():  # noqa: ANN202
@@ -51,7 +57,8 @@ def plot_maps(df: pd.DataFrame, path: Path) -> None:
             else:
                 im = ax.imshow(grid, cmap="magma", vmin=0, aspect="auto")
             title = f"{metric}: {task} ({band})"
-            ax.set(title=f"{run}\n{title}" if j == 0 else title, xlabel="head", ylabel="layer")
+            ax.set(title=f"{short(run)}\n{title}" if j == 0 else title, xlabel="head",
+                   ylabel="layer")
             ax.title.set_fontsize(8)
             fig.colorbar(im, ax=ax, fraction=0.046)
         for j in range(len(sel.groupby(["metric", "task"])), cols):
@@ -83,7 +90,7 @@ def plot_training(df: pd.DataFrame, path: Path) -> None:
             for key, g in s[(s.run == run) & s.key.str.startswith(metric + "/")].groupby("key"):
                 style = "-" if key.endswith("in_dist") else "--"
                 ax.plot(g.step, g.value, style, color=color, marker="o", ms=3,
-                        label=f"{run} {key.split('/')[1]}")
+                        label=f"{short(run)} {key.split('/')[1]}")
             gap = s[(s.run == run) & (s.key == "gap")]
             twin.plot(gap.step, gap.value, ":", color=color, lw=2)
         ax.set(title=f"{metric} (solid: in_dist, dashed: transfer; dotted: gap)",
@@ -105,7 +112,7 @@ def plot_scatter(df: pd.DataFrame, path: Path, summary: dict) -> None:
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
         for run, g in s.groupby(level="run"):
-            ax.scatter(g[key], g["gap"], s=14, label=run)
+            ax.scatter(g[key], g["gap"], s=14, label=short(run))
         c = summary.get("pooled_over_checkpoints", {}).get(key, {})
         rho = (c.get("spearman") or {}).get("value")
         ax.set(title=f"{key}\npooled Spearman {rho if rho is None else round(rho, 2)}",
@@ -123,17 +130,21 @@ def plot_causal(summary: dict, path: Path) -> None:
     plt = _plt()
     bars = [(run, band, c) for run, r in summary["runs"].items()
             for band, c in sorted(r["causal"].items())]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(bars) + 1), 3.8))
+    fig, ax = plt.subplots(figsize=(max(4.0, 2.4 * len(bars) + 1), 3.8))
     width = 0.27
     x = np.arange(len(bars))
     for i, (name, label) in enumerate((("clean_acc", "no ablation"),
                                        ("topk_acc", "top-k aux heads ablated"),
                                        ("random_acc", "k random heads ablated"))):
         ax.bar(x + (i - 1) * width, [c.get(name) or 0 for _, _, c in bars], width, label=label)
-    ax.set_xticks(x, [f"{run}\n{band}" for run, band, _ in bars], fontsize=6)
-    ax.set(ylabel="main-task exact match", ylim=(0, 1.05),
+    for xi, (_, _, c) in zip(x, bars, strict=True):
+        lo, hi = c.get("ci") or [None, None]
+        ax.annotate(f"extra drop {_with_ci(c.get('extra_drop'), lo, hi)}", (xi, 1.01),
+                    ha="center", fontsize=6)
+    ax.set_xticks(x, [f"{short(run)}\n{band}" for run, band, _ in bars], fontsize=7)
+    ax.set(ylabel="main-task exact match", ylim=(0, 1.12),
            title="causal test at the last checkpoint")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
