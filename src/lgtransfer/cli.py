@@ -62,20 +62,49 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.config import load_experiment, validate_experiment
+    from lgtransfer.config import validate_experiment
+    from lgtransfer.sweep import describe, execute, load_experiments, plan
 
-    cfg = load_experiment(args.experiment, args.set)
-    validate_experiment(cfg)  # every bad input is caught before a run folder exists
-    from lgtransfer.report import curves_text, load_eval, write_report
-    from lgtransfer.sweep import run_experiment
-
+    experiments = load_experiments(args.experiment, args.set)
+    for e in experiments:
+        validate_experiment(e.config)  # every bad input is caught before a run folder exists
     out = Path(args.out)
-    dirs = run_experiment(cfg, out, executor=args.executor, workers=args.workers,
-                          progress=not args.quiet)
-    report = write_report(out / cfg.name, dirs)
-    print(curves_text(load_eval(out / cfg.name, dirs)))
-    table = report.read_text().split("\n\n")[-1]  # the per-seed summary table
-    print(f"\n{table}\nreport: {report} (and report.html, report.png, summary.csv)")
+    planned = plan(experiments, out)
+    if args.dry_run:
+        print(describe(planned))
+        return
+    options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
+    busy = execute(planned, executor=args.executor, workers=args.workers,
+                   progress=not args.quiet, cluster=args.cluster, cluster_options=options)
+    if busy:
+        print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
+              "their results join the report once it is rerun", file=sys.stderr)
+    from lgtransfer.report import curves_text, load_eval, write_report
+
+    for e in experiments:
+        if e.folder.parent != Path("."):
+            continue  # a sweep's experiments: reported with their sweep, below
+        dirs = [p.directory for p in planned if p.run.experiment is e.config and p not in busy]
+        if not dirs:
+            continue
+        report = write_report(out / e.folder, dirs)
+        if len(experiments) == 1:
+            print(curves_text(load_eval(out / e.folder, dirs)))
+            table = report.read_text().rstrip().split("\n\n")[-1]  # the per-seed summary table
+            print(f"\n{table}")
+        print(f"report: {report} (and report.html, report.png, summary.csv)")
+    for sweep in sorted({e.folder.parent for e in experiments if e.folder.parent != Path(".")}):
+        print(f"report: {write_report(out / sweep)} (one section per paper figure; each "
+              "experiment's own report in its folder)")
+
+
+def _key_value(text: str, flag: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{flag} expects key=value, got {text!r}")
+    return key, yaml.safe_load(value)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -91,6 +120,18 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"lgt: note: {skipped} complete run(s) of other configs under {path} left out",
               file=sys.stderr)
     print(f"report: {write_report(path, dirs)}")
+
+
+def cmd_results(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lgtransfer.results import write_results
+
+    path = Path(args.dir)
+    if not path.is_dir():
+        raise UsageError(f"no such folder {path}")
+    for name, file in write_results(path).items():
+        print(f"{name}: {file}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -174,19 +215,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train an experiment (every seed, with the baseline), "
                        "evaluate and write its report")
-    p.add_argument("experiment", help="a preset name or a YAML file")
+    p.add_argument("experiment", nargs="+",
+                   help="preset names, experiment files or sweep files")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. train.steps=500 (repeatable)")
     p.add_argument("--out", default="runs", help="output folder (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--executor", default="auto", help="auto | inline | local (a process pool)")
+    p.add_argument("--executor", default="auto",
+                   help="auto | inline | local (a process pool) | submitit (SLURM job array)")
     p.add_argument("--workers", type=int, default=0,
-                   help="processes of the local pool (default: one per core, or per GPU)")
+                   help="processes of the local pool (default: one per core, or per GPU); "
+                   "with submitit, the most array jobs at once")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every run and whether it is complete, partial or pending")
+    p.add_argument("--cluster", default=None,
+                   help="submitit cluster: slurm | local | debug (default: detect)")
+    p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a submitit parameter, e.g. slurm_partition=gpu (repeatable)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write the report of an experiment folder")
     p.add_argument("dir")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("results", help="gather every eval.jsonl under a folder into one table, "
+                       "with per-seed metrics and statistics over seeds")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("generate", help="greedy generation from a checkpoint")
     p.add_argument("checkpoint")

@@ -215,8 +215,10 @@ def find_runs(path: Path) -> list[RunInfo]:
     if (path / "config.yaml").is_file():
         dirs = [path]
     else:
-        dirs = sorted(m.parent for m in path.rglob("manifest.json")
-                      if rundir.is_complete(m.parent) and (m.parent / "config.yaml").is_file())
+        from lgtransfer.results import run_folders
+
+        dirs = [d for d in run_folders(path)
+                if rundir.is_complete(d) and (d / "config.yaml").is_file()]
         if not dirs:
             raise UsageError(f"no run folder in {path} (no config.yaml, no complete run under it)")
     runs = [r for r in (read_run(d, path) for d in dirs) if r.aux]
@@ -232,7 +234,7 @@ def read_run(run_dir: Path, root: Path) -> RunInfo:
     import yaml
 
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        cfg = rundir.read_yaml(run_dir / "config.yaml")
         group = [GroupTask(**g) for g in cfg["group"]]
         info = RunInfo(run_dir, run_dir.relative_to(root).as_posix() if run_dir != root
                        else run_dir.name, cfg["name"], cfg["variant"], int(cfg["seed"]), group,
