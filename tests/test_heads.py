@@ -346,3 +346,17 @@ def test_no_heads_section_before_the_analysis(tmp_path):
     from lgtransfer.heads import heads_section
 
     assert heads_section(tmp_path) is None
+
+
+def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
+    """A checkpoint whose step eval.jsonl lacks gets its gap measured on the same eval sets."""
+    from lgtransfer.heads import checkpoint_gap, find_runs, gaps_from_eval
+    from lgtransfer.train import make_mixture
+
+    _, run_dir = tiny_run
+    (run,) = find_runs(run_dir)
+    model = load_model(run.checkpoints[400], attn_implementation="eager")
+    mixture = make_mixture(run.group, run.eval_n, run.eval_seed)
+    logged = gaps_from_eval(run)
+    assert set(logged) == {100, 200, 300, 400}
+    assert checkpoint_gap(model, run, mixture, CPU) == pytest.approx(logged[400], abs=1e-9)
