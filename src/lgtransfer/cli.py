@@ -170,6 +170,33 @@ def cmd_generate(args: argparse.Namespace) -> None:
                           "correct": bool(ok)}))
 
 
+def cmd_heads(args: argparse.Namespace) -> None:
+    import time
+    from pathlib import Path
+
+    from lgtransfer.heads import HeadOptions, run_heads
+
+    opts = HeadOptions(k=args.k, ablation=args.ablation, n=args.n, steps=args.steps,
+                       random_draws=args.random_draws, device=args.device,
+                       in_dist=_lengths(args.in_dist), transfer=_lengths(args.transfer))
+    start = time.perf_counter()
+    summary = run_heads(Path(args.dir), opts, progress=not args.quiet)
+    print(f"heads: {summary.parent} (heads.jsonl, summary.json, heads.md, figures) in "
+          f"{time.perf_counter() - start:.0f} s")
+
+
+def _lengths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"expected comma-separated lengths, got {text!r}") from None
+    if not lengths or min(lengths) < 1:
+        raise UsageError(f"lengths must be positive, got {text!r}")
+    return lengths
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -224,6 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("heads", help="attention-head reuse of a run, or of every run under a "
+                       "folder: metrics, correlations with the gap, causal test")
+    p.add_argument("dir", help="a run folder, or an experiment or sweep folder")
+    p.add_argument("--k", type=int, default=3, help="top-k heads (overlap, causal test)")
+    p.add_argument("--ablation", default="mean", help="mean | zero")
+    p.add_argument("--n", type=int, default=512, help="examples per task and length")
+    p.add_argument("--steps", default="all", help="all | last: checkpoints to analyse")
+    p.add_argument("--random-draws", type=int, default=10, help="random k-head sets")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--in-dist", help="lengths of the in-distribution band, e.g. 16 or 8,16")
+    p.add_argument("--transfer", help="lengths of the transfer band, e.g. 20,24")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_heads)
 
     return parser
 

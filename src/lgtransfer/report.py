@@ -195,7 +195,15 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
         if len(folders) > 1:
             return write_suite_report(path, folders)
     section = experiment_section(path, run_dirs)
-    return render(section.title, [section], path)
+    return render(section.title, [section, *heads_sections(path)], path)
+
+
+def heads_sections(path: Path) -> list[Section]:
+    """The attention-head part, once `lgt heads` has analysed this folder (else nothing)."""
+    from lgtransfer.heads_plots import heads_section
+
+    section = heads_section(path)
+    return [section] if section else []
 
 
 def write_suite_report(root: Path, folders: list[Path]) -> Path:
@@ -217,7 +225,7 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
                        "ci_high", "best_seed"]].round(3)
         sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
-    return render(f"Report: {root.name}", sections, root)
+    return render(f"Report: {root.name}", sections + heads_sections(root), root)
 
 
 STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
