@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
-    from lgtransfer.report import curves_text, load_eval, write_report
+    from lgtransfer.report import curves_text, load_eval, seed_table, write_report
 
     for e in experiments:
         if e.folder.parent != Path("."):
@@ -90,9 +90,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             continue
         report = write_report(out / e.folder, dirs)
         if len(experiments) == 1:
-            print(curves_text(load_eval(out / e.folder, dirs)))
-            table = report.read_text().rstrip().split("\n\n")[-1]  # the per-seed summary table
-            print(f"\n{table}")
+            df = load_eval(out / e.folder, dirs)
+            print(f"{curves_text(df)}\n\n{seed_table(df)}")
         print(f"report: {report} (and report.html, report.png, summary.csv)")
     for sweep in sorted({e.folder.parent for e in experiments if e.folder.parent != Path(".")}):
         print(f"report: {write_report(out / sweep)} (one section per paper figure; each "

@@ -166,6 +166,11 @@ def render(title: str, sections: list[Section], out_dir: Path, stem: str = "repo
     return out_dir / f"{stem}.md"
 
 
+def seed_table(df: pd.DataFrame) -> str:
+    """The per-seed summary of one experiment's eval rows, as a Markdown table."""
+    return markdown_table(_display(summarize(df)))
+
+
 def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section:
     """The accuracy-vs-length figure and per-seed table of one experiment (writes report.png
     and summary.csv into `exp_dir`)."""
