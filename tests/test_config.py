@@ -1,5 +1,7 @@
 """Experiment files: presets load, overrides apply, unknown keys fail, runs expand and hash."""
 
+from pathlib import Path
+
 import pytest
 
 from lgtransfer.config import (
@@ -12,20 +14,57 @@ from lgtransfer.config import (
     validate_experiment,
 )
 from lgtransfer.errors import UsageError
+from lgtransfer.sweep import load_experiments
+
+PAPER_PRESETS = ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1", "a2", "ratio",
+                 "nope", "dynamics"]
 
 
 def test_presets_exist():
-    assert {"quick", "g1", "g1-paper"} <= set(preset_names())
+    names = set(preset_names())
+    assert {"quick"} <= names
+    for name in PAPER_PRESETS:
+        assert {name, f"{name}-paper"} <= names
 
 
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_loads_and_validates(name):
-    cfg = load_experiment(name)
-    validate_experiment(cfg, check_models=False)  # pretrained models are not on test machines
-    assert cfg.name == name and cfg.main_tasks()
-    runs = expand(cfg)
-    assert len(runs) == len(cfg.seeds) * len(cfg.variants()) * len(cfg.model.stages or [None])
-    assert len({r.key for r in runs}) == len(runs)
+    experiments = load_experiments([name])
+    for e in experiments:
+        validate_experiment(e.config, check_models=False)  # models: not on test machines
+        assert e.config.main_tasks()
+        runs = expand(e.config)
+        assert len(runs) == len(e.config.seeds) * len(e.config.variants()) * len(
+            e.config.model.stages or [None])
+        assert len({r.key for r in runs}) == len(runs)
+    if len(experiments) == 1 and experiments[0].folder == Path(name):
+        assert experiments[0].config.name == name
+    else:  # a sweep file: its experiments live under its own folder
+        assert {e.folder.parent for e in experiments} == {Path(name)}
+
+
+@pytest.mark.parametrize("name", PAPER_PRESETS)
+def test_paper_presets_use_the_paper_budget(name):
+    for e in load_experiments([f"{name}-paper"]):
+        t = e.config.train
+        assert (t.steps, t.batch_size, t.eval_every, e.config.eval.n) == (20_000, 1200, 500, 1024)
+        m = e.config.model
+        assert (m.n_layer, m.n_head, m.d_model) == (6, 6, 384)
+        assert e.config.figure, "every paper preset names the figure it redraws"
+        assert len(e.config.seeds) == (3 if name == "ratio" else 5) or name == "dynamics"
+
+
+def test_base_inherits_and_overrides(tmp_path):
+    child = tmp_path / "child.yaml"
+    child.write_text("base: g2\ntrain: {steps: 7}\nseeds: [1]\n")
+    cfg = load_experiment(str(child))
+    g2 = load_experiment("g2")
+    assert cfg.name == "child" and cfg.train.steps == 7 and cfg.seeds == [1]
+    assert cfg.group == g2.group and cfg.train.batch_size == g2.train.batch_size
+    loop = tmp_path / "loop.yaml"
+    loop.write_text(f"base: {loop}\n")
+    with pytest.raises(UsageError, match="loops"):
+        load_experiment(str(loop))
 
 
 def test_g1_paper_budget():

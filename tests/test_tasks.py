@@ -531,3 +531,12 @@ def test_paper_maze_example():
     for name, expected in (("dfs_trace", trace), ("shortest_path", path)):
         ids = [tok.node_id(c + 1) for c in get_task(name).solve(adjacency, start, goal)]
         assert tok.decode(ids) == expected
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_space_size_holds_at_every_length(name):
+    """The length-ratio sweep trains arithmetic at 256 digits: 10**511 prompts, beyond a float."""
+    task = TASKS[name]
+    sizes = [task.space_size(n) for n in range(task.min_length, task.max_length + 1)]
+    assert all(s > 0 for s in sizes)
+    assert sizes == sorted(sizes)  # more prompts at longer lengths, infinity at worst

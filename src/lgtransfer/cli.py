@@ -62,20 +62,49 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.config import load_experiment, validate_experiment
+    from lgtransfer.config import validate_experiment
+    from lgtransfer.sweep import describe, execute, load_experiments, plan
 
-    cfg = load_experiment(args.experiment, args.set)
-    validate_experiment(cfg)  # every bad input is caught before a run folder exists
-    from lgtransfer.report import curves_text, load_eval, write_report
-    from lgtransfer.sweep import run_experiment
-
+    experiments = load_experiments(args.experiment, args.set)
+    for e in experiments:
+        validate_experiment(e.config)  # every bad input is caught before a run folder exists
     out = Path(args.out)
-    dirs = run_experiment(cfg, out, executor=args.executor, workers=args.workers,
-                          progress=not args.quiet)
-    report = write_report(out / cfg.name, dirs)
-    print(curves_text(load_eval(out / cfg.name, dirs)))
-    table = report.read_text().split("\n\n")[-1]  # the per-seed summary table
-    print(f"\n{table}\nreport: {report} (and report.html; figures and tables beside it)")
+    planned = plan(experiments, out)
+    if args.dry_run:
+        print(describe(planned))
+        return
+    options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
+    busy = execute(planned, executor=args.executor, workers=args.workers,
+                   progress=not args.quiet, cluster=args.cluster, cluster_options=options)
+    if busy:
+        print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
+              "their results join the report once it is rerun", file=sys.stderr)
+    from lgtransfer.report import curves_text, load_eval, seed_table, write_report
+
+    for e in experiments:
+        if e.folder.parent != Path("."):
+            continue  # a sweep's experiments: reported with their sweep, below
+        dirs = [p.directory for p in planned
+                if p.directory.parent == out / e.folder and p not in busy]
+        if not dirs:
+            continue
+        report = write_report(out / e.folder, dirs)
+        if len(experiments) == 1:
+            df = load_eval(out / e.folder, dirs)
+            print(f"{curves_text(df)}\n\n{seed_table(df)}")
+        print(f"report: {report} (and report.html; figures and tables beside it)")
+    for sweep in sorted({e.folder.parent for e in experiments if e.folder.parent != Path(".")}):
+        print(f"report: {write_report(out / sweep)} (one section per paper figure; each "
+              "experiment's own report in its folder)")
+
+
+def _key_value(text: str, flag: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UsageError(f"{flag} expects key=value, got {text!r}")
+    return key, yaml.safe_load(value)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -91,6 +120,18 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"lgt: note: {skipped} complete run(s) of other configs under {path} left out",
               file=sys.stderr)
     print(f"report: {write_report(path, dirs)}")
+
+
+def cmd_results(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from lgtransfer.results import write_results
+
+    path = Path(args.dir)
+    if not path.is_dir():
+        raise UsageError(f"no such folder {path}")
+    for name, file in write_results(path).items():
+        print(f"{name}: {file}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -144,6 +185,31 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     steps = ", ".join(f"step-{s}" for s in cfg.stage_steps())
     print(f"checkpoints in {out}: {steps}\nfine-tune them with model.init: {out} and "
           f"model.stages: [{steps}, scratch]")
+def cmd_heads(args: argparse.Namespace) -> None:
+    import time
+    from pathlib import Path
+
+    from lgtransfer.heads import HeadOptions, run_heads
+
+    opts = HeadOptions(k=args.k, ablation=args.ablation, n=args.n, steps=args.steps,
+                       random_draws=args.random_draws, device=args.device,
+                       in_dist=_lengths(args.in_dist), transfer=_lengths(args.transfer))
+    start = time.perf_counter()
+    summary = run_heads(Path(args.dir), opts, progress=not args.quiet)
+    print(f"heads: {summary.parent} (heads.jsonl, summary.json, heads.md, figures) in "
+          f"{time.perf_counter() - start:.0f} s")
+
+
+def _lengths(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"expected comma-separated lengths, got {text!r}") from None
+    if not lengths or min(lengths) < 1:
+        raise UsageError(f"lengths must be positive, got {text!r}")
+    return lengths
 
 
 # ----------------------------------------------------------------------------- parser
@@ -165,19 +231,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="train an experiment (every seed, with the baseline), "
                        "evaluate and write its report")
-    p.add_argument("experiment", help="a preset name or a YAML file")
+    p.add_argument("experiment", nargs="+",
+                   help="preset names, experiment files or sweep files")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. train.steps=500 (repeatable)")
     p.add_argument("--out", default="runs", help="output folder (default: runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--executor", default="auto", help="auto | inline | local (a process pool)")
+    p.add_argument("--executor", default="auto",
+                   help="auto | inline | local (a process pool) | submitit (SLURM job array)")
     p.add_argument("--workers", type=int, default=0,
-                   help="processes of the local pool (default: one per core, or per GPU)")
+                   help="processes of the local pool (default: one per core, or per GPU); "
+                   "with submitit, the most array jobs at once")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list every run and whether it is complete, partial or pending")
+    p.add_argument("--cluster", default=None,
+                   help="submitit cluster: slurm | local | debug (default: detect)")
+    p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a submitit parameter, e.g. slurm_partition=gpu (repeatable)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="write the report of an experiment folder")
     p.add_argument("dir")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("results", help="gather every eval.jsonl under a folder into one table, "
+                       "with per-seed metrics and statistics over seeds")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("generate", help="greedy generation from a checkpoint")
     p.add_argument("checkpoint")
@@ -208,6 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretrain)
+    p = sub.add_parser("heads", help="attention-head reuse of a run, or of every run under a "
+                       "folder: metrics, correlations with the gap, causal test")
+    p.add_argument("dir", help="a run folder, or an experiment or sweep folder")
+    p.add_argument("--k", type=int, default=3, help="top-k heads (overlap, causal test)")
+    p.add_argument("--ablation", default="mean", help="mean | zero")
+    p.add_argument("--n", type=int, default=512, help="examples per task and length")
+    p.add_argument("--steps", default="all", help="all | last: checkpoints to analyse")
+    p.add_argument("--random-draws", type=int, default=10, help="random k-head sets")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--in-dist", help="lengths of the in-distribution band, e.g. 16 or 8,16")
+    p.add_argument("--transfer", help="lengths of the transfer band, e.g. 20,24")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_heads)
 
     return parser
 

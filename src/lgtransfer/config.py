@@ -76,6 +76,7 @@ class ExperimentConfig:
     name: str
     group: list[GroupTask]
     description: str = ""
+    figure: str = ""  # the paper figure it redraws (e.g. "3a", "10"): picks the report's panels
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -245,7 +246,32 @@ def load_raw(name_or_path: str) -> dict:
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: an experiment file must be a YAML mapping")
     raw.setdefault("name", path.stem)
+    if "base" in raw:  # `base: g2` = that experiment, with this file's fields on top
+        base = str(raw.pop("base"))
+        if base in _loading:
+            raise UsageError(f"{path}: 'base' chain loops back to {base!r}")
+        _loading.add(base)
+        try:
+            parent = load_raw(base)
+        finally:
+            _loading.discard(base)
+        parent.pop("description", None)
+        raw = _merged(parent, raw)
     return raw
+
+
+_loading: set[str] = set()
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """`top` over `base`: sections merge key by key; any other value (lists too) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def apply_override(raw: dict, assignment: str) -> None:
@@ -257,6 +283,12 @@ def apply_override(raw: dict, assignment: str) -> None:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         raise UsageError(f"--set {key}: cannot parse value {text!r}") from None
+    set_key(raw, key, value)
+
+
+def set_key(raw: dict, key: str, value: Any) -> None:
+    """Set the dotted `key` (e.g. `train.steps`, `group.0.max_length`) of raw experiment data to
+    `value`, in place; a key the schema does not have is an error."""
     parts = key.split(".")
     node, cls = raw, ExperimentConfig
     for depth, part in enumerate(parts):
@@ -338,7 +370,7 @@ class RunSpec:
     def resolved(self) -> dict:
         """The full config of this run (what config.yaml records)."""
         d = asdict(self.experiment)
-        for key in ("description", "seeds", "baseline"):
+        for key in NOT_RESULTS:
             d.pop(key)
         d["group"] = [asdict(t) for t in self.group]
         d["variant"], d["seed"] = self.variant, self.seed
@@ -355,7 +387,7 @@ class RunSpec:
     def experiment_key(self) -> str:
         """Hash shared by every run (all variants and seeds) of one experiment config."""
         d = _result_fields(asdict(self.experiment))
-        for key in ("description", "seeds", "baseline"):
+        for key in NOT_RESULTS:
             d.pop(key)
         return _hash(d)
 
@@ -365,6 +397,8 @@ class RunSpec:
         return f"{self.variant}_seed{self.seed}{stage}_{self.key}"
 
 
+# Experiment fields that describe or multiply runs but do not change any run's results
+NOT_RESULTS = ("description", "figure", "seeds", "baseline")
 # Settings that change how fast a run goes, not what it computes: left out of the run key, so
 # changing them never retrains a finished run.
 EXECUTION_ONLY = ("threads", "data_workers", "compile", "gradient_checkpointing")

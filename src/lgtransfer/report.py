@@ -9,6 +9,7 @@ one with the highest mean main-task accuracy on (main training length, aux train
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import re
 from dataclasses import dataclass, field
@@ -18,89 +19,21 @@ import pandas as pd
 
 from lgtransfer import rundir
 from lgtransfer.errors import UsageError
-from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.results import (
+    accuracy_curve,
+    best_seed,
+    collect,
+    final_curves,
+    load_eval,
+    per_seed,
+    run_folders,
+    select_runs,
+    statistics,
+    summarize,
+)
 
-
-def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
-    """The complete runs of the most recently finished experiment config under `exp_dir`, and
-    how many complete runs of other configs (e.g. earlier `--set` variations) were left out."""
-    groups: dict[str, list[tuple[float, Path]]] = {}
-    for manifest_path in sorted(exp_dir.rglob("manifest.json")):
-        if rundir.is_complete(manifest_path.parent):
-            m = rundir.read_json(manifest_path)
-            groups.setdefault(m.get("experiment_key", ""), []).append(
-                (m.get("finished", 0.0), manifest_path.parent))
-    if not groups:
-        raise UsageError(f"no complete run under {exp_dir}")
-    latest = max(groups.values(), key=lambda runs: max(t for t, _ in runs))
-    skipped = sum(len(runs) for runs in groups.values()) - len(latest)
-    return [d for _, d in latest], skipped
-
-
-def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame:
-    """Every eval row of the given runs (default: `select_runs(exp_dir)`), complete ones only."""
-    if run_dirs is None:
-        run_dirs, _ = select_runs(exp_dir)
-    rows = []
-    for d in run_dirs:
-        if rundir.is_complete(d):
-            rows += rundir.read_jsonl(d / "eval.jsonl")
-    if not rows:
-        raise UsageError(f"no complete run under {exp_dir}")
-    return pd.DataFrame(rows)
-
-
-def run_columns(df: pd.DataFrame) -> list[str]:
-    """The columns that tell runs apart (with `stage` in a pretraining-stage sweep)."""
-    return ["experiment", "variant", "seed"] + (["stage"] if "stage" in df else [])
-
-
-def final_curves(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows of each run's last evaluated step only."""
-    last = df.groupby(run_columns(df))["step"].transform("max")
-    return df[df["step"] == last]
-
-
-def _curve(df: pd.DataFrame, variant: str, seed: int, task: str) -> dict[int, float]:
-    sel = df[(df.variant == variant) & (df.seed == seed) & (df.task == task)]
-    return dict(zip(sel.length.astype(int), sel.accuracy.astype(float), strict=True))
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per seed: max generalized length with and without aux, gap, gains."""
-    final = final_curves(df)
-    main = final[final.role == "main"]
-    main_task = main.task.iloc[0]
-    l_main = int(main.train_max_length.iloc[0])
-    aux = final[(final.role == "aux") & (final.variant == "with_aux")]
-    aux_tasks = sorted(aux.task.unique())
-    l_aux = int(aux.train_max_length.max()) if len(aux) else l_main
-    rows = []
-    for seed in sorted(final.seed.unique()):
-        row: dict = {"seed": int(seed)}
-        for variant in ("with_aux", "main_only"):
-            curve = _curve(final, variant, seed, main_task)
-            if curve:
-                row[f"mgl_{variant}"] = max_generalized_length(curve)
-                row[f"ood_acc_{variant}"] = mean_accuracy(curve, l_main, max(l_aux, l_main + 1))
-        with_aux = _curve(final, "with_aux", seed, main_task)
-        if with_aux and aux_tasks:
-            curves = [_curve(final, "with_aux", seed, t) for t in aux_tasks]
-            row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux)
-        if "mgl_with_aux" in row and "mgl_main_only" in row:
-            row["transfer_gain"] = row["mgl_with_aux"] - row["mgl_main_only"]
-            row["ood_gain"] = row["ood_acc_with_aux"] - row["ood_acc_main_only"]
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table.attrs.update(main_task=main_task, aux_tasks=aux_tasks, l_main=l_main, l_aux=l_aux)
-    return table
-
-
-def best_seed(table: pd.DataFrame) -> int | None:
-    col = "ood_acc_with_aux" if "ood_acc_with_aux" in table else "ood_acc_main_only"
-    if col not in table or table[col].isna().all():
-        return None
-    return int(table.loc[table[col].idxmax(), "seed"])
+__all__ = ["Section", "best_seed", "load_eval", "render", "select_runs", "summarize",
+           "write_report"]
 
 
 def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
@@ -122,7 +55,7 @@ def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
         for k, task in enumerate(tasks):
             color = colors[k % len(colors)] if len(tasks) > 1 else colors[0]
             for seed in sorted(final.seed.unique()):
-                curve = _curve(final, variant, seed, task)
+                curve = accuracy_curve(final, variant, seed, task)
                 if not curve:
                     continue
                 xs = sorted(curve)
@@ -135,7 +68,7 @@ def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
             ax.axvline(int(sel.train_max_length.iloc[0]), color=color, ls="--", lw=1)
         if title.startswith("main task, with"):  # the aux curves of the best seed, for reference
             for k, task in enumerate(attrs["aux_tasks"]):
-                curve = _curve(final, variant, best, task) if best is not None else {}
+                curve = accuracy_curve(final, variant, best, task) if best is not None else {}
                 if curve:
                     xs = sorted(curve)
                     ax.plot(xs, [curve[x] for x in xs], color=colors[(k + 1) % len(colors)],
@@ -155,7 +88,7 @@ def _mean_std_row(table: pd.DataFrame) -> dict:
     for col in table.columns:
         if col != "seed":
             v = table[col].astype(float)
-            row[col] = f"{v.mean():.3g} ± {v.std(ddof=0):.2g}"
+            row[col] = f"{v.mean():.3g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
     return row
 
 
@@ -233,6 +166,11 @@ def render(title: str, sections: list[Section], out_dir: Path, stem: str = "repo
     return out_dir / f"{stem}.md"
 
 
+def seed_table(df: pd.DataFrame) -> str:
+    """The per-seed summary of one experiment's eval rows, as a Markdown table."""
+    return markdown_table(_display(summarize(df)))
+
+
 def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section:
     """The accuracy-vs-length figure and per-seed table of one experiment (writes report.png
     and summary.csv into `exp_dir`)."""
@@ -254,13 +192,52 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
                    [_display(table)])
 
 
-def write_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
-    """Write report.png, report.md, report.html and summary.csv for one experiment folder (a
-    pretraining-stage sweep: its figures and stages.csv instead)."""
-    from lgtransfer.stages import stages_section
+def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
+    """The report of a folder: of one experiment (report.png, summary.csv, report.md/html), or,
+    when it holds several, each one's own report plus one per paper figure at the top."""
+    if run_dirs is None:
+        folders = sorted({d.parent for d in run_folders(path)})
+        if len(folders) > 1:
+            return write_suite_report(path, folders)
+    from lgtransfer.stages import stages_section  # a pretraining-stage sweep: its own figures
 
-    section = stages_section(exp_dir, run_dirs) or experiment_section(exp_dir, run_dirs)
-    return render(section.title, [section], exp_dir)
+    section = stages_section(path, run_dirs) or experiment_section(path, run_dirs)
+    return render(section.title, [section, *heads_sections(path)], path)
+
+
+def heads_sections(path: Path) -> list[Section]:
+    """The attention-head part, once `lgt heads` has analysed this folder (else nothing)."""
+    from lgtransfer.heads_plots import heads_section
+
+    section = heads_section(path)
+    return [section] if section else []
+
+
+def write_suite_report(root: Path, folders: list[Path]) -> Path:
+    from lgtransfer.figures import FIGURES, figure_sections
+
+    for folder in folders:
+        with contextlib.suppress(UsageError):  # no complete run there yet
+            write_report(folder)
+    df = collect(root)
+    seeds = per_seed(df)
+    sections = figure_sections(df, seeds, root)
+    done = df[df.status == "complete"]
+    untagged = done[~done.figure.isin(list(FIGURES))]
+    if len(untagged):
+        paths = dict.fromkeys(root / Path(r).parent / "report.png" for r in untagged.run.unique())
+        sections.append(Section("Other experiments", "", [p for p in paths if p.exists()]))
+    stats = statistics(seeds)
+    if len(stats):
+        shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
+                       "ci_high", "best_seed"]].round(3)
+        sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
+    return render(f"Report: {root.name}", sections + heads_sections(root), root)
+
+
+STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
+              "over seeds (`lgt results` writes them to stats.csv). mgl = max generalized length, "
+              "ood_acc = main-task accuracy on (L_main, L_aux], gap = generalization gap.")
 
 
 def curves_text(df: pd.DataFrame) -> str:

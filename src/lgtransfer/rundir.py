@@ -88,6 +88,47 @@ def is_complete(run_dir: Path) -> bool:
         return False
 
 
+# A running run writes its manifest at least this often; one silent for longer is presumed dead
+# (its machine crashed or its job was killed) and may be resumed by another sweep.
+STALE_SECONDS = 600
+
+
+def owner() -> dict:
+    """Who is running a run: host and pid, recorded in its manifest while it runs."""
+    return {"host": platform.node(), "pid": os.getpid(), "heartbeat": now()}
+
+
+def is_active(run_dir: Path) -> bool:
+    """True while another live process is training this run, so a second sweep leaves it be.
+
+    Same host: the recorded pid is alive. Another host (a cluster job): its heartbeat is recent.
+    """
+    try:
+        m = read_json(run_dir / "manifest.json")
+    except (OSError, ValueError):
+        return False
+    if m.get("status") != "running" or "pid" not in m:
+        return False
+    if m.get("host") == platform.node():
+        if m["pid"] == os.getpid():
+            return False
+        try:
+            os.kill(m["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return now() - m.get("heartbeat", 0) < STALE_SECONDS
+
+
+def last_step(run_dir: Path) -> int:
+    """The step an interrupted run resumes from (0 when it has no checkpoint yet)."""
+    steps = [int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*")
+             if p.name.split("-")[1].isdigit()]
+    return max(steps, default=0) if (run_dir / "checkpoints" / "resume.pt").exists() else 0
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -119,3 +160,7 @@ def environment(device: str) -> dict:
 
 def now() -> float:
     return round(time.time(), 3)
+
+
+def read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())

@@ -20,7 +20,8 @@ import pandas as pd
 
 from lgtransfer.config import SCRATCH
 from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
-from lgtransfer.report import Section, final_curves, load_eval
+from lgtransfer.report import Section
+from lgtransfer.results import final_curves, load_eval
 
 _STEP = re.compile(r"step[-_]?(\d+)/?$")
 

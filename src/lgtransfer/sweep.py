@@ -1,29 +1,183 @@
-"""Expand experiments into runs and execute them; a finished run is never redone.
+"""Sweeps: experiments (and sweep files) expanded into content-keyed runs, and the executors.
+
+`lgt run` takes one or more experiments. Each is a preset name or a YAML path, and may be a
+*sweep file*: a list of experiments built from bases with overrides, optionally crossed with a
+grid of values (the length-ratio sweep is one base crossed with 7 main x 7 auxiliary lengths):
+
+    sweep: ratio                        # marks a sweep file; its experiments go to OUT/ratio/
+    description: ...
+    set: {train.steps: 4000}            # overrides applied to every experiment
+    experiments:
+      - {base: g1, name: "ratio-m{main}-a{aux}"}
+    grid:                               # every combination, `{axis}` filled into the name
+      main: {keys: [group.0.max_length], values: [4, 8, 16]}
+      aux: {keys: [group.1.max_length, group.2.max_length], values: [8, 16, 32]}
+
+Every run lives in `OUT/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{hash}`, the hash taken over its
+resolved config, so a finished run is never redone and a changed config never reuses a folder.
 
 Executors:
 - `inline`: one run after another in this process.
 - `local`: a pool of worker processes. On a CPU, N workers with cores/N torch threads each: small
   models use two cores better as two single-threaded runs than as one two-threaded run. With
   GPUs, one worker per GPU.
+- `submitit`: one SLURM job array (`--cluster local` runs the jobs as local processes, which is
+  how the tests exercise this path without a cluster).
 `auto` picks `local` when more than one run is pending and there is more than one slot.
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lgtransfer import rundir
-from lgtransfer.config import ExperimentConfig, RunSpec, expand
+from lgtransfer.config import (
+    ExperimentConfig,
+    RunSpec,
+    apply_override,
+    expand,
+    load_raw,
+    parse_experiment,
+    set_key,
+)
 from lgtransfer.errors import UsageError
 
-EXECUTORS = ("auto", "inline", "local")
+EXECUTORS = ("auto", "inline", "local", "submitit")
 
 
-def run_dir(out: Path, run: RunSpec) -> Path:
-    return out / run.experiment.name / run.dirname
+# ----------------------------------------------------------------------------- planning
+
+
+@dataclass
+class Experiment:
+    """One experiment to run, and the folder its runs go in."""
+
+    config: ExperimentConfig
+    folder: Path  # relative to the output folder: EXPERIMENT or SWEEP/EXPERIMENT
+
+
+@dataclass
+class Planned:
+    """One run and its folder."""
+
+    run: RunSpec
+    directory: Path
+
+    def state(self) -> str:
+        if rundir.is_complete(self.directory):
+            return "complete"
+        if rundir.is_active(self.directory):
+            return "running elsewhere"
+        step = rundir.last_step(self.directory)
+        return f"partial (resumes at step {step})" if step else "pending"
+
+
+def load_experiments(names: list[str], overrides: list[str] | None = None) -> list[Experiment]:
+    """Every experiment that the given presets, experiment files and sweep files name."""
+    out: list[Experiment] = []
+    for name in names:
+        raw = load_raw(name)
+        if "sweep" in raw:
+            out += _sweep_experiments(raw, name, overrides or [])
+        else:
+            for assignment in overrides or []:
+                apply_override(raw, assignment)
+            cfg = parse_experiment(raw, name)
+            out.append(Experiment(cfg, Path(cfg.name)))
+    folders = [e.folder for e in out]
+    if len(set(folders)) < len(folders):
+        raise UsageError("two experiments share a name: "
+                         f"{next(str(f) for f in folders if folders.count(f) > 1)}")
+    return out
+
+
+def _sweep_experiments(raw: dict, source: str, overrides: list[str]) -> list[Experiment]:
+    unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid"}
+    if unknown:
+        raise UsageError(f"{source}: unknown sweep key {sorted(unknown)[0]!r}")
+    sweep, entries, grid = str(raw["sweep"]), raw.get("experiments"), raw.get("grid") or {}
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"{source}: a sweep needs a non-empty list 'experiments'")
+    if not isinstance(grid, dict) or not all(
+            isinstance(a, dict) and set(a) == {"keys", "values"} for a in grid.values()):
+        raise UsageError(f"{source}: each grid axis needs exactly 'keys' and 'values'")
+    axes = list(grid)
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "base" not in entry or "name" not in entry:
+            raise UsageError(f"{source}: each sweep experiment needs 'base' and 'name'")
+        for values in itertools.product(*(grid[a]["values"] for a in axes)):
+            point = dict(zip(axes, values, strict=True))
+            base = copy.deepcopy(load_raw(str(entry["base"])))
+            if "sweep" in base:
+                raise UsageError(f"{source}: base {entry['base']!r} is itself a sweep")
+            for key, value in {**(raw.get("set") or {}), **(entry.get("set") or {})}.items():
+                set_key(base, key, value)
+            for axis, value in point.items():
+                for key in grid[axis]["keys"]:
+                    set_key(base, key, value)
+            base["name"] = str(entry["name"]).format(**point)
+            for assignment in overrides:
+                apply_override(base, assignment)
+            cfg = parse_experiment(base, f"{source}: {base['name']}")
+            out.append(Experiment(cfg, Path(sweep) / cfg.name))
+    return out
+
+
+def plan(experiments: list[Experiment], out: Path) -> list[Planned]:
+    return [Planned(run, out / e.folder / run.dirname)
+            for e in experiments for run in expand(e.config)]
+
+
+def describe(planned: list[Planned]) -> str:
+    """What `--dry-run` prints: one line per run with its state and size, then the totals."""
+    lines, counts, todo = [], {}, 0.0
+    for p in planned:
+        state = p.state()
+        counts[state.split(" (")[0]] = counts.get(state.split(" (")[0], 0) + 1
+        tokens = training_tokens(p.run)
+        todo += tokens if state != "complete" else 0.0
+        lines.append(f"{state:34s} {tokens / 1e6:8.0f}M tok  {p.directory}")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return "\n".join(lines + [
+        f"{len(planned)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go "
+        f"(~{todo / REFERENCE_THROUGHPUT / 3600:.2f} h at {REFERENCE_THROUGHPUT / 1e6:.0f}M "
+        "tokens/s, the one-H100 target)"])
+
+
+REFERENCE_THROUGHPUT = 3e6  # useful tokens/s: DESIGN.md's training target on one H100
+_MEAN_LENGTHS: dict[tuple, float] = {}
+
+
+def training_tokens(run: RunSpec) -> float:
+    """Useful (non-padding) tokens a run trains on: steps x batch x mean sequence length, the
+    mean measured on a sample of the run's own mixture (tasks by weight, lengths uniform)."""
+    import numpy as np
+
+    from lgtransfer.mixture import MARKER_REPEAT
+    from lgtransfer.tasks import get_task
+
+    key = tuple((t.task, t.min_length, t.max_length, t.weight) for t in run.group)
+    if key not in _MEAN_LENGTHS:
+        rng, lengths, weights = np.random.default_rng(0), [], []
+        for t in run.group:
+            task = get_task(t.task)
+            b = task.train_batch(rng, 256, t.min_length or task.min_length, t.max_length)
+            lengths.append(float((b.prompt_len + b.target_len).mean()) + 2 * MARKER_REPEAT + 2)
+            weights.append(t.weight)
+        _MEAN_LENGTHS[key] = float(np.average(lengths, weights=weights))
+    t = run.experiment.train
+    return t.steps * t.batch_size * _MEAN_LENGTHS[key]
+
+
+# ----------------------------------------------------------------------------- executors
 
 
 def _slots() -> tuple[int, list[str] | None]:
@@ -42,41 +196,79 @@ def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
 
-    torch.set_num_threads(threads)
+    if threads:
+        torch.set_num_threads(threads)
     from lgtransfer.train import train_run
 
     train_run(run, directory, progress=progress, position=position)
     return str(directory)
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path, executor: str = "auto",
-                   workers: int = 0, progress: bool = True) -> list[Path]:
-    """Train every run of the experiment that is not complete yet; return all run folders."""
+def execute(planned: list[Planned], executor: str = "auto", workers: int = 0,
+            progress: bool = True, cluster: str | None = None,
+            cluster_options: dict[str, Any] | None = None) -> list[Planned]:
+    """Train every planned run that is neither complete nor running elsewhere; return those
+    left to other processes (still running elsewhere)."""
     if executor not in EXECUTORS:
-        raise UsageError(f"--executor must be one of {EXECUTORS}, got {executor!r}")
+        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers < 0:
         raise UsageError(f"--workers must be at least 0, got {workers}")
-    runs = expand(cfg)
-    dirs = [run_dir(out, r) for r in runs]
-    pending = [(r, d) for r, d in zip(runs, dirs, strict=True) if not rundir.is_complete(d)]
+    busy = [p for p in planned if rundir.is_active(p.directory)]
+    pending = [p for p in planned if not rundir.is_complete(p.directory) and p not in busy]
     if not pending:
-        return dirs
+        return busy
+    if executor == "submitit":
+        _submit(pending, out=_common_root(pending), cluster=cluster,
+                options=cluster_options or {}, workers=workers)
+        return busy
     slots, gpus = _slots()
     n_workers = min(len(pending), workers or slots)
     if executor == "inline" or (executor == "auto" and n_workers < 2):
         from lgtransfer.train import train_run
 
-        for run, d in pending:
-            train_run(run, d, progress=progress)
-        return dirs
-    threads = max(1, (os.cpu_count() or 1) // max(1, n_workers)) if gpus is None else 4
+        for p in pending:
+            train_run(p.run, p.directory, progress=progress)
+        return busy
+    threads = max(1, (os.cpu_count() or 1) // n_workers) if gpus is None else 4
     # spawn, not fork: forking a process that already runs torch threads can deadlock
     context = multiprocessing.get_context("spawn")
     # one task per worker process: a fresh process per run, so each one's GPU pinning holds
     with ProcessPoolExecutor(n_workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(_work, run, d, threads,
+        futures = [pool.submit(_work, p.run, p.directory, threads,
                                gpus[i % len(gpus)] if gpus else None, i % n_workers, progress)
-                   for i, (run, d) in enumerate(pending)]
+                   for i, p in enumerate(pending)]
         for f in futures:
             f.result()  # re-raises a worker's error here
-    return dirs
+    return busy
+
+
+def _common_root(planned: list[Planned]) -> Path:
+    """The folder holding every planned run's experiment folder."""
+    return Path(os.path.commonpath([p.directory.parent for p in planned]))
+
+
+def _submit(pending: list[Planned], out: Path, cluster: str | None, options: dict[str, Any],
+            workers: int) -> None:
+    """One job array, a run per job; waits for every job and re-raises the first failure."""
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError("--executor submitit needs the submitit package "
+                         "(pip install 'lgtransfer[cluster]')") from None
+    folder = out / ".submitit"
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+    params: dict[str, Any] = {"timeout_min": 240, "name": "lgt"}
+    if executor.cluster == "slurm":
+        params.update(gpus_per_node=1, cpus_per_task=8, slurm_array_parallelism=workers or 64)
+    try:
+        executor.update_parameters(**{**params, **options})
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"--cluster-option: {e}") from None
+    threads = 1 if executor.cluster == "local" else 0
+    jobs = executor.map_array(_work, [p.run for p in pending], [p.directory for p in pending],
+                              [threads] * len(pending), [None] * len(pending),
+                              [0] * len(pending), [False] * len(pending))
+    print(f"submitted {len(jobs)} job(s) to {executor.cluster}: "
+          f"{jobs[0].job_id.split('_')[0]} (logs in {folder})")
+    for job in jobs:
+        job.result()

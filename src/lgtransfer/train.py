@@ -15,6 +15,7 @@ and the id map.
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import os
@@ -48,11 +49,32 @@ def make_mixture(group: list[GroupTask], eval_n: int, eval_seed: int,
     return Mixture(specs, eval_n=eval_n, eval_seed=eval_seed, id_map=id_map)
 
 
-def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int) -> dict:
-    """Lengths to evaluate per task: the explicit list, else min length .. max_length."""
+# Past this width, an interval between training lengths is evaluated at 16 evenly spaced lengths
+# instead of every integer (PAPER.md §6), which keeps the length-ratio sweep's 256s affordable.
+DENSE_WIDTH, SPARSE_POINTS = 64, 16
+
+
+def length_grid(lo: int, hi: int, breakpoints: list[int]) -> list[int]:
+    """Lengths lo..hi: every integer between consecutive breakpoints (training lengths) when
+    they are at most DENSE_WIDTH apart, else 16 evenly spaced; breakpoints and the length just
+    past each are always in."""
+    points = sorted({lo, hi, *(b for b in breakpoints if lo < b < hi)})
+    out = {lo, hi}
+    for a, b in itertools.pairwise(points):
+        if b - a <= DENSE_WIDTH:
+            out.update(range(a, b + 1))
+        else:
+            out.update(int(round(x)) for x in np.linspace(a, b, SPARSE_POINTS))
+            out.add(a + 1)
+    return sorted(out)
+
+
+def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int,
+                 breakpoints: list[int] | None = None) -> dict:
+    """Lengths to evaluate per task: the explicit list, else `length_grid` up to max_length."""
     out = {}
     for task in mixture.tasks:
-        wanted = lengths or range(task.min_length, max_length + 1)
+        wanted = lengths or length_grid(task.min_length, max_length, breakpoints or [])
         out[task.name] = [n for n in wanted if task.min_length <= n <= task.max_length]
     return out
 
@@ -201,7 +223,7 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     # every variant is evaluated up to the longest training length of the whole group, so the
     # baseline and the with-aux run cover the same lengths
     longest = max([cfg.eval.max_length] + [t.max_length for t in cfg.group])
-    lengths = eval_lengths(mixture, cfg.eval.lengths, longest)
+    lengths = eval_lengths(mixture, cfg.eval.lengths, longest, [t.max_length for t in cfg.group])
     model.to(device).train()
     if tcfg.gradient_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
@@ -213,8 +235,9 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     run_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_yaml(run_dir / "config.yaml", run.resolved())
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
+                "figure": cfg.figure,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
-                "started": rundir.now(), **rundir.environment(str(device))}
+                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device))}
     if run.stage is not None:
         manifest["stage"] = run.stage
     if run.model.init:  # where the weights came from (kept from the first start on resume)
@@ -276,6 +299,9 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
             row = {"step": done, "loss": float(loss), "grad_norm": float(grad_norm),
                    "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens_seen / elapsed}
             rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
+            if time.time() - manifest["heartbeat"] > 60:  # tell other sweeps it is alive
+                manifest["heartbeat"] = rundir.now()
+                rundir.write_json(run_dir / "manifest.json", manifest)
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
         bar.update(1)
         if done % tcfg.eval_every == 0 or done == tcfg.steps:
@@ -283,6 +309,8 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         if done % tcfg.checkpoint_every == 0 or done == tcfg.steps:
             checkpoint(done)
     bar.close()
+    for key in ("pid", "heartbeat"):
+        manifest.pop(key)
     manifest.update(status="complete", finished=rundir.now(),
                     train_seconds=round(time.perf_counter() - t_start, 2))
     rundir.write_json(run_dir / "manifest.json", manifest)

@@ -27,6 +27,7 @@ from lgtransfer.tasks.base import (
     TaskBatch,
     concat_ragged,
     const,
+    count_as_float,
     register,
     valid_mask,
 )
@@ -121,7 +122,7 @@ class _TwoOperandTask(Task):
         raise NotImplementedError
 
     def space_size(self, length: int) -> float:
-        return float(9 * 10 ** (length - 1)) ** 2
+        return count_as_float((9 * 10 ** (length - 1)) ** 2)
 
     def batch(self, rng: np.random.Generator, lengths: np.ndarray) -> TaskBatch:
         return self._make(rng, lengths, lengths)
@@ -180,7 +181,7 @@ class ReverseSub(_TwoOperandTask):
 
     def space_size(self, length: int) -> float:
         m = 9 * 10 ** (length - 1)  # the prompt always shows a >= b: unordered pairs
-        return float(m * (m + 1) // 2)
+        return count_as_float(m * (m + 1) // 2)
 
     def solve(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.pad(subtract(a, b), ((0, 0), (0, 1)))
@@ -205,7 +206,7 @@ class CotMultiply(Task):
     b_digits = 3
 
     def space_size(self, length: int) -> float:
-        return 9.0 * 10 ** (length - 1) * 900
+        return count_as_float(9 * 10 ** (length - 1) * 900)
 
     def batch(self, rng: np.random.Generator, lengths: np.ndarray) -> TaskBatch:
         count, width = len(lengths), int(lengths.max(initial=1))

@@ -195,3 +195,9 @@ def _stack_padded(arrays: Sequence[np.ndarray], fill: int | bool) -> np.ndarray:
         out[start : start + len(a), : a.shape[1]] = a
         start += len(a)
     return out
+
+
+def count_as_float(count: int) -> float:
+    """An exact (Python int) count as a float, infinite where a float cannot hold it (a 256-digit
+    operand pair has 10**511 values)."""
+    return float(count) if count.bit_length() < 1000 else math.inf

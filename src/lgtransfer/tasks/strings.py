@@ -22,7 +22,14 @@ import math
 import numpy as np
 
 from lgtransfer import tokenizer as tok
-from lgtransfer.tasks.base import Task, TaskBatch, by_length, register, valid_mask
+from lgtransfer.tasks.base import (
+    Task,
+    TaskBatch,
+    by_length,
+    count_as_float,
+    register,
+    valid_mask,
+)
 
 LETTERS = np.array([tok.char_id(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"])
 CASE_SHIFT = tok.char_id("a") - tok.char_id("A")  # 32
@@ -62,7 +69,7 @@ class _StringTask(Task):
         raise NotImplementedError
 
     def space_size(self, length: int) -> float:
-        return float(len(LETTERS)) ** length
+        return count_as_float(len(LETTERS) ** length)
 
     def batch(self, rng: np.random.Generator, lengths: np.ndarray) -> TaskBatch:
         s = random_strings(rng, lengths)
@@ -123,7 +130,7 @@ class MultiQueryRecall(Task):
     def space_size(self, length: int) -> float:
         # Strings with too few askable characters never occur: at length 2 those whose letters
         # repeat, at 3 those starting with a doubled letter. Past 3, 52**L (over 7 million) serves.
-        return float({2: 52 * 51, 3: 52**3 - 52**2}.get(length, len(LETTERS) ** length))
+        return count_as_float({2: 52 * 51, 3: 52**3 - 52**2}.get(length, len(LETTERS) ** length))
 
     def batch(self, rng: np.random.Generator, lengths: np.ndarray) -> TaskBatch:
         return by_length(lengths, lambda n, count: self._fixed_length(rng, n, count))

@@ -1,0 +1,236 @@
+"""Results as tidy tables: every evaluation row under a folder, per-seed metrics, statistics.
+
+`lgt results DIR` gathers every run's `eval.jsonl` under DIR into `results.csv` (and
+`results.parquet` when pyarrow is installed): the contract columns of DESIGN.md plus the run's
+folder, status, config hash, experiment key, figure and position encoding. It then computes per
+experiment and seed the metrics the paper argues with (max generalized length with and without
+the auxiliary tasks, accuracy past the main length, the generalization gap, the transfer gain;
+`per_seed.csv`), and over seeds their mean, std, min, max and a bootstrap 95 % interval of the
+mean (`stats.csv`), the best seed marked. One experiment = one name and one config key: runs of
+an edited config never mix with the old ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lgtransfer import rundir
+from lgtransfer.errors import UsageError
+from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
+
+CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",
+                    "length", "n", "accuracy"]
+# per-seed metric -> the variant whose runs it describes
+METRICS = {"mgl_with_aux": "with_aux", "mgl_main_only": "main_only",
+           "ood_acc_with_aux": "with_aux", "ood_acc_main_only": "main_only",
+           "gap": "with_aux", "transfer_gain": "with_aux", "ood_gain": "with_aux"}
+BOOTSTRAP_RESAMPLES = 10_000
+
+
+def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
+    """The complete runs of the most recently finished experiment config under `exp_dir`, and
+    how many complete runs of other configs (e.g. earlier `--set` variations) were left out."""
+    groups: dict[str, list[tuple[float, Path]]] = {}
+    for manifest_path in sorted(exp_dir.rglob("manifest.json")):
+        if rundir.is_complete(manifest_path.parent):
+            m = rundir.read_json(manifest_path)
+            groups.setdefault(m.get("experiment_key", ""), []).append(
+                (m.get("finished", 0.0), manifest_path.parent))
+    if not groups:
+        raise UsageError(f"no complete run under {exp_dir}")
+    latest = max(groups.values(), key=lambda runs: max(t for t, _ in runs))
+    skipped = sum(len(runs) for runs in groups.values()) - len(latest)
+    return [d for _, d in latest], skipped
+
+
+def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame:
+    """Every eval row of the given runs (default: `select_runs(exp_dir)`), complete ones only."""
+    if run_dirs is None:
+        run_dirs, _ = select_runs(exp_dir)
+    rows = []
+    for d in run_dirs:
+        if rundir.is_complete(d):
+            rows += rundir.read_jsonl(d / "eval.jsonl")
+    if not rows:
+        raise UsageError(f"no complete run under {exp_dir}")
+    return pd.DataFrame(rows)
+
+
+def run_columns(df: pd.DataFrame) -> list[str]:
+    """The columns that tell runs apart (with `stage` in a pretraining-stage sweep)."""
+    return ["experiment", "variant", "seed"] + (["stage"] if _has_stages(df) else [])
+
+
+def _has_stages(df: pd.DataFrame) -> bool:
+    return "stage" in df and bool(df.stage.notna().any())
+
+
+def final_curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each run's last evaluated step only."""
+    last = df.groupby(run_columns(df), dropna=False)["step"].transform("max")
+    return df[df["step"] == last]
+
+
+def accuracy_curve(df: pd.DataFrame, variant: str, seed: int, task: str) -> dict[int, float]:
+    sel = df[(df.variant == variant) & (df.seed == seed) & (df.task == task)]
+    return dict(zip(sel.length.astype(int), sel.accuracy.astype(float), strict=True))
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per seed: max generalized length with and without aux, gap, gains."""
+    final = final_curves(df)
+    main = final[final.role == "main"]
+    main_task = main.task.iloc[0]
+    l_main = int(main.train_max_length.iloc[0])
+    aux = final[(final.role == "aux") & (final.variant == "with_aux")]
+    aux_tasks = sorted(aux.task.unique())
+    l_aux = int(aux.train_max_length.max()) if len(aux) else l_main
+    rows = []
+    for seed in sorted(final.seed.unique()):
+        row: dict = {"seed": int(seed)}
+        for variant in ("with_aux", "main_only"):
+            curve = accuracy_curve(final, variant, seed, main_task)
+            if curve:
+                row[f"mgl_{variant}"] = max_generalized_length(curve)
+                row[f"ood_acc_{variant}"] = mean_accuracy(curve, l_main, max(l_aux, l_main + 1))
+        with_aux = accuracy_curve(final, "with_aux", seed, main_task)
+        if with_aux and aux_tasks:
+            curves = [accuracy_curve(final, "with_aux", seed, t) for t in aux_tasks]
+            row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux)
+        if "mgl_with_aux" in row and "mgl_main_only" in row:
+            row["transfer_gain"] = row["mgl_with_aux"] - row["mgl_main_only"]
+            row["ood_gain"] = row["ood_acc_with_aux"] - row["ood_acc_main_only"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.attrs.update(main_task=main_task, aux_tasks=aux_tasks, l_main=l_main, l_aux=l_aux)
+    return table
+
+
+def best_seed(table: pd.DataFrame) -> int | None:
+    col = "ood_acc_with_aux" if "ood_acc_with_aux" in table else "ood_acc_main_only"
+    if col not in table or table[col].isna().all():
+        return None
+    return int(table.loc[table[col].idxmax(), "seed"])
+
+
+# ----------------------------------------------------------------------------- whole folders
+
+
+def run_folders(root: Path) -> list[Path]:
+    """Every run folder (one holding a manifest.json) under `root`, in a stable order."""
+    return sorted(p.parent for p in root.rglob("manifest.json")
+                  if ".submitit" not in p.parts and "heads" not in p.relative_to(root).parts)
+
+
+def collect(root: Path) -> pd.DataFrame:
+    """Every evaluation row under `root`, one tidy table (complete and partial runs alike)."""
+    frames = []
+    for d in run_folders(root):
+        rows = rundir.read_jsonl(d / "eval.jsonl") if (d / "eval.jsonl").exists() else []
+        if not rows:
+            continue
+        m = rundir.read_json(d / "manifest.json")
+        model = (rundir.read_yaml(d / "config.yaml") or {}).get("model", {}) if (
+            d / "config.yaml").exists() else {}
+        frame = pd.DataFrame(rows)
+        frame["run"] = d.relative_to(root).as_posix() if d != root else d.name
+        frame["status"] = m.get("status", "unknown")
+        frame["config_hash"] = m.get("config_hash", "")
+        frame["experiment_key"] = m.get("experiment_key", "")
+        frame["figure"] = m.get("figure", "")
+        frame["pos_encoding"] = model.get("pos_encoding", "rope")
+        frames.append(frame)
+    if not frames:
+        raise UsageError(f"no run with evaluation results under {root}")
+    df = pd.concat(frames, ignore_index=True)
+    extra = [c for c in df.columns if c not in CONTRACT_COLUMNS]
+    return df[CONTRACT_COLUMNS + extra]
+
+
+def experiments(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
+    """The complete runs' rows of each (experiment, config key), in order of first appearance."""
+    done = df[df.status == "complete"]
+    return {key: sel for key, sel in done.groupby(["experiment", "experiment_key"], sort=False)}
+
+
+def per_seed(df: pd.DataFrame) -> pd.DataFrame:
+    """`summarize` of every experiment, stacked, with the best seed marked."""
+    tables = []
+    for (name, key), exp in experiments(df).items():
+        # a pretraining-stage sweep: one experiment per stage here
+        stages = exp.groupby("stage", sort=False) if _has_stages(exp) else [(None, exp)]
+        for stage, sel in stages:
+            if not (sel.role == "main").any():
+                continue
+            table = summarize(sel)
+            best = best_seed(table)
+            table.insert(0, "experiment", name)
+            table.insert(1, "experiment_key", key)
+            table.insert(2, "figure", sel.figure.iloc[0])
+            if stage is not None:
+                table.insert(3, "stage", stage)
+            table["best"] = table.seed == best
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def bootstrap_ci(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of the mean (seeds resampled with replacement)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))
+    means = values[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def statistics(seeds: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment, variant and metric: mean, std, min, max, bootstrap 95 % CI, best seed."""
+    rows = []
+    if seeds.empty:
+        return pd.DataFrame(rows)
+    keys = ["experiment", "experiment_key"] + (["stage"] if _has_stages(seeds) else [])
+    for (name, key, *stage), sel in seeds.groupby(keys, sort=False, dropna=False):
+        best = sel.seed[sel.best]
+        for metric, variant in METRICS.items():
+            if metric not in sel or sel[metric].isna().all():
+                continue
+            v = sel[metric].astype(float).dropna().to_numpy()
+            lo, hi = bootstrap_ci(v)
+            rows.append({"experiment": name, "experiment_key": key,
+                         **({"stage": stage[0]} if stage else {}), "figure": sel.figure.iloc[0],
+                         "variant": variant, "metric": metric, "n_seeds": len(v),
+                         "mean": v.mean(), "std": v.std(ddof=1) if len(v) > 1 else 0.0,
+                         "min": v.min(), "max": v.max(), "ci_low": lo, "ci_high": hi,
+                         "best_seed": int(best.iloc[0]) if len(best) else None})
+    return pd.DataFrame(rows)
+
+
+def write_results(root: Path) -> dict[str, Path]:
+    """results.csv (+ .parquet), per_seed.csv and stats.csv in `root`; returns their paths."""
+    df = collect(root)
+    paths = {"results": root / "results.csv"}
+    _write_csv(df, paths["results"])
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        paths["parquet"] = root / "results.parquet"
+        tmp = paths["parquet"].with_name(".results.parquet.tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(paths["parquet"])
+    seeds = per_seed(df)
+    paths["per_seed"], paths["stats"] = root / "per_seed.csv", root / "stats.csv"
+    _write_csv(seeds, paths["per_seed"])
+    _write_csv(statistics(seeds), paths["stats"])
+    return paths
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    rundir.write_atomic(path, df.to_csv(index=False))

@@ -1,0 +1,362 @@
+"""Head analysis: ablation hooks on tiny models (MHA and grouped-query), the attention
+difference, the statistics on known inputs, and `lgt heads` end to end on a tiny trained run."""
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from transformers import LlamaForCausalLM
+
+from lgtransfer import rundir
+from lgtransfer import tokenizer as tok
+from lgtransfer.cli import main
+from lgtransfer.heads_measure import (
+    ablated,
+    ablation_correct,
+    aligned_pair,
+    attention_difference,
+    capture_head_outputs,
+    head_means,
+    head_shape,
+    importance_map,
+    same_prompts,
+    single_head_masks,
+)
+from lgtransfer.headstats import (
+    bootstrap_ci,
+    causal_interval,
+    correlations,
+    jaccard,
+    mean_ci,
+    pearson,
+    rankdata,
+    spearman,
+    summarize,
+    top_k,
+)
+from lgtransfer.mixture import to_sequences
+from lgtransfer.model import ModelConfig, load_model
+from lgtransfer.tasks import get_task
+
+CPU = torch.device("cpu")
+
+
+def tiny_model(n_kv_heads: int = 4, seed: int = 0) -> LlamaForCausalLM:
+    """2 layers, 4 query heads of 8 dims (width 32); grouped-query when n_kv_heads < 4."""
+    cfg = ModelConfig(n_layer=2, n_head=4, d_model=32, d_ff=64).to_hf()
+    cfg.num_key_value_heads = n_kv_heads
+    torch.manual_seed(seed)
+    return LlamaForCausalLM._from_config(cfg, attn_implementation="eager").eval()
+
+
+def copy_batch(n: int, length: int = 4, task: str = "copy", seed: int = 0):
+    return to_sequences(get_task(task).batch(np.random.default_rng(seed), np.full(n, length)), 0)
+
+
+def prompt_of(row: np.ndarray) -> list[int]:
+    """The prompt of a sequence `[BOS] 4 markers prompt 4 markers target [EOS]`."""
+    markers = np.flatnonzero(row >= tok.MARKER_OFFSET)
+    return row[markers[3] + 1 : markers[4]].tolist()
+
+
+def outputs(model, tokens):
+    with capture_head_outputs(model) as outs, torch.no_grad():
+        logits = model(input_ids=tokens).logits
+    return [o.view(*o.shape[:2], 4, 8) for o in outs], logits  # (B, T, H, d) per layer
+
+
+# ----------------------------------------------------------------------------- ablation
+
+
+@pytest.mark.parametrize("n_kv_heads", [4, 1], ids=["mha", "gqa"])
+@pytest.mark.parametrize("ablation", ["mean", "zero"])
+def test_ablating_a_head_changes_exactly_that_head(n_kv_heads, ablation):
+    model = tiny_model(n_kv_heads)
+    assert head_shape(model) == (2, 4, 8)
+    batch = copy_batch(6)
+    tokens = torch.from_numpy(batch.tokens)
+    means = head_means(model, batch, CPU) if ablation == "mean" else None
+    clean, _ = outputs(model, tokens)
+    masks = torch.zeros(6, 2, 4, dtype=torch.bool)
+    masks[:3, 1, 2] = True  # rows 0-2: layer 1, head 2 (shares its KV head with others in GQA)
+    with ablated(model, masks, means):
+        hit, _ = outputs(model, tokens)
+    torch.testing.assert_close(hit[0], clean[0], rtol=0, atol=0)  # an earlier layer: untouched
+    others = [0, 1, 3]
+    torch.testing.assert_close(hit[1][:, :, others], clean[1][:, :, others], rtol=0, atol=0)
+    torch.testing.assert_close(hit[1][3:], clean[1][3:], rtol=0, atol=0)  # rows not ablated
+    expected = (torch.zeros_like(clean[1][:3, :, 2]) if means is None
+                else means[1].view(-1, 4, 8)[None, :, 2].expand(3, -1, -1))
+    torch.testing.assert_close(hit[1][:3, :, 2], expected)
+    assert not torch.allclose(hit[1][:3, :, 2], clean[1][:3, :, 2])
+
+
+def test_mean_ablation_of_a_one_example_batch_is_a_no_op():
+    model = tiny_model()
+    batch = copy_batch(1)
+    tokens = torch.from_numpy(batch.tokens)
+    _, clean = outputs(model, tokens)
+    with ablated(model, torch.ones(1, 2, 4, dtype=torch.bool), head_means(model, batch, CPU)):
+        _, every_head_ablated = outputs(model, tokens)
+    torch.testing.assert_close(every_head_ablated, clean, rtol=1e-5, atol=1e-5)
+    correct = ablation_correct(model, batch, single_head_masks(2, 4), "mean", CPU)
+    assert (correct == correct[0]).all()
+
+
+def test_batched_ablations_equal_one_at_a_time():
+    """Many conditions per pass (and chunks cut across conditions) change nothing."""
+    model = tiny_model(n_kv_heads=2)
+    batch = copy_batch(7)
+    masks = single_head_masks(2, 4)
+    together = ablation_correct(model, batch, masks, "mean", CPU)
+    apart = np.concatenate([ablation_correct(model, batch, masks[i : i + 1], "mean", CPU,
+                                             max_tokens=40) for i in range(len(masks))])
+    assert together.shape == (9, 7) and np.array_equal(together, apart)
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+def test_attention_difference_of_a_task_with_itself_is_zero():
+    model = tiny_model()
+    group = ["copy", "reverse"]
+    same = copy_batch(5)
+    assert np.array_equal(attention_difference(model, same, same, CPU), np.zeros((2, 4)))
+    a, b = aligned_pair(group, "copy", "reverse", 5, 8, seed=0)
+    diff = attention_difference(model, a, b, CPU, max_tokens=64)  # several chunks
+    assert diff.shape == (2, 4) and (diff > 0).all() and (diff <= 2).all()
+    # by hand for one head: mean over the shared rows of the L1 distance of attention rows
+    with torch.no_grad():
+        att_a = model(input_ids=torch.from_numpy(a.tokens), output_attentions=True).attentions
+        att_b = model(input_ids=torch.from_numpy(b.tokens), output_attentions=True).attentions
+    by_hand = (att_a[1][:, 3] - att_b[1][:, 3]).abs().sum(-1).mean()  # equal lengths here
+    assert diff[1, 3] == pytest.approx(float(by_hand), rel=1e-5)
+
+
+@pytest.mark.parametrize("task_a,task_b,length", [
+    ("reverse_add", "no_carry", 6), ("no_carry", "carry_only", 6),
+    ("capitalize_reverse", "capitalize", 7), ("copy", "reverse", 7),
+    ("copy", "mqar", 4), ("dfs_trace", "shortest_path", 9),
+])
+def test_aligned_pairs_share_their_prompts(task_a, task_b, length):
+    a, b = aligned_pair([task_a, task_b], task_a, task_b, length, 64, seed=3)
+    assert len(a) == len(b) >= 32  # MQAR at 4 redraws a few strings: those pairs are dropped
+    assert [prompt_of(row) for row in a.tokens] == [prompt_of(row) for row in b.tokens]
+    assert (a.task_index == 0).all() and (b.task_index == 1).all()  # each keeps its marker
+
+
+def test_add_and_subtract_are_aligned_on_their_operands():
+    add, sub = (get_task(t).batch(np.random.default_rng(5), np.full(50, 6))
+                for t in ("reverse_add", "reverse_sub"))
+    assert not same_prompts(add, sub).any()  # the operator differs
+    for x, y in zip(add.examples(), sub.examples(), strict=True):
+        assert sorted(x.prompt[:-1].split("+")) == sorted(y.prompt[:-1].split("-"))
+    a, b = aligned_pair(["reverse_add", "reverse_sub"], "reverse_add", "reverse_sub", 6, 50, 0)
+    assert len(a) == len(b) == 50 and np.array_equal(a.seq_len, b.seq_len)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_rank_correlations_on_known_inputs():
+    assert rankdata([3, 1, 2, 2]).tolist() == [4.0, 1.0, 2.5, 2.5]
+    x = np.arange(1, 9)
+    assert spearman(x, np.exp(x)) == pytest.approx(1.0)
+    assert spearman(x, -(x**3)) == pytest.approx(-1.0)
+    y = [2, 4, 5, 4, 5]
+    assert pearson([1, 2, 3, 4, 5], y) == pytest.approx(6 / math.sqrt(60))
+    assert spearman([1, 2, 3, 4, 5], y) == pytest.approx(7 / math.sqrt(90))  # ties averaged
+    assert math.isnan(pearson([1, 2, 3], [0.1, 0.1, 0.1]))  # constant: undefined
+    assert math.isnan(pearson([1], [2]))
+
+
+def test_bootstrap_intervals_contain_the_estimate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    y = x + rng.normal(scale=0.5, size=40)
+    for stat in (spearman, pearson):
+        lo, hi = bootstrap_ci(x, y, stat)
+        assert lo <= stat(x, y) <= hi and hi - lo < 0.5
+    c = correlations(x, -y)
+    assert c["n"] == 40 and c["spearman"]["ci"][0] <= c["spearman"]["value"] <= 0
+    assert all(math.isnan(v) for v in bootstrap_ci([1, 2, 3], [3, 2, 1], pearson))  # too few
+    assert correlations([1, 2], [2, 1])["pearson"]["value"] is None  # 2 points: always +-1
+    lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0])
+    assert 1 <= lo <= 2.5 <= hi <= 4
+
+
+def test_top_k_overlap_and_causal_interval():
+    assert jaccard({1, 2, 3}, {2, 3, 4}) == 0.5 and jaccard(set(), set()) == 1.0
+    assert top_k(np.array([[0.1, 0.5], [0.3, -1.0]]), 2) == {1, 2}
+    # clean, top-k, 3 random draws: the random ablations keep 1.0, the top-k one drops to 0.25
+    correct = np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]])
+    lo, hi = causal_interval(correct.astype(float), 500)
+    assert 0 <= lo <= 0.75 <= hi <= 1
+
+
+def test_summary_from_known_rows():
+    rows = []
+    for run, sign in (("a", 1), ("b", -1), ("c", 1)):
+        for step in range(1, 7):
+            gap = step / 10
+            base = {"run": run, "step": step, "band": "in_dist", "layer": None, "head": None}
+            rows.append({**base, "task": "m", "metric": "gap", "band": None, "value": gap})
+            rows.append({**base, "task": "m|x", "metric": "attn_diff", "value": sign * gap**2})
+            rows.append({**base, "task": "m|y", "metric": "attn_diff", "value": sign * gap**2})
+            rows.append({**base, "task": "m", "metric": "causal_extra_drop", "value": 0.1})
+            rows.append({**base, "task": "m", "metric": "accuracy", "value": float(step > 2)})
+    s = summarize(rows, n_boot=200)
+    assert s["runs"]["a"]["learned_steps"] == [3, 4, 5, 6]
+    learned = s["runs"]["b"]["over_learned_checkpoints"]["attn_diff/in_dist"]
+    assert learned["n"] == 4 and learned["spearman"]["value"] == -1.0
+    assert s["pooled_over_learned_checkpoints"]["attn_diff/in_dist"]["n"] == 12
+    assert s["runs"]["a"]["over_checkpoints"]["attn_diff/in_dist"]["spearman"]["value"] == 1.0
+    assert s["runs"]["b"]["over_checkpoints"]["attn_diff/in_dist"]["spearman"]["value"] == -1.0
+    pooled = s["pooled_over_checkpoints"]["attn_diff/in_dist"]
+    assert pooled["n"] == 18 and pooled["spearman"]["ci"][0] is not None
+    assert s["over_runs"]["attn_diff/in_dist"]["n"] == 3
+    assert s["causal_over_runs"]["in_dist"]["mean_extra_drop"] == pytest.approx(0.1)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+TINY_RUN = """\
+group: [{task: copy, role: main, max_length: 4}, {task: reverse, role: aux, max_length: 6}]
+model: {n_layer: 2, n_head: 2, d_model: 32, d_ff: 64}
+train: {steps: 400, batch_size: 32, lr: 0.003, eval_every: 100, checkpoint_every: 100}
+eval: {n: 24, max_length: 7}
+seeds: [0]
+baseline: false
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A tiny copy + reverse run with 4 checkpoints (about 15 s on one core), and beside it a
+    main-only run made from it by hand (the analysis must skip it)."""
+    root = tmp_path_factory.mktemp("heads")
+    (root / "tiny.yaml").write_text(TINY_RUN)
+    assert main(["run", str(root / "tiny.yaml"), "--out", str(root / "runs"), "--quiet",
+                 "--executor", "inline"]) == 0
+    exp = root / "runs" / "tiny"
+    run = next(exp.glob("with_aux_*"))
+    alone = exp / "main_only_seed0_fake"
+    alone.mkdir()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config.update(variant="main_only", group=config["group"][:1])
+    rundir.write_yaml(alone / "config.yaml", config)
+    rundir.write_json(alone / "manifest.json", {"status": "complete", "experiment_key": "other"})
+    shutil.copytree(run / "checkpoints", alone / "checkpoints")
+    return exp, run
+
+
+def test_forced_zero_head_has_zero_importance(tiny_run):
+    _, run = tiny_run
+    model = load_model(run / "checkpoints" / "step-400", attn_implementation="eager")
+    batch = copy_batch(24, length=4)
+    acc, imp = importance_map(model, batch, "mean", CPU)
+    assert acc > 0.5
+    layer, head = np.unravel_index(np.argmin(np.abs(imp)), imp.shape)  # keep the model working
+    d = head_shape(model)[2]
+    with torch.no_grad():
+        model.model.layers[layer].self_attn.o_proj.weight[:, head * d : (head + 1) * d] = 0
+    for ablation in ("mean", "zero"):
+        acc, imp = importance_map(model, batch, ablation, CPU)
+        assert acc > 0 and imp[layer, head] == 0, (ablation, imp)
+        assert np.abs(imp).max() > 0  # the other heads still matter
+
+
+def test_lgt_heads_end_to_end(tiny_run, capsys):
+    exp, run = tiny_run
+    assert main(["heads", str(exp), "--n", "16", "--k", "2", "--random-draws", "3",
+                 "--quiet"]) == 0
+    assert "heads:" in capsys.readouterr().out
+    out = exp / "heads"
+    for name in ("heads.jsonl", "summary.json", "heads.md", "heads.html", "heads_maps.png",
+                 "heads_training.png", "heads_scatter.png", "heads_causal.png"):
+        assert (out / name).is_file(), name
+    rows = rundir.read_jsonl(out / "heads.jsonl")
+    keys = {"run", "experiment", "variant", "seed", "step", "task", "metric", "band", "layer",
+            "head", "value"}
+    assert all(keys <= set(r) for r in rows)
+    assert {r["variant"] for r in rows} == {"with_aux"}  # the main-only run is skipped
+    assert {r["step"] for r in rows} == {100, 200, 300, 400}
+    per_head = [r for r in rows if r["metric"] == "importance" and r["layer"] is not None
+                and r["task"] == "copy" and r["band"] == "in_dist" and r["step"] == 400]
+    assert sorted((r["layer"], r["head"]) for r in per_head) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    metrics = {r["metric"] for r in rows}
+    assert {"gap", "accuracy", "importance", "importance_diff", "attn_diff", "topk_jaccard",
+            "importance_spearman", "causal_extra_drop", "causal_topk_head"} <= metrics
+    # the gap at each checkpoint is the one eval.jsonl gives
+    gaps = {r["step"]: r["value"] for r in rows if r["metric"] == "gap"}
+    assert all(0 <= g <= 1 for g in gaps.values())
+    summary = json.loads((out / "summary.json").read_text())
+    (name, facts), = summary["runs"].items()
+    assert name == f"{run.name}" or name.endswith(run.name)
+    corr = facts["over_checkpoints"]["importance_diff/in_dist"]
+    assert corr["n"] == 4 and set(corr) == {"n", "spearman", "pearson"}
+    assert set(facts["causal"]) == {"in_dist", "transfer"}
+    assert set(facts["causal"]["in_dist"]) >= {"clean_acc", "topk_acc", "random_acc",
+                                              "extra_drop", "ci"}
+    assert len(facts["causal_topk_heads"]) == 2
+    assert set(facts["topk_overlap"]["copy|reverse"]) == {"in_dist", "transfer"}
+    # the experiment report gains the heads section
+    assert main(["report", str(exp)]) == 0
+    report = (exp / "report.md").read_text()
+    assert "## Attention heads" in report and "heads/heads_maps.png" in report
+
+
+def test_lgt_heads_on_one_run_with_the_last_checkpoint(tiny_run, tmp_path):
+    _, run = tiny_run
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("heads"))
+    assert main(["heads", str(copy), "--n", "8", "--steps", "last", "--ablation", "zero",
+                 "--random-draws", "2", "--in-dist", "3,4", "--transfer", "5", "--quiet"]) == 0
+    rows = rundir.read_jsonl(copy / "heads" / "heads.jsonl")
+    assert {r["step"] for r in rows} == {400}
+    summary = json.loads((copy / "heads" / "summary.json").read_text())
+    assert summary["bands"][copy.name] == {"in_dist": [3, 4], "transfer": [5]}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["heads", "/no/such/folder"], "no such folder"),
+    (["heads", "{run}", "--ablation", "half"], "--ablation must be one of"),
+    (["heads", "{run}", "--k", "0"], "--k must be at least 1"),
+    (["heads", "{run}", "--transfer", "5,x"], "comma-separated lengths"),
+    (["heads", "{bare}"], "no checkpoints folder"),
+    (["heads", "{main_only}"], "no run with an auxiliary task"),
+])
+def test_lgt_heads_bad_input_exits_2_with_one_line(argv, message, tiny_run, tmp_path, capsys):
+    exp, run = tiny_run
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(run / "config.yaml", bare / "config.yaml")
+    main_only = next(exp.glob("main_only_*"))
+    argv = [a.format(run=run, bare=bare, main_only=main_only) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_no_heads_section_before_the_analysis(tmp_path):
+    from lgtransfer.heads import heads_section
+
+    assert heads_section(tmp_path) is None
+
+
+def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
+    """A checkpoint whose step eval.jsonl lacks gets its gap measured on the same eval sets."""
+    from lgtransfer.heads import checkpoint_gap, find_runs, gaps_from_eval
+    from lgtransfer.train import make_mixture
+
+    _, run_dir = tiny_run
+    (run,) = find_runs(run_dir)
+    model = load_model(run.checkpoints[400], attn_implementation="eager")
+    mixture = make_mixture(run.group, run.eval_n, run.eval_seed)
+    logged = gaps_from_eval(run)
+    assert set(logged) == {100, 200, 300, 400}
+    assert checkpoint_gap(model, run, mixture, CPU) == pytest.approx(logged[400], abs=1e-9)

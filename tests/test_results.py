@@ -1,0 +1,134 @@
+"""`lgt results`: the tidy table's schema, statistics on known inputs, and the per-figure report
+of a folder holding several experiments (synthetic run folders, no training)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lgtransfer import rundir
+from lgtransfer.cli import main
+from lgtransfer.report import write_report
+from lgtransfer.results import (
+    CONTRACT_COLUMNS,
+    bootstrap_ci,
+    collect,
+    per_seed,
+    statistics,
+)
+
+
+def fake_run(root, exp, variant, seed, curves, figure="", l_main=4, l_aux=8, pos="rope",
+             steps=(10, 20), status="complete", key="k"):
+    """A run folder with eval rows: curves maps task -> {length: final accuracy}; earlier steps
+    score half of it."""
+    d = root / exp / f"{variant}_seed{seed}_{key}"
+    rows = []
+    for task, curve in curves.items():
+        role = "main" if task in ("reverse_add", "copy") else "aux"
+        for step in steps:
+            for n, acc in curve.items():
+                rows.append({"experiment": exp, "variant": variant, "seed": seed, "step": step,
+                             "task": task, "role": role,
+                             "train_max_length": l_main if role == "main" else l_aux,
+                             "length": n, "n": 8,
+                             "accuracy": acc if step == steps[-1] else acc / 2})
+    rundir.write_jsonl(d / "eval.jsonl", rows)
+    rundir.write_yaml(d / "config.yaml", {"model": {"pos_encoding": pos}})
+    rundir.write_json(d / "manifest.json", {"status": status, "experiment": exp, "figure": figure,
+                                            "experiment_key": key, "config_hash": key + str(seed),
+                                            "finished": 1.0})
+    return d
+
+
+def step(k, top=10):
+    return {n: 1.0 if n <= k else 0.0 for n in range(1, top + 1)}
+
+
+def group_runs(root, exp="g", figure="3a", reach=(6, 7, 8), alone=4, l_aux=8):
+    for seed, k in enumerate(reach):
+        fake_run(root, exp, "with_aux", seed, {"reverse_add": step(k), "no_carry": step(l_aux)},
+                 figure, l_aux=l_aux)
+        fake_run(root, exp, "main_only", seed, {"reverse_add": step(alone)}, figure, l_aux=l_aux)
+
+
+def test_bootstrap_interval_on_known_inputs():
+    assert bootstrap_ci(np.array([2.0, 2.0, 2.0])) == (2.0, 2.0)
+    lo, hi = bootstrap_ci(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+    assert 0.0 < lo < 2.0 < hi < 4.0
+    assert bootstrap_ci(np.array([0.0, 1.0, 2.0, 3.0, 4.0])) == (lo, hi)  # seeded
+    assert np.isnan(bootstrap_ci(np.array([]))[0])
+
+
+def test_results_table_has_the_contract_columns(tmp_path):
+    group_runs(tmp_path)
+    fake_run(tmp_path, "g", "with_aux", 9, {"reverse_add": step(9)}, status="running")
+    df = collect(tmp_path)
+    assert list(df.columns[:len(CONTRACT_COLUMNS)]) == CONTRACT_COLUMNS
+    assert {"run", "status", "config_hash", "experiment_key", "figure", "pos_encoding"} <= set(df)
+    assert len(df) == 3 * 2 * 20 + 3 * 2 * 10 + 2 * 10
+    assert set(df.status) == {"complete", "running"}  # partial results are kept, and marked
+
+
+def test_per_seed_metrics_and_statistics_on_known_inputs(tmp_path):
+    group_runs(tmp_path, reach=(6, 7, 8), alone=4)
+    fake_run(tmp_path, "g", "with_aux", 9, {"reverse_add": step(9)}, status="running")
+    seeds = per_seed(collect(tmp_path))
+    assert list(seeds.seed) == [0, 1, 2]  # the running run is left out
+    assert list(seeds.mgl_with_aux) == [6, 7, 8] and list(seeds.mgl_main_only) == [4, 4, 4]
+    assert list(seeds.transfer_gain) == [2, 3, 4]
+    assert list(seeds.best) == [False, False, True]
+    # gap over lengths 5..7 against an aux reaching 8: mean |1 - main|
+    assert seeds.gap.tolist() == pytest.approx([1 / 3, 0.0, 0.0])
+    stats = statistics(seeds).set_index("metric")
+    g = stats.loc["transfer_gain"]
+    assert (g["mean"], g["std"], g["min"], g["max"], g.n_seeds) == (3.0, 1.0, 2.0, 4.0, 3)
+    assert g.ci_low <= 3.0 <= g.ci_high and g.best_seed == 2
+    assert stats.loc["mgl_main_only"].variant == "main_only"
+
+
+def test_lgt_results_writes_the_tables(tmp_path, capsys):
+    group_runs(tmp_path)
+    assert main(["results", str(tmp_path)]) == 0
+    for name in ("results.csv", "per_seed.csv", "stats.csv"):
+        assert (tmp_path / name).is_file()
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 3 * 2 * 10 * 2 + 3 * 10 * 2
+    assert main(["results", str(tmp_path / "nothing")]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["results", str(empty)]) == 2
+    assert "no run with evaluation results" in capsys.readouterr().err
+
+
+def test_suite_report_has_a_section_per_figure(tmp_path):
+    group_runs(tmp_path, "g1", "3a")
+    group_runs(tmp_path, "c1", "8", reach=(4, 5, 4))
+    for exp, (m, a) in {"r-4-8": (4, 8), "r-8-4": (8, 4), "r-4-32": (4, 32)}.items():
+        fake_run(tmp_path, exp, "with_aux", 0,
+                 {"reverse_add": step(m, 40), "no_carry": step(a, 40)}, "10", l_main=m, l_aux=a)
+    for pos, k in (("rope", 7), ("nope", 5)):
+        fake_run(tmp_path, f"n-g1-{pos}", "with_aux", 0,
+                 {"reverse_add": step(k), "no_carry": step(8)}, "12", pos=pos)
+    for exp, k, aux in (("a-both", 8, ["no_carry", "carry_only"]), ("a-nc", 6, ["no_carry"]),
+                        ("a-co", 5, ["carry_only"])):
+        fake_run(tmp_path, exp, "with_aux", 0,
+                 {"reverse_add": step(k), **{t: step(8) for t in aux}}, "14")
+    fake_run(tmp_path, "dyn", "with_aux", 0, {"reverse_add": step(6), "no_carry": step(8)}, "11",
+             steps=(10, 20, 30, 40))
+    report = write_report(tmp_path)
+    text = report.read_text()
+    for title in ("Task groups", "Controls", "Length ratio", "RoPE vs NoPE",
+                  "Single-auxiliary ablations", "Training dynamics", "Statistics over seeds"):
+        assert f"## {title}" in text
+    for png in ("fig10_ratio.png", "fig12_nope.png", "fig14_ablations.png", "fig11_dynamics.png"):
+        assert (tmp_path / png).is_file()
+    assert (tmp_path / "g1" / "report.png").is_file()  # each experiment's own report too
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 6 and "src='fig" not in html
+    # the verdicts follow the synthetic data
+    rows: dict[str, str] = {}  # first table row per name: the claims come before the stats
+    for line in text.splitlines():
+        if line.startswith("| "):
+            rows.setdefault(line.split(" | ")[0].strip("| "), line)
+    assert rows["g1"].rstrip(" |").endswith("yes")  # transfer: 6-8 vs 4 alone
+    assert rows["n-g1"].rstrip(" |").endswith("yes")  # RoPE gap 1/3 < NoPE gap 1
+    assert rows["no_carry vs carry_only"].rstrip(" |").endswith("yes")

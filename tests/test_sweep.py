@@ -1,0 +1,145 @@
+"""Sweeps: sweep files expand, --dry-run tells the state of every run, the local pool and
+submitit's local executor train tiny sweeps, and a killed sweep resumes without redoing anything."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lgtransfer import rundir
+from lgtransfer.cli import main
+from lgtransfer.errors import UsageError
+from lgtransfer.sweep import describe, execute, load_experiments, plan
+
+BASE = ("group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "
+        "max_length: 5}]\n"
+        "model: {n_layer: 1, n_head: 2, d_model: 32, d_ff: 64}\n"
+        "train: {steps: 20, batch_size: 8, eval_every: 10, checkpoint_every: 10}\n"
+        "eval: {n: 8, max_length: 6}\nseeds: [0]\nbaseline: false\n")
+
+
+def sweep_file(tmp_path, values=(4, 5), steps=20, name="sw"):
+    (tmp_path / "base.yaml").write_text(BASE)
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(f"sweep: {name}\nset: {{train.steps: {steps}, figure: '10'}}\n"
+                 f"experiments:\n  - {{base: {tmp_path / 'base.yaml'}, name: 'aux{{aux}}'}}\n"
+                 f"grid:\n  aux: {{keys: [group.1.max_length], values: {list(values)}}}\n")
+    return f
+
+
+def test_sweep_file_expands_its_grid(tmp_path):
+    experiments = load_experiments([str(sweep_file(tmp_path, values=(4, 5, 6)))], ["seeds=[1,2]"])
+    assert [str(e.folder) for e in experiments] == ["sw/aux4", "sw/aux5", "sw/aux6"]
+    assert [e.config.group[1].max_length for e in experiments] == [4, 5, 6]
+    assert all(e.config.seeds == [1, 2] and e.config.train.steps == 20 for e in experiments)
+    assert all(e.config.figure == "10" for e in experiments)
+    assert len(plan(experiments, tmp_path / "out")) == 6  # 3 experiments x 2 seeds, no baseline
+
+
+@pytest.mark.parametrize("body, message", [
+    ("sweep: x\n", "non-empty list 'experiments'"),
+    ("sweep: x\nexperiments: [{base: quick}]\n", "'base' and 'name'"),
+    ("sweep: x\nexperiments: [{base: quick, name: a}]\ngrid: {a: {keys: [seeds]}}\n",
+     "'keys' and 'values'"),
+    ("sweep: x\nfoo: 1\nexperiments: [{base: quick, name: a}]\n", "unknown sweep key 'foo'"),
+    ("sweep: x\nexperiments: [{base: quick, name: a, set: {train.nope: 1}}]\n",
+     "unknown config key"),
+    ("sweep: x\nexperiments: [{base: quick, name: a}, {base: quick, name: a}]\n",
+     "share a name"),
+])
+def test_bad_sweep_files_exit_2(tmp_path, capsys, body, message):
+    f = tmp_path / "bad.yaml"
+    f.write_text(body)
+    with pytest.raises(UsageError, match=message):
+        load_experiments([str(f)])
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.split("'")[0] in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_tells_complete_partial_and_pending(tmp_path, capsys):
+    f = sweep_file(tmp_path, values=(4, 5, 6))
+    planned = plan(load_experiments([str(f)]), tmp_path / "out")
+    rundir.write_json(planned[0].directory / "manifest.json", {"status": "complete"})
+    (planned[1].directory / "checkpoints" / "step-10").mkdir(parents=True)
+    (planned[1].directory / "checkpoints" / "resume.pt").write_bytes(b"")
+    text = describe(planned)
+    assert text.splitlines()[0].startswith("complete")
+    assert "partial (resumes at step 10)" in text.splitlines()[1]
+    assert text.splitlines()[2].startswith("pending")
+    assert text.splitlines()[-1].startswith("3 runs: 1 complete, 1 partial, 1 pending; ")
+    assert main(["run", str(f), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip() == text
+
+
+def _started(out):
+    return {p.parent.name: rundir.read_json(p)["started"] for p in out.rglob("manifest.json")
+            if rundir.is_complete(p.parent)}
+
+
+def test_local_pool_sweep_completes_and_a_rerun_redoes_nothing(tmp_path, capsys):
+    f, out = sweep_file(tmp_path), tmp_path / "out"
+    argv = ["run", str(f), "--out", str(out), "--quiet", "--executor", "local", "--workers", "2"]
+    assert main(argv) == 0
+    started = _started(out)
+    assert len(started) == 2
+    for name in ("report.md", "report.html"):  # the sweep's own report, per figure
+        assert (out / "sw" / name).is_file()
+    assert "Length ratio" in (out / "sw" / "report.md").read_text()
+    assert main(argv) == 0
+    assert _started(out) == started
+
+
+def test_submitit_local_executor_trains_the_sweep(tmp_path, capsys):
+    pytest.importorskip("submitit")
+    f, out = sweep_file(tmp_path), tmp_path / "out"
+    assert main(["run", str(f), "--out", str(out), "--quiet", "--executor", "submitit",
+                 "--cluster", "local"]) == 0
+    assert "submitted 2 job(s) to local" in capsys.readouterr().out
+    assert len(_started(out)) == 2
+    assert (out / "sw" / ".submitit").is_dir()  # submitit's logs, beside the runs
+
+
+def test_killed_sweep_resumes_and_repeats_no_finished_run(tmp_path):
+    f, out = sweep_file(tmp_path, values=(4, 5, 6), steps=300), tmp_path / "out"
+    slower = BASE.replace("checkpoint_every: 10", "checkpoint_every: 50")
+    (tmp_path / "base.yaml").write_text(slower)
+    argv = ["run", str(f), "--out", str(out), "--quiet", "--executor", "inline"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lgtransfer.cli", *argv], env=env,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while not _started(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.5)  # into the second run
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _started(out)
+    assert 1 <= len(before) < 3, "the kill should land mid-sweep"
+    assert main(argv) == 0
+    after = _started(out)
+    assert len(after) == 3
+    assert {k: after[k] for k in before} == before  # finished runs were not run again
+    for p in out.rglob("eval.jsonl"):  # one eval row per (step, task, length): none repeated
+        rows = rundir.read_jsonl(p)
+        keys = [(r["step"], r["task"], r["length"]) for r in rows]
+        assert len(keys) == len(set(keys))
+
+
+def test_a_run_trained_by_another_live_process_is_left_alone(tmp_path):
+    planned = plan(load_experiments([str(sweep_file(tmp_path))]), tmp_path / "out")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        rundir.write_json(planned[0].directory / "manifest.json",
+                          {"status": "running", **rundir.owner(), "pid": sleeper.pid})
+        assert planned[0].state() == "running elsewhere"
+        busy = execute(planned[:1], executor="inline", progress=False)
+        assert busy == planned[:1] and not rundir.is_complete(planned[0].directory)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert planned[0].state() == "pending"  # its process died: the next sweep resumes it
