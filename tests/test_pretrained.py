@@ -395,3 +395,15 @@ def test_an_interrupted_fine_tune_resumes_with_its_map(lm, tmp_path, monkeypatch
     rows = rundir.read_jsonl(tmp_path / "run" / "eval.jsonl")
     assert [r["step"] for r in rows] == sorted(r["step"] for r in rows)  # no duplicates
     assert len(rows) == 2 * len({(r["task"], r["length"]) for r in rows})  # steps 2 and 4
+
+
+def test_head_analysis_reads_a_fine_tuned_pretrained_run(finetuned):
+    """`lgt heads` feeds the checkpoint its own ids (through the map; in ours it would score
+    about 0) and ablates the 4 query heads of a grouped-query model (2 key/value heads)."""
+    assert main(["heads", str(finetuned), "--n", "8", "--steps", "last", "--k", "1",
+                 "--random-draws", "1", "--in-dist", "2", "--transfer", "4", "--quiet"]) == 0
+    rows = rundir.read_jsonl(next(finetuned.rglob("heads.jsonl")))
+    acc = {(r["task"], r["band"]): r["value"] for r in rows if r["metric"] == "accuracy"}
+    assert acc[("reverse", "in_dist")] >= 0.9, acc  # reverse <= 5 is learned (see eval.jsonl)
+    assert {r["head"] for r in rows if r["metric"] == "importance"} - {None} == {0, 1, 2, 3}
+    assert {"gap", "importance_diff", "attn_diff"} <= {r["metric"] for r in rows}

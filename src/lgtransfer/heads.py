@@ -51,7 +51,7 @@ from lgtransfer.heads_measure import (
 )
 from lgtransfer.heads_plots import heads_section
 from lgtransfer.headstats import causal_interval, jaccard, spearman, summarize, top_k
-from lgtransfer.mixture import Mixture, SeqBatch
+from lgtransfer.mixture import Mixture, SeqBatch, map_ids
 from lgtransfer.tasks import get_task
 
 __all__ = ["HeadOptions", "analyze_run", "find_runs", "heads_section", "run_heads"]
@@ -170,8 +170,9 @@ def analyze_checkpoint(model: torch.nn.Module, run: RunInfo, mixture: Mixture,
             fits = [n for n in lengths if _fits(main, n) and _fits(other, n)]
             if fits:
                 names = [t.task for t in run.group]
-                diffs = [attention_difference(model, *aligned_pair(
-                    names, main, other, n, opts.n, opts.seed), device, max_tokens) for n in fits]
+                diffs = [attention_difference(model, *(map_ids(b, mixture.id_map) for b in (
+                    aligned_pair(names, main, other, n, opts.n, opts.seed))), device, max_tokens)
+                    for n in fits]
                 emit(pair, "attn_diff", band, np.mean(diffs, axis=0))
         aux_ranking += [maps[t] for t in aux if t in maps]
 
@@ -290,10 +291,13 @@ def checkpoint_gap(model: torch.nn.Module, run: RunInfo, mixture: Mixture,
 def analyze_run(run: RunInfo, opts: HeadOptions, progress: bool = False) -> list[dict]:
     """Rows of every measurement at every selected checkpoint of one run, with the gap."""
     from lgtransfer.model import load_model
+    from lgtransfer.pretrained import checkpoint_id_map
     from lgtransfer.train import make_mixture, pick_device
 
     device = pick_device(opts.device)
-    mixture = make_mixture(run.group, run.eval_n, run.eval_seed)
+    # a run from a pretrained model reads that model's token ids (None: ours)
+    id_map = checkpoint_id_map(run.checkpoints[max(run.checkpoints)]) if run.checkpoints else None
+    mixture = make_mixture(run.group, run.eval_n, run.eval_seed, id_map)
     bands = length_bands(run, opts)
     for band, lengths in bands.items():
         if not any(_fits(t.task, n) for t in run.group for n in lengths):
