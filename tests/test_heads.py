@@ -26,20 +26,19 @@ from lgtransfer.heads_measure import (
     same_prompts,
     single_head_masks,
 )
-from lgtransfer.headstats import (
+from lgtransfer.headstats import causal_interval, summarize
+from lgtransfer.mixture import to_sequences
+from lgtransfer.model import ModelConfig, load_model
+from lgtransfer.stats import (
     bootstrap_ci,
-    causal_interval,
     correlations,
     jaccard,
     mean_ci,
     pearson,
     rankdata,
     spearman,
-    summarize,
     top_k,
 )
-from lgtransfer.mixture import to_sequences
-from lgtransfer.model import ModelConfig, load_model
 from lgtransfer.tasks import get_task
 
 CPU = torch.device("cpu")

@@ -10,11 +10,11 @@ from lgtransfer.cli import main
 from lgtransfer.report import write_report
 from lgtransfer.results import (
     CONTRACT_COLUMNS,
-    bootstrap_ci,
     collect,
     per_seed,
     statistics,
 )
+from lgtransfer.stats import mean_ci
 
 
 def fake_run(root, exp, variant, seed, curves, figure="", l_main=4, l_aux=8, pos="rope",
@@ -51,12 +51,12 @@ def group_runs(root, exp="g", figure="3a", reach=(6, 7, 8), alone=4, l_aux=8):
         fake_run(root, exp, "main_only", seed, {"reverse_add": step(alone)}, figure, l_aux=l_aux)
 
 
-def test_bootstrap_interval_on_known_inputs():
-    assert bootstrap_ci(np.array([2.0, 2.0, 2.0])) == (2.0, 2.0)
-    lo, hi = bootstrap_ci(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
+def test_bootstrap_interval_of_a_mean_on_known_inputs():
+    assert mean_ci(np.array([2.0, 2.0, 2.0])) == (2.0, 2.0)
+    lo, hi = mean_ci(np.array([0.0, 1.0, 2.0, 3.0, 4.0]))
     assert 0.0 < lo < 2.0 < hi < 4.0
-    assert bootstrap_ci(np.array([0.0, 1.0, 2.0, 3.0, 4.0])) == (lo, hi)  # seeded
-    assert np.isnan(bootstrap_ci(np.array([]))[0])
+    assert mean_ci(np.array([0.0, 1.0, 2.0, 3.0, 4.0])) == (lo, hi)  # seeded
+    assert np.isnan(mean_ci(np.array([5.0]))[0])  # one seed: no interval
 
 
 def test_results_table_has_the_contract_columns(tmp_path):

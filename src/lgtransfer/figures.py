@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from lgtransfer.report import Section
-from lgtransfer.results import bootstrap_ci, final_curves
+from lgtransfer.results import final_curves
+from lgtransfer.stats import mean_ci, spearman
 
 # Fig 10 of the paper: generalization gap, mean of 3 seeds; rows L_main, columns L_aux
 RATIO_LENGTHS = [4, 8, 16, 32, 64, 128, 256]
@@ -105,7 +106,7 @@ def controls(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
         if not len(gains):
             rows.append((exp, "no transfer", "no baseline to compare with", None))
             continue
-        lo, hi = bootstrap_ci(gains)
+        lo, hi = mean_ci(gains)
         spread = gains.std(ddof=1) if len(gains) > 1 else 0.0
         ours = f"transfer gain {gains.mean():+.2f} lengths (95% CI {lo:+.2f}..{hi:+.2f})"
         rows.append((exp, "no transfer: gain within the seed spread", ours,
@@ -180,18 +181,11 @@ def ratio(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     near, far = (band(ours, lambda r: r in (0.5, 2.0)), band(ours, lambda r: r >= 4 or r <= .25))
     ok = None if np.isnan(near) or np.isnan(far) else bool(near < far)
     both = ~np.isnan(ours) & ~np.isnan(paper)
-    corr = (f"; Spearman with the paper's cells {_spearman(ours[both], paper[both]):.2f}"
+    corr = (f"; Spearman with the paper's cells {spearman(ours[both], paper[both]):.2f}"
             if both.sum() > 2 else "")
     rows = [("ratio sweep", "gap smallest at aux/main ratios 0.5 and 2, large at >= 4",
              f"mean gap {near:.2f} at ratio 0.5/2 vs {far:.2f} at ratio >= 4{corr}", ok)]
     return Section("", "", [path], [_claims(rows)])
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = pd.Series(x).rank().to_numpy(), pd.Series(y).rank().to_numpy()
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 @figure("11", title="Training dynamics (Fig 11)")

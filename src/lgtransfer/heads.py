@@ -50,8 +50,9 @@ from lgtransfer.heads_measure import (
     select_rows,
 )
 from lgtransfer.heads_plots import heads_section
-from lgtransfer.headstats import causal_interval, jaccard, spearman, summarize, top_k
+from lgtransfer.headstats import causal_interval, summarize
 from lgtransfer.mixture import Mixture, SeqBatch, map_ids
+from lgtransfer.stats import jaccard, spearman, top_k
 from lgtransfer.tasks import get_task
 
 __all__ = ["HeadOptions", "analyze_run", "find_runs", "heads_section", "run_heads"]

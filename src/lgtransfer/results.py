@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from lgtransfer import rundir
 from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.stats import mean_ci
 
 CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",
                     "length", "n", "accuracy"]
@@ -177,18 +177,6 @@ def per_seed(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def bootstrap_ci(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap 95 % interval of the mean (seeds resampled with replacement)."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
 def statistics(seeds: pd.DataFrame) -> pd.DataFrame:
     """Per experiment, variant and metric: mean, std, min, max, bootstrap 95 % CI, best seed."""
     rows = []
@@ -201,7 +189,7 @@ def statistics(seeds: pd.DataFrame) -> pd.DataFrame:
             if metric not in sel or sel[metric].isna().all():
                 continue
             v = sel[metric].astype(float).dropna().to_numpy()
-            lo, hi = bootstrap_ci(v)
+            lo, hi = mean_ci(v, BOOTSTRAP_RESAMPLES)
             rows.append({"experiment": name, "experiment_key": key,
                          **({"stage": stage[0]} if stage else {}), "figure": sel.figure.iloc[0],
                          "variant": variant, "metric": metric, "n_seeds": len(v),
