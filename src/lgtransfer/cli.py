@@ -67,7 +67,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     experiments = load_experiments(args.experiment, args.set)
     for e in experiments:
-        validate_experiment(e.config)  # every bad input is caught before a run folder exists
+        # every bad input is caught before a run folder exists (a dry run lists runs even when
+        # their pretrained models are not on this machine yet)
+        validate_experiment(e.config, check_models=not args.dry_run)
     out = Path(args.out)
     planned = plan(experiments, out)
     if args.dry_run:
