@@ -78,9 +78,10 @@ class ModelConfig:
         )
 
 
-def vocab_size_padded() -> int:
-    """The vocabulary rounded up to a multiple of 64, which GPU matrix kernels prefer."""
-    return -(-tok.VOCAB_SIZE // 64) * 64
+def vocab_size_padded(size: int = tok.VOCAB_SIZE) -> int:
+    """A vocabulary (ours by default) rounded up to a multiple of 64, which GPU matrix kernels
+    prefer."""
+    return -(-size // 64) * 64
 
 
 class NoRotation(nn.Module):

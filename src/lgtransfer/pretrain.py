@@ -202,12 +202,12 @@ def build_lm(cfg: PretrainConfig, tokenizer):  # -> LlamaForCausalLM
     import torch
     from transformers import LlamaForCausalLM
 
-    from lgtransfer.model import ModelConfig
+    from lgtransfer.model import ModelConfig, vocab_size_padded
 
     arch = ModelConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model,
                        d_ff=cfg.d_ff, max_positions=max(1024, cfg.seq_len))
     hf = arch.to_hf()
-    hf.vocab_size = -(-len(tokenizer) // 64) * 64
+    hf.vocab_size = vocab_size_padded(len(tokenizer))
     hf.bos_token_id, hf.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     hf.pad_token_id = tokenizer.pad_token_id
     hf.lgt_model_config = {"pretrain": asdict(cfg)}
