@@ -22,7 +22,7 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lgtransfer.mixture import Mixture, TaskSpec  # noqa: E402
+from lgtransfer.mixture import GroupTask, Mixture  # noqa: E402
 from lgtransfer.tasks import get_task  # noqa: E402
 
 TARGET = {"arithmetic": 100_000, "string": 100_000, "maze": 5_000}
@@ -38,12 +38,12 @@ TASK_CASES = [
 
 GROUPS = {
     "G1 reverse_add 1-16 + no_carry 1-32 + carry_only 1-32": [
-        TaskSpec("reverse_add", "main", 1, 16), TaskSpec("no_carry", "aux", 1, 32),
-        TaskSpec("carry_only", "aux", 1, 32)],
+        GroupTask("reverse_add", "main", 16, 1), GroupTask("no_carry", "aux", 32, 1),
+        GroupTask("carry_only", "aux", 32, 1)],
     "G4 copy 1-16 + mqar 2-32": [
-        TaskSpec("copy", "main", 1, 16), TaskSpec("mqar", "aux", 2, 32)],
+        GroupTask("copy", "main", 16, 1), GroupTask("mqar", "aux", 32, 2)],
     "G6 dfs_trace 2-32 + shortest_path 2-64": [
-        TaskSpec("dfs_trace", "main", 2, 32), TaskSpec("shortest_path", "aux", 2, 64)],
+        GroupTask("dfs_trace", "main", 32, 2), GroupTask("shortest_path", "aux", 64, 2)],
 }
 GROUP_FAMILY = {"G1": "arithmetic", "G4": "string", "G6": "maze"}
 

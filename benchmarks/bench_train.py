@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from lgtransfer import tokenizer as tok
-from lgtransfer.config import GroupTask
+from lgtransfer.config import ModelConfig
 from lgtransfer.evaluate import evaluate
-from lgtransfer.mixture import SeqBatch
-from lgtransfer.model import ModelConfig, build_model
+from lgtransfer.mixture import GroupTask, Mixture, SeqBatch, eval_lengths
+from lgtransfer.model import build_model
 from lgtransfer.tasks import get_task
-from lgtransfer.train import eval_lengths, make_mixture, step_batch, train_step
+from lgtransfer.train import step_batch, train_step
 
 G1 = [GroupTask("reverse_add", "main", 16), GroupTask("no_carry", "aux", 32),
       GroupTask("carry_only", "aux", 32)]
@@ -93,7 +93,7 @@ def main() -> None:
         else ModelConfig()
     batch_size = 64 if args.small else 1200
     eval_n = 64 if args.small else 1024
-    mixture = make_mixture(G1, eval_n, 0)
+    mixture = Mixture(G1, eval_n, 0)
     rng = np.random.default_rng(0)
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                  "torch": torch.__version__, "batch_size": batch_size,

@@ -11,11 +11,12 @@ from lgtransfer.config import (
     load_raw,
     parse_experiment,
     preset_names,
-    validate_experiment,
+    validate_runs,
 )
 from lgtransfer.errors import UsageError
 from lgtransfer.sweep import load_experiments
 
+COPY = {"task": "copy", "role": "main", "max_length": 16}
 PAPER_PRESETS = ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1", "a2", "ratio",
                  "nope", "dynamics"]
 
@@ -31,8 +32,8 @@ def test_presets_exist():
 def test_every_preset_loads_and_validates(name):
     experiments = load_experiments([name])
     for e in experiments:
-        validate_experiment(e.config, check_models=False)  # models: not on test machines
-        assert e.config.main_tasks()
+        validate_runs(e.config, check_models=False)  # models: not on test machines
+        assert e.config.main
         runs = expand(e.config)
         assert len(runs) == len(e.config.seeds) * len(e.config.variants()) * len(
             e.config.model.stages or [None])
@@ -95,9 +96,9 @@ def test_wrong_types_and_unknown_keys_fail():
         apply_override(raw, "train.steps=many")
         parse_experiment(raw, "x")
     with pytest.raises(UsageError, match="unknown config key 'train.foo'"):
-        parse_experiment({"name": "x", "group": [{"task": "copy"}], "train": {"foo": 1}}, "x")
+        parse_experiment({"name": "x", "group": [COPY], "train": {"foo": 1}}, "x")
     with pytest.raises(UsageError, match="no task with role 'main'"):
-        parse_experiment({"name": "x", "group": [{"task": "copy", "role": "aux"}]}, "x")
+        parse_experiment({"name": "x", "group": [{**COPY, "role": "aux"}]}, "x")
 
 
 def test_variants_and_hash_stability():

@@ -14,6 +14,7 @@ from transformers import LlamaForCausalLM
 from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
+from lgtransfer.config import ModelConfig
 from lgtransfer.heads_measure import (
     ablated,
     ablation_correct,
@@ -28,7 +29,7 @@ from lgtransfer.heads_measure import (
 )
 from lgtransfer.headstats import causal_interval, summarize
 from lgtransfer.mixture import to_sequences
-from lgtransfer.model import ModelConfig, load_model
+from lgtransfer.model import hf_config, load_model
 from lgtransfer.stats import (
     bootstrap_ci,
     correlations,
@@ -46,7 +47,7 @@ CPU = torch.device("cpu")
 
 def tiny_model(n_kv_heads: int = 4, seed: int = 0) -> LlamaForCausalLM:
     """2 layers, 4 query heads of 8 dims (width 32); grouped-query when n_kv_heads < 4."""
-    cfg = ModelConfig(n_layer=2, n_head=4, d_model=32, d_ff=64).to_hf()
+    cfg = hf_config(ModelConfig(n_layer=2, n_head=4, d_model=32, d_ff=64))
     cfg.num_key_value_heads = n_kv_heads
     torch.manual_seed(seed)
     return LlamaForCausalLM._from_config(cfg, attn_implementation="eager").eval()
@@ -350,12 +351,12 @@ def test_no_heads_section_before_the_analysis(tmp_path):
 def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
     """A checkpoint whose step eval.jsonl lacks gets its gap measured on the same eval sets."""
     from lgtransfer.heads import checkpoint_gap, find_runs, gaps_from_eval
-    from lgtransfer.train import make_mixture
+    from lgtransfer.mixture import Mixture
 
     _, run_dir = tiny_run
     (run,) = find_runs(run_dir)
     model = load_model(run.checkpoints[400], attn_implementation="eager")
-    mixture = make_mixture(run.group, run.eval_n, run.eval_seed)
+    mixture = Mixture(run.group, run.eval_n, run.eval_seed)
     logged = gaps_from_eval(run)
     assert set(logged) == {100, 200, 300, 400}
     assert checkpoint_gap(model, run, mixture, CPU) == pytest.approx(logged[400], abs=1e-9)

@@ -15,9 +15,9 @@ from lgtransfer.errors import UsageError
 from lgtransfer.mixture import (
     LEAK_FILTER_RATIO,
     MARKER_REPEAT,
+    GroupTask,
     Mixture,
     SeqBatch,
-    TaskSpec,
     fixed_eval_set,
 )
 from lgtransfer.tasks import get_task
@@ -31,10 +31,11 @@ SMALL_RANGE = {
     "dfs_trace": (2, 12),
     "shortest_path": (2, 12),
 }
-ALL_SPECS = [TaskSpec(name, "main" if i == 0 else "aux", *SMALL_RANGE[name])
+ALL_SPECS = [GroupTask(name, "main" if i == 0 else "aux", SMALL_RANGE[name][1],
+                       SMALL_RANGE[name][0])
              for i, name in enumerate(ref.ALL_TASKS)]
-G1 = [TaskSpec("reverse_add", "main", 1, 16), TaskSpec("no_carry", "aux", 1, 32),
-      TaskSpec("carry_only", "aux", 1, 32)]
+G1 = [GroupTask("reverse_add", "main", 16, 1), GroupTask("no_carry", "aux", 32, 1),
+      GroupTask("carry_only", "aux", 32, 1)]
 
 
 def split_row(batch: SeqBatch, r: int) -> tuple[int, list[int], list[int]]:
@@ -119,9 +120,9 @@ def test_eval_sequences_are_well_formed(name):
 
 def test_marker_is_the_group_position():
     """The same task gets <A> as the first task of a group and <C> as the third."""
-    first = Mixture([TaskSpec("copy", "main", 1, 8)], eval_n=8)
-    third = Mixture([TaskSpec("reverse", "aux", 1, 8), TaskSpec("mqar", "aux", 2, 8),
-                     TaskSpec("copy", "main", 1, 8)], eval_n=8)
+    first = Mixture([GroupTask("copy", "main", 8, 1)], eval_n=8)
+    third = Mixture([GroupTask("reverse", "aux", 8, 1), GroupTask("mqar", "aux", 8, 2),
+                     GroupTask("copy", "main", 8, 1)], eval_n=8)
     a, c = first.eval_set("copy", 5), third.eval_set("copy", 5)
     assert split_row(a, 0)[0] == 0 and split_row(c, 0)[0] == 2
     assert (a.tokens[:, 1:5] == tok.marker_id(0)).all()
@@ -136,9 +137,9 @@ def test_marker_is_the_group_position():
 
 
 def test_task_proportions_follow_weights():
-    specs = [TaskSpec("copy", "main", 1, 8, weight=1.0),
-             TaskSpec("reverse_add", "aux", 1, 8, weight=2.0),
-             TaskSpec("capitalize", "aux", 1, 8, weight=5.0)]
+    specs = [GroupTask("copy", "main", 8, 1, weight=1.0),
+             GroupTask("reverse_add", "aux", 8, 1, weight=2.0),
+             GroupTask("capitalize", "aux", 8, 1, weight=5.0)]
     mixture = Mixture(specs, eval_n=8)
     rng = np.random.default_rng(1)
     counts = np.zeros(3)
@@ -161,7 +162,7 @@ def test_uniform_weights_by_default():
 @pytest.mark.parametrize(("name", "lo", "hi"), [("copy", 3, 17), ("mqar", 2, 32),
                                                ("cot_mul", 1, 16), ("shortest_path", 2, 64)])
 def test_lengths_are_uniform_in_the_range(name, lo, hi):
-    mixture = Mixture([TaskSpec(name, "main", lo, hi)], eval_n=8)
+    mixture = Mixture([GroupTask(name, "main", hi, lo)], eval_n=8)
     rng = np.random.default_rng(2)
     size = 600 if get_task(name).family == "maze" else 3000
     lengths = np.concatenate([mixture.train_batch(rng, size).length for _ in range(5)])
@@ -175,7 +176,7 @@ def test_lengths_are_uniform_in_the_range(name, lo, hi):
 
 def test_arithmetic_lengths_are_the_max_of_two_independent_counts():
     """Training example length = max of two uniform digit counts: P(n) = (2n - 1) / N^2."""
-    mixture = Mixture([TaskSpec("no_carry", "aux", 1, 8)], eval_n=8)
+    mixture = Mixture([GroupTask("no_carry", "aux", 8, 1)], eval_n=8)
     rng = np.random.default_rng(3)
     lengths = np.concatenate([mixture.train_batch(rng, 4000).length for _ in range(4)])
     counts = np.bincount(lengths, minlength=9)[1:]
@@ -195,7 +196,7 @@ def test_training_is_deterministic():
 
 
 def test_maze_training_is_deterministic():
-    specs = [TaskSpec("dfs_trace", "main", 2, 32), TaskSpec("shortest_path", "aux", 2, 64)]
+    specs = [GroupTask("dfs_trace", "main", 32, 2), GroupTask("shortest_path", "aux", 64, 2)]
     a = Mixture(specs, eval_n=8).train_batch(np.random.default_rng(9), 100)
     b = Mixture(specs, eval_n=8).train_batch(np.random.default_rng(9), 100)
     assert a.tokens.tobytes() == b.tokens.tobytes()
@@ -214,7 +215,7 @@ def test_eval_sets_are_fixed_across_groups_and_training():
     """A pure function of (eval seed, task, length): the same in any group, whatever training
     drew before, and from a direct `fixed_eval_set` call."""
     g1 = Mixture(G1, eval_n=64, eval_seed=3)
-    other_specs = [TaskSpec("copy_first_op", "aux", 1, 32), TaskSpec("reverse_add", "main", 1, 8)]
+    other_specs = [GroupTask("copy_first_op", "aux", 32, 1), GroupTask("reverse_add", "main", 8, 1)]
     other = Mixture(other_specs, eval_n=64, eval_seed=3)
     g1.train_batch(np.random.default_rng(1), 200)  # training draws must not move eval sets
     for _ in range(3):
@@ -299,7 +300,7 @@ def test_training_never_sees_eval_prompts(name, length, eval_n, draws):
     unfiltered draws would hit hundreds of them, training hits none."""
     task = get_task(name)
     assert task.space_size(length) >= LEAK_FILTER_RATIO * eval_n  # the filter applies here
-    mixture = Mixture([TaskSpec(name, "main", length, length)], eval_n=eval_n, eval_seed=4)
+    mixture = Mixture([GroupTask(name, "main", length, length)], eval_n=eval_n, eval_seed=4)
     held_out = {ex.prompt for ex in mixture.eval_examples(name, length).examples()}
     assert len(held_out) == eval_n
 
@@ -320,7 +321,7 @@ def test_no_filter_below_the_ratio():
     anyway and eval prompts are not removed."""
     eval_n = 8200  # 810000 prompts at length 3: a ratio just under 100
     assert get_task("reverse_add").space_size(3) < LEAK_FILTER_RATIO * eval_n
-    mixture = Mixture([TaskSpec("reverse_add", "main", 3, 3)], eval_n=eval_n, eval_seed=4)
+    mixture = Mixture([GroupTask("reverse_add", "main", 3, 3)], eval_n=eval_n, eval_seed=4)
     held_out = {ex.prompt for ex in mixture.eval_examples("reverse_add", 3).examples()}
     batch = mixture.train_batch(np.random.default_rng(5), 20_000)
     assert held_out.intersection(_prompts(batch))
@@ -333,15 +334,15 @@ def test_no_filter_below_the_ratio():
     "specs",
     [
         [],
-        [TaskSpec("nope", "main", 1, 8)],
-        [TaskSpec("copy", "main", 1, 8), TaskSpec("copy", "aux", 1, 16)],
-        [TaskSpec("copy", "helper", 1, 8)],
-        [TaskSpec("copy", "main", 9, 8)],
-        [TaskSpec("copy", "main", 0, 8)],
-        [TaskSpec("mqar", "aux", 1, 8)],
-        [TaskSpec("dfs_trace", "main", 2, 65)],
-        [TaskSpec("copy", "main", 1, 8, weight=0.0)],
-        [TaskSpec("copy", "main", 1, 8, weight=-1.0)],
+        [GroupTask("nope", "main", 8, 1)],
+        [GroupTask("copy", "main", 8, 1), GroupTask("copy", "aux", 16, 1)],
+        [GroupTask("copy", "helper", 8, 1)],
+        [GroupTask("copy", "main", 8, 9)],
+        [GroupTask("copy", "main", 8, 0)],
+        [GroupTask("mqar", "aux", 8, 1)],
+        [GroupTask("dfs_trace", "main", 65, 2)],
+        [GroupTask("copy", "main", 8, 1, weight=0.0)],
+        [GroupTask("copy", "main", 8, 1, weight=-1.0)],
     ],
 )
 def test_bad_groups_are_usage_errors(specs):

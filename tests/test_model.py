@@ -2,7 +2,8 @@
 
 import torch
 
-from lgtransfer.model import ModelConfig, build_model, count_parameters, load_model
+from lgtransfer.config import ModelConfig
+from lgtransfer.model import build_model, count_parameters, load_model
 
 TINY = {"n_layer": 2, "n_head": 2, "d_model": 32, "d_ff": 64}
 

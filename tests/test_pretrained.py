@@ -17,9 +17,9 @@ from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
 from lgtransfer.config import expand, load_experiment, parse_experiment
 from lgtransfer.evaluate import exact_match, greedy_generate
-from lgtransfer.mixture import map_ids
-from lgtransfer.train import make_mixture
+from lgtransfer.mixture import Mixture, map_ids
 
+COPY = {"task": "copy", "role": "main", "max_length": 16}
 TEXT = ("the quick brown fox jumps over the lazy dog THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG "
         "ab+cd=ef 0123456789 9876543210 7+5=12 40-8=32 6*7=42 ")
 
@@ -97,7 +97,7 @@ def test_new_tokens_are_added_and_trained(lm, finetuned):
     assert new.shape[0] >= old.shape[0] + tok.N_NODES + tok.N_MARKERS and new.shape[0] % 64 == 0
     # the run started from the pretrained rows plus new ones drawn with its seed; training moved
     # the rows of the markers it used
-    m = parse_experiment({"name": "x", "group": [{"task": "copy"}], "model": {"init": str(lm)}},
+    m = parse_experiment({"name": "x", "group": [COPY], "model": {"init": str(lm)}},
                          "test").model
     start = pretrained.load_source(m, 0, ["copy"]).model.get_input_embeddings().weight
     assert torch.equal(start[: old.shape[0]], old)
@@ -130,7 +130,7 @@ def test_id_map_round_trips(lm, finetuned):
 def test_greedy_generation_equals_one_pass_exact_match_through_the_map(finetuned):
     source = pretrained.load_checkpoint(finetuned / "checkpoints" / "step-250")
     run = expand(load_experiment(str(finetuned.parent.parent.parent / "ft.yaml")))[0]
-    mixture = make_mixture(run.group, 24, 5, source.id_map)
+    mixture = Mixture(run.group, 24, 5, source.id_map)
     outcomes = []
     for task, n in (("copy", 2), ("copy", 3), ("copy", 4), ("reverse", 5), ("reverse", 6)):
         batch = mixture.eval_set(task, n)
@@ -215,7 +215,8 @@ def test_missing_model_or_revision_exits_2_leaving_nothing(overrides, message, l
 
 
 def test_an_lgtransfer_checkpoint_as_init_keeps_our_ids(tmp_path):
-    from lgtransfer.model import ModelConfig, build_model
+    from lgtransfer.config import ModelConfig
+    from lgtransfer.model import build_model
 
     build_model(ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, pos_encoding="nope"),
                 0).save_pretrained(tmp_path / "ck")
@@ -245,12 +246,12 @@ def test_stage_sweep_expands_one_run_per_stage():
     assert models["scratch"].init == "org/a" and models["scratch"].reinit
 
 
-def test_new_fields_leave_earlier_run_keys_alone():
-    """Keys of runs made before `model.revision`/`stages`/`reinit` and gradient checkpointing
-    existed are unchanged, so those finished runs are not redone."""
-    assert [r.key for r in expand(load_experiment("quick"))] == ["ec8b575800", "820dcabf53"]
+def test_run_keys_are_pinned_and_ignore_execution_settings():
+    """The quick preset's run keys are pinned (a change here retrains every finished run, and
+    the README's migration note must say so), and settings that only change speed leave them."""
+    assert [r.key for r in expand(load_experiment("quick"))] == ["b8de334f59", "c06ed9f70a"]
     gc = expand(load_experiment("quick", ["train.gradient_checkpointing=true"]))
-    assert [r.key for r in gc] == ["ec8b575800", "820dcabf53"]
+    assert [r.key for r in gc] == ["b8de334f59", "c06ed9f70a"]
 
 
 def test_gradient_checkpointing_trains_the_same(lm, tmp_path):
@@ -360,7 +361,7 @@ def test_default_corpus_is_the_standard_library_deterministic():
 def test_map_ids_refuses_an_unmappable_character():
     from lgtransfer.errors import UsageError
 
-    mixture = make_mixture(parse_experiment({"name": "x", "group": [{"task": "copy"}]},
+    mixture = Mixture(parse_experiment({"name": "x", "group": [COPY]},
                                             "t").group, 4, 0)
     id_map = np.arange(tok.VOCAB_SIZE)
     id_map[tok.char_id("a"): tok.char_id("z") + 1] = -1

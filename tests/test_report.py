@@ -5,8 +5,9 @@ import json
 import pytest
 
 from lgtransfer import rundir
-from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
-from lgtransfer.report import best_seed, load_eval, summarize, write_report
+from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.report.experiment import write_report
+from lgtransfer.results import best_seed, load_eval, summarize
 
 
 def test_max_generalized_length():
@@ -91,7 +92,7 @@ def test_report_uses_only_the_latest_experiment_config(tmp_path):
         {**r, "accuracy": 0.5} for r in rundir.read_jsonl(old / "eval.jsonl")])
     rundir.write_json(newer / "manifest.json",
                       {"status": "complete", "experiment_key": "new", "finished": 2.0})
-    from lgtransfer.report import select_runs
+    from lgtransfer.results import select_runs
 
     dirs, skipped = select_runs(tmp_path / "exp")
     assert dirs == [newer] and skipped == 1

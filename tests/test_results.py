@@ -7,7 +7,7 @@ import pytest
 
 from lgtransfer import rundir
 from lgtransfer.cli import main
-from lgtransfer.report import write_report
+from lgtransfer.report.experiment import write_report
 from lgtransfer.results import (
     CONTRACT_COLUMNS,
     collect,

@@ -11,8 +11,9 @@ from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import expand, parse_experiment
 from lgtransfer.evaluate import exact_match, greedy_generate
+from lgtransfer.mixture import Mixture
 from lgtransfer.model import load_model
-from lgtransfer.train import lr_factor, make_mixture, train_run
+from lgtransfer.train import lr_factor, train_run
 
 TINY_MODEL = {"n_layer": 2, "n_head": 2, "d_model": 64, "d_ff": 128}
 
@@ -62,7 +63,7 @@ def test_tiny_run_learns_and_writes_the_contract_files(trained):
 def test_greedy_generation_equals_one_pass_exact_match(trained):
     run, out = trained
     model = load_model(out / "checkpoints" / "step-1200")
-    mixture = make_mixture(run.group, 48, 7)
+    mixture = Mixture(run.group, 48, 7)
     for task, lengths in (("copy", range(3, 9)), ("mqar", range(6, 12))):
         for n in lengths:
             batch = mixture.eval_set(task, n)
@@ -157,10 +158,10 @@ def test_generate_prints_one_json_line_per_example(trained, capsys):
 
 
 def test_prefetching_workers_give_the_inline_batches():
-    from lgtransfer.config import GroupTask
+    from lgtransfer.mixture import GroupTask
     from lgtransfer.train import batch_stream
 
-    mixture = make_mixture([GroupTask("reverse_add", "main", 4), GroupTask("copy", "aux", 6)],
+    mixture = Mixture([GroupTask("reverse_add", "main", 4), GroupTask("copy", "aux", 6)],
                            8, 0)
     inline = list(batch_stream(mixture, 3, 2, 7, 16, workers=0))
     pooled = list(batch_stream(mixture, 3, 2, 7, 16, workers=2))

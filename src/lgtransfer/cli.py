@@ -62,14 +62,14 @@ def cmd_sample(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.config import validate_experiment
+    from lgtransfer.config import validate_runs
     from lgtransfer.sweep import describe, execute, load_experiments, plan
 
     experiments = load_experiments(args.experiment, args.set)
     for e in experiments:
         # every bad input is caught before a run folder exists (a dry run lists runs even when
         # their pretrained models are not on this machine yet)
-        validate_experiment(e.config, check_models=not args.dry_run)
+        validate_runs(e.config, check_models=not args.dry_run)
     out = Path(args.out)
     planned = plan(experiments, out)
     if args.dry_run:
@@ -81,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
-    from lgtransfer.report import curves_text, load_eval, seed_table, write_report
+    from lgtransfer.report.experiment import curves_text, seed_table, write_report
+    from lgtransfer.results import load_eval
 
     for e in experiments:
         if e.folder.parent != Path("."):
@@ -112,7 +113,8 @@ def _key_value(text: str, flag: str) -> tuple[str, object]:
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.report import select_runs, write_report
+    from lgtransfer.report.experiment import write_report
+    from lgtransfer.results import select_runs
 
     path = Path(args.dir)
     if not path.is_dir():

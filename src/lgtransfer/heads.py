@@ -38,9 +38,7 @@ import numpy as np
 import torch
 
 from lgtransfer import rundir
-from lgtransfer.config import GroupTask
 from lgtransfer.errors import UsageError
-from lgtransfer.evaluate import generalization_gap
 from lgtransfer.heads_measure import (
     ablation_correct,
     aligned_pair,
@@ -51,7 +49,8 @@ from lgtransfer.heads_measure import (
 )
 from lgtransfer.heads_plots import heads_section
 from lgtransfer.headstats import causal_interval, summarize
-from lgtransfer.mixture import Mixture, SeqBatch, map_ids
+from lgtransfer.metrics import generalization_gap
+from lgtransfer.mixture import GroupTask, Mixture, SeqBatch, map_ids
 from lgtransfer.stats import jaccard, spearman, top_k
 from lgtransfer.tasks import get_task
 
@@ -293,12 +292,12 @@ def analyze_run(run: RunInfo, opts: HeadOptions, progress: bool = False) -> list
     """Rows of every measurement at every selected checkpoint of one run, with the gap."""
     from lgtransfer.model import load_model
     from lgtransfer.pretrained import checkpoint_id_map
-    from lgtransfer.train import make_mixture, pick_device
+    from lgtransfer.train import pick_device
 
     device = pick_device(opts.device)
     # a run from a pretrained model reads that model's token ids (None: ours)
     id_map = checkpoint_id_map(run.checkpoints[max(run.checkpoints)]) if run.checkpoints else None
-    mixture = make_mixture(run.group, run.eval_n, run.eval_seed, id_map)
+    mixture = Mixture(run.group, run.eval_n, run.eval_seed, id_map)
     bands = length_bands(run, opts)
     for band, lengths in bands.items():
         if not any(_fits(t.task, n) for t in run.group for n in lengths):

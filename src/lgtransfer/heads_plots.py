@@ -15,7 +15,7 @@ import pandas as pd
 
 from lgtransfer import rundir
 from lgtransfer.headstats import METRICS
-from lgtransfer.report import Section, render
+from lgtransfer.report.render import Section, pyplot, render
 
 FIGURES = ("heads_maps.png", "heads_training.png", "heads_scatter.png", "heads_causal.png")
 
@@ -25,19 +25,10 @@ def short(run: str) -> str:
     return re.sub(r"_[0-9a-f]{10}$", "", run)
 
 
-def _plt():  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_maps(df: pd.DataFrame, path: Path) -> None:
     """One row of panels per (run, band): each task's importance map, then each pair's
     attention difference, at the run's last checkpoint."""
-    plt = _plt()
+    plt = pyplot()
     heads = df[df.layer.notna()]
     last = heads[heads.step == heads.groupby("run").step.transform("max")]
     panels = last[last.metric.isin(["importance", "attn_diff"])]
@@ -79,7 +70,7 @@ def _scalars(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot_training(df: pd.DataFrame, path: Path) -> None:
     """Each reuse metric against the step (one line per run and band), the gap on a twin axis."""
-    plt = _plt()
+    plt = pyplot()
     s = _scalars(df)
     fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 3.8), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -106,7 +97,7 @@ def plot_training(df: pd.DataFrame, path: Path) -> None:
 
 def plot_scatter(df: pd.DataFrame, path: Path, summary: dict) -> None:
     """Each metric/band scalar against the gap, one point per (run, checkpoint)."""
-    plt = _plt()
+    plt = pyplot()
     s = _scalars(df).pivot_table(index=["run", "step"], columns="key", values="value")
     keys = [k for k in s.columns if k != "gap"]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), squeeze=False)
@@ -127,7 +118,7 @@ def plot_scatter(df: pd.DataFrame, path: Path, summary: dict) -> None:
 
 def plot_causal(summary: dict, path: Path) -> None:
     """Main-task accuracy per run and band: clean, top-k aux heads ablated, k random heads."""
-    plt = _plt()
+    plt = pyplot()
     bars = [(run, band, c) for run, r in summary["runs"].items()
             for band, c in sorted(r["causal"].items())]
     fig, ax = plt.subplots(figsize=(max(4.0, 2.4 * len(bars) + 1), 3.8))

@@ -19,6 +19,7 @@ translates every batch it hands out, and nothing downstream changes.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -38,24 +39,33 @@ LEAK_FILTER_RATIO = 100
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task of a group."""
+@dataclass
+class GroupTask:
+    """One task of a group, as an experiment file writes it and the mixture draws it.
+
+    `role` and `max_length` are required: a group is explicit about which task is the main one
+    and how long each trains. `min_length` defaults to the task's own shortest length.
+    """
 
     task: str
     role: str  # "main" | "aux"
-    min_length: int
     max_length: int  # longest training length
+    min_length: int | None = None  # shortest training length; None: the task's shortest
     weight: float = 1.0
+
+    @property
+    def shortest(self) -> int:
+        """The shortest training length (the one rule for the default)."""
+        return self.min_length if self.min_length is not None else get_task(self.task).min_length
 
     def validate(self) -> None:
         task = get_task(self.task)
         if self.role not in ("main", "aux"):
             raise UsageError(f"task {self.task!r}: role must be 'main' or 'aux', got {self.role!r}")
-        if self.min_length > self.max_length:
-            raise UsageError(f"task {self.task!r}: min_length {self.min_length} > "
+        if self.shortest > self.max_length:
+            raise UsageError(f"task {self.task!r}: min_length {self.shortest} > "
                              f"max_length {self.max_length}")
-        task.check_length(self.min_length)
+        task.check_length(self.shortest)
         task.check_length(self.max_length)
         if not self.weight > 0:
             raise UsageError(f"task {self.task!r}: weight must be positive, got {self.weight}")
@@ -138,7 +148,7 @@ def contains(sorted_values: np.ndarray, queries: np.ndarray) -> np.ndarray:
 class Mixture:
     """A task group with its fixed evaluation sets."""
 
-    def __init__(self, specs: Sequence[TaskSpec], eval_n: int = 1024, eval_seed: int = 0,
+    def __init__(self, specs: Sequence[GroupTask], eval_n: int = 1024, eval_seed: int = 0,
                  id_map: np.ndarray | None = None):
         if not specs:
             raise UsageError("a task group needs at least one task")
@@ -178,7 +188,7 @@ class Mixture:
         spec, task = self.specs[i], self.tasks[i]
         kept: list[TaskBatch] = []
         while count > 0:
-            batch = task.train_batch(rng, count, spec.min_length, spec.max_length)
+            batch = task.train_batch(rng, count, spec.shortest, spec.max_length)
             if len(self._leaks[i]):
                 batch = batch.select(~contains(self._leaks[i], prompt_hashes(batch)))
             kept.append(batch)
@@ -187,7 +197,7 @@ class Mixture:
 
     def _leak_hashes(self, i: int) -> np.ndarray:
         spec, task = self.specs[i], self.tasks[i]
-        lengths = [n for n in range(spec.min_length, spec.max_length + 1)
+        lengths = [n for n in range(spec.shortest, spec.max_length + 1)
                    if task.space_size(n) >= LEAK_FILTER_RATIO * self.eval_n]
         if not lengths:
             return np.zeros(0, np.uint64)
@@ -224,3 +234,35 @@ def fixed_eval_set(task_name: str, length: int, n: int, seed: int) -> TaskBatch:
         fresh = task.batch(rng, np.full(n - len(first), length))
         batch = TaskBatch.concat([batch.select(np.sort(first)), fresh])
     raise RuntimeError(f"could not draw {n} distinct {task_name} examples of length {length}")
+
+
+# ----------------------------------------------------------------------------- evaluation lengths
+
+# Past this width, an interval between training lengths is evaluated at 16 evenly spaced lengths
+# instead of every integer (PAPER.md §6), which keeps the length-ratio sweep's 256s affordable.
+DENSE_WIDTH, SPARSE_POINTS = 64, 16
+
+
+def length_grid(lo: int, hi: int, breakpoints: list[int]) -> list[int]:
+    """Lengths lo..hi: every integer between consecutive breakpoints (training lengths) when
+    they are at most DENSE_WIDTH apart, else 16 evenly spaced; breakpoints and the length just
+    past each are always in."""
+    points = sorted({lo, hi, *(b for b in breakpoints if lo < b < hi)})
+    out = {lo, hi}
+    for a, b in itertools.pairwise(points):
+        if b - a <= DENSE_WIDTH:
+            out.update(range(a, b + 1))
+        else:
+            out.update(int(round(x)) for x in np.linspace(a, b, SPARSE_POINTS))
+            out.add(a + 1)
+    return sorted(out)
+
+
+def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int,
+                 breakpoints: list[int] | None = None) -> dict[str, list[int]]:
+    """Lengths to evaluate per task: the explicit list, else `length_grid` up to max_length."""
+    out = {}
+    for task in mixture.tasks:
+        wanted = lengths or length_grid(task.min_length, max_length, breakpoints or [])
+        out[task.name] = [n for n in wanted if task.min_length <= n <= task.max_length]
+    return out

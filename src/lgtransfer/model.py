@@ -13,7 +13,7 @@ stock RoPE's first inverse frequency is inf**0 = 1, so one dimension pair would 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -22,60 +22,33 @@ from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, Pr
 from transformers.utils import logging as hf_logging
 
 from lgtransfer import tokenizer as tok
+from lgtransfer.config.schema import ModelConfig
 from lgtransfer.errors import UsageError
 
-POS_ENCODINGS = ("rope", "nope")
 hf_logging.disable_progress_bar()  # one bar per checkpoint save would drown the training bar
 
 
-@dataclass
-class ModelConfig:
-    """The from-scratch model; the defaults are the paper's."""
-
-    n_layer: int = 6
-    n_head: int = 6
-    d_model: int = 384
-    d_ff: int = 1536
-    rope_theta: float = 1e5
-    pos_encoding: str = "rope"  # rope | nope
-    max_positions: int = 1024
-    # Start from a pretrained model instead (`pretrained.py`): a local folder or a model id in
-    # the local Hugging Face cache. The fields above then do not apply.
-    init: str | None = None
-    revision: str | None = None  # of `init`: a Hub branch/tag/commit, or a subfolder of a folder
-    stages: list[str] | None = None  # a pretraining-stage sweep: one run per stage (config.py)
-    reinit: bool = False  # `init`'s architecture and tokenizer with fresh random weights
-
-    def validate(self) -> None:
-        if self.pos_encoding not in POS_ENCODINGS:
-            raise UsageError(f"model.pos_encoding must be one of {POS_ENCODINGS}, "
-                             f"got {self.pos_encoding!r}")
-        if self.init is None and (self.revision or self.reinit):
-            raise UsageError("model.revision and model.reinit need model.init")
-        if self.d_model % self.n_head:
-            raise UsageError(f"model.d_model {self.d_model} is not divisible by "
-                             f"model.n_head {self.n_head}")
-
-    def to_hf(self) -> LlamaConfig:
-        return LlamaConfig(
-            vocab_size=vocab_size_padded(),
-            hidden_size=self.d_model,
-            intermediate_size=self.d_ff,
-            num_hidden_layers=self.n_layer,
-            num_attention_heads=self.n_head,
-            num_key_value_heads=self.n_head,
-            max_position_embeddings=self.max_positions,
-            rope_theta=self.rope_theta,
-            rms_norm_eps=1e-6,
-            initializer_range=0.02,
-            tie_word_embeddings=False,
-            attention_dropout=0.0,
-            bos_token_id=tok.BOS,
-            eos_token_id=tok.EOS,
-            pad_token_id=tok.PAD,
-            lgt_pos_encoding=self.pos_encoding,
-            lgt_model_config=asdict(self),
-        )
+def hf_config(cfg: ModelConfig) -> LlamaConfig:
+    """The Hugging Face config of our from-scratch model."""
+    return LlamaConfig(
+        vocab_size=vocab_size_padded(),
+        hidden_size=cfg.d_model,
+        intermediate_size=cfg.d_ff,
+        num_hidden_layers=cfg.n_layer,
+        num_attention_heads=cfg.n_head,
+        num_key_value_heads=cfg.n_head,
+        max_position_embeddings=cfg.max_positions,
+        rope_theta=cfg.rope_theta,
+        rms_norm_eps=1e-6,
+        initializer_range=0.02,
+        tie_word_embeddings=False,
+        attention_dropout=0.0,
+        bos_token_id=tok.BOS,
+        eos_token_id=tok.EOS,
+        pad_token_id=tok.PAD,
+        lgt_pos_encoding=cfg.pos_encoding,
+        lgt_model_config=asdict(cfg),
+    )
 
 
 def vocab_size_padded(size: int = tok.VOCAB_SIZE) -> int:
@@ -107,7 +80,7 @@ def build_model(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
     cfg.validate()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg.to_hf())
+        model = LlamaForCausalLM(hf_config(cfg))
     return apply_pos_encoding(model, cfg.pos_encoding)
 
 

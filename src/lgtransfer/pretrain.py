@@ -202,11 +202,12 @@ def build_lm(cfg: PretrainConfig, tokenizer):  # -> LlamaForCausalLM
     import torch
     from transformers import LlamaForCausalLM
 
-    from lgtransfer.model import ModelConfig, vocab_size_padded
+    from lgtransfer.config.schema import ModelConfig
+    from lgtransfer.model import hf_config, vocab_size_padded
 
     arch = ModelConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model,
                        d_ff=cfg.d_ff, max_positions=max(1024, cfg.seq_len))
-    hf = arch.to_hf()
+    hf = hf_config(arch)
     hf.vocab_size = vocab_size_padded(len(tokenizer))
     hf.bos_token_id, hf.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     hf.pad_token_id = tokenizer.pad_token_id

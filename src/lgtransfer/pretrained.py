@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from lgtransfer import tokenizer as tok
+from lgtransfer.config.schema import ModelConfig
 from lgtransfer.errors import UsageError
-from lgtransfer.model import ModelConfig
 
 NODE_TOKENS = [f"<lgt_node_{k}>" for k in range(1, tok.N_NODES + 1)]
 MARKER_TOKENS = [f"<lgt_task_{chr(ord('A') + i)}>" for i in range(tok.N_MARKERS)]

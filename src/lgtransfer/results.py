@@ -18,7 +18,7 @@ import pandas as pd
 
 from lgtransfer import rundir
 from lgtransfer.errors import UsageError
-from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
 from lgtransfer.stats import mean_ci
 
 CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 import lgtransfer
+from lgtransfer.errors import UsageError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -163,4 +164,14 @@ def now() -> float:
 
 
 def read_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
+    """A YAML file's data; a malformed or unreadable file is one line, exit 2."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        raise UsageError(f"malformed YAML in {path}{at}: {getattr(e, 'problem', e)}") from None
+    except OSError as e:
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text (YAML) file") from None

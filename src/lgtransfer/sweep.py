@@ -169,7 +169,7 @@ def training_tokens(run: RunSpec) -> float:
         rng, lengths, weights = np.random.default_rng(0), [], []
         for t in run.group:
             task = get_task(t.task)
-            b = task.train_batch(rng, 256, t.min_length or task.min_length, t.max_length)
+            b = task.train_batch(rng, 256, t.shortest, t.max_length)
             lengths.append(float((b.prompt_len + b.target_len).mean()) + 2 * MARKER_REPEAT + 2)
             weights.append(t.weight)
         _MEAN_LENGTHS[key] = float(np.average(lengths, weights=weights))

@@ -15,7 +15,6 @@ and the id map.
 
 from __future__ import annotations
 
-import itertools
 import math
 import multiprocessing
 import os
@@ -31,52 +30,13 @@ from tqdm import tqdm
 
 from lgtransfer import pretrained, rundir
 from lgtransfer import tokenizer as tok
-from lgtransfer.config import GroupTask, RunSpec, TrainConfig
+from lgtransfer.config import RunSpec, TrainConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import evaluate, scored_logits
-from lgtransfer.mixture import Mixture, SeqBatch, TaskSpec
+from lgtransfer.mixture import Mixture, SeqBatch, eval_lengths
 from lgtransfer.model import build_model
-from lgtransfer.tasks import get_task
 
 # ----------------------------------------------------------------------------- set-up
-
-
-def make_mixture(group: list[GroupTask], eval_n: int, eval_seed: int,
-                 id_map: np.ndarray | None = None) -> Mixture:
-    specs = [TaskSpec(t.task, t.role,
-                      t.min_length if t.min_length is not None else get_task(t.task).min_length,
-                      t.max_length, t.weight) for t in group]
-    return Mixture(specs, eval_n=eval_n, eval_seed=eval_seed, id_map=id_map)
-
-
-# Past this width, an interval between training lengths is evaluated at 16 evenly spaced lengths
-# instead of every integer (PAPER.md §6), which keeps the length-ratio sweep's 256s affordable.
-DENSE_WIDTH, SPARSE_POINTS = 64, 16
-
-
-def length_grid(lo: int, hi: int, breakpoints: list[int]) -> list[int]:
-    """Lengths lo..hi: every integer between consecutive breakpoints (training lengths) when
-    they are at most DENSE_WIDTH apart, else 16 evenly spaced; breakpoints and the length just
-    past each are always in."""
-    points = sorted({lo, hi, *(b for b in breakpoints if lo < b < hi)})
-    out = {lo, hi}
-    for a, b in itertools.pairwise(points):
-        if b - a <= DENSE_WIDTH:
-            out.update(range(a, b + 1))
-        else:
-            out.update(int(round(x)) for x in np.linspace(a, b, SPARSE_POINTS))
-            out.add(a + 1)
-    return sorted(out)
-
-
-def eval_lengths(mixture: Mixture, lengths: list[int] | None, max_length: int,
-                 breakpoints: list[int] | None = None) -> dict:
-    """Lengths to evaluate per task: the explicit list, else `length_grid` up to max_length."""
-    out = {}
-    for task in mixture.tasks:
-        wanted = lengths or length_grid(task.min_length, max_length, breakpoints or [])
-        out[task.name] = [n for n in wanted if task.min_length <= n <= task.max_length]
-    return out
 
 
 def pick_device(name: str) -> torch.device:
@@ -219,11 +179,11 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         source = pretrained.load_source(run.model, run.seed, [t.task for t in cfg.group])
     model = source.model if source else build_model(run.model, run.seed)
     id_map = source.id_map if source else None
-    mixture = make_mixture(run.group, cfg.eval.n, cfg.eval.seed, id_map)
-    # every variant is evaluated up to the longest training length of the whole group, so the
-    # baseline and the with-aux run cover the same lengths
-    longest = max([cfg.eval.max_length] + [t.max_length for t in cfg.group])
-    lengths = eval_lengths(mixture, cfg.eval.lengths, longest, [t.max_length for t in cfg.group])
+    mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed, id_map)
+    # every variant is evaluated up to the same length (at least the group's longest training
+    # length), so the baseline and the with-aux run cover the same lengths
+    lengths = eval_lengths(mixture, cfg.eval.lengths, cfg.eval_max_length,
+                           [t.max_length for t in run.group])
     model.to(device).train()
     if tcfg.gradient_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x

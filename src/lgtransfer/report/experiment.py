@@ -8,17 +8,13 @@ one with the highest mean main-task accuracy on (main training length, aux train
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.errors import UsageError
+from lgtransfer.report.render import Section, markdown_table, pyplot, render
 from lgtransfer.results import (
     accuracy_curve,
     best_seed,
@@ -27,21 +23,13 @@ from lgtransfer.results import (
     load_eval,
     per_seed,
     run_folders,
-    select_runs,
     statistics,
     summarize,
 )
 
-__all__ = ["Section", "best_seed", "load_eval", "render", "select_runs", "summarize",
-           "write_report"]
-
 
 def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     final = final_curves(df)
     attrs = table.attrs
     best = best_seed(table)
@@ -111,61 +99,6 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     return shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
 
 
-def markdown_table(shown: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(str(c) for c in shown.columns) + " |",
-             "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(False)]
-    return "\n".join(lines)
-
-
-@dataclass
-class Section:
-    """One part of a report: a heading, Markdown text, PNG figures (files in the report's folder)
-    and tables. `render` turns a list of them into report.md and a self-contained report.html."""
-
-    title: str
-    text: str = ""
-    figures: list[Path] = field(default_factory=list)
-    tables: list[pd.DataFrame] = field(default_factory=list)
-
-
-def _inline_markdown(text: str) -> str:
-    """The little Markdown our texts use (**bold**, `code`), as HTML."""
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-def render(title: str, sections: list[Section], out_dir: Path, stem: str = "report") -> Path:
-    """Write `stem.md` and a self-contained `stem.html` (figures embedded) into `out_dir`."""
-    md = [f"# {title}"]
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for i, sec in enumerate(sections):
-        if sec.title and (i or len(sections) > 1):
-            md.append(f"## {sec.title}")
-            body.append(f"<h2>{html.escape(sec.title)}</h2>")
-        for para in filter(None, sec.text.split("\n\n")):
-            md.append(para)
-            body.append(f"<p>{_inline_markdown(para)}</p>")
-        for fig in sec.figures:
-            rel = fig.relative_to(out_dir) if fig.is_relative_to(out_dir) else fig
-            md.append(f"![{fig.stem}]({rel.as_posix()})")
-            png = base64.b64encode(fig.read_bytes()).decode()
-            body.append(f"<img alt='{html.escape(fig.stem)}' style='max-width:100%' "
-                        f"src='data:image/png;base64,{png}'>")
-        for table in sec.tables:
-            md.append(markdown_table(table))
-            body.append(table.to_html(index=False, border=0))
-    rundir.write_atomic(out_dir / f"{stem}.md", "\n\n".join(md) + "\n")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
-            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;text-align:right}</style></head><body>"
-            + "\n".join(body) + "</body></html>")
-    rundir.write_atomic(out_dir / f"{stem}.html", page)
-    return out_dir / f"{stem}.md"
-
-
 def seed_table(df: pd.DataFrame) -> str:
     """The per-seed summary of one experiment's eval rows, as a Markdown table."""
     return markdown_table(_display(summarize(df)))
@@ -199,7 +132,9 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
         folders = sorted({d.parent for d in run_folders(path)})
         if len(folders) > 1:
             return write_suite_report(path, folders)
-    from lgtransfer.stages import stages_section  # a pretraining-stage sweep: its own figures
+    from lgtransfer.report.stages import (
+        stages_section,  # a pretraining-stage sweep: its own figures
+    )
 
     section = stages_section(path, run_dirs) or experiment_section(path, run_dirs)
     return render(section.title, [section, *heads_sections(path)], path)
@@ -214,7 +149,7 @@ def heads_sections(path: Path) -> list[Section]:
 
 
 def write_suite_report(root: Path, folders: list[Path]) -> Path:
-    from lgtransfer.figures import FIGURES, figure_sections
+    from lgtransfer.report.figures import FIGURES, figure_sections
 
     for folder in folders:
         with contextlib.suppress(UsageError):  # no complete run there yet
@@ -246,7 +181,7 @@ def curves_text(df: pd.DataFrame) -> str:
     lines = []
     keys = ["variant", "seed", "task"]
     if "stage" in final:  # a pretraining-stage sweep: one block per stage, in pretraining order
-        from lgtransfer.stages import stage_position
+        from lgtransfer.report.stages import stage_position
 
         final = final.assign(stage_position=final.stage.map(stage_position))
         keys = ["stage_position", "stage", *keys]

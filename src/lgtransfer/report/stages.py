@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lgtransfer.config import SCRATCH
-from lgtransfer.evaluate import generalization_gap, max_generalized_length, mean_accuracy
-from lgtransfer.report import Section
+from lgtransfer.config.schema import SCRATCH
+from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.report.render import Section, pyplot
 from lgtransfer.results import final_curves, load_eval
 
 _STEP = re.compile(r"step[-_]?(\d+)/?$")
@@ -108,10 +108,7 @@ def _x_positions(stages: list[str]) -> tuple[dict[str, float], bool, list[str]]:
 
 def plot_stages(summary: pd.DataFrame, rows: pd.DataFrame, path: Path, title: str) -> None:
     """Fig 9: accuracy past the training length and max generalized length vs pretraining."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     stages = sorted(summary.stage.unique(), key=stage_position)
     xs, log, ticks = _x_positions(stages)
@@ -157,10 +154,7 @@ def plot_stages(summary: pd.DataFrame, rows: pd.DataFrame, path: Path, title: st
 def plot_stage_curves(df: pd.DataFrame, path: Path, title: str) -> None:
     """Fig 15: accuracy vs length of every stage (seed mean), main task per variant, and the
     auxiliary tasks' mean where there are some."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     final = final_curves(df)
     stages = sorted(final.stage.unique(), key=stage_position)

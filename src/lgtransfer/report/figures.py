@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lgtransfer.report import Section
+from lgtransfer.report.render import Section, pyplot
 from lgtransfer.results import final_curves
 from lgtransfer.stats import mean_ci, spearman
 
@@ -52,15 +52,6 @@ def figure(*ids: str, title: str) -> Callable[[FigureFn], FigureFn]:
             FIGURES[i] = (title, fn)
         return fn
     return register
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _claims(rows: list[tuple[str, str, str, bool | None]]) -> pd.DataFrame:
@@ -120,7 +111,7 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     aux_sets = {e: tuple(sorted(s[s.role == "aux"].task.unique()))
                 for e, s in final.groupby("experiment")}
     acc = {e: _mean(seeds, e, "ood_acc_with_aux") for e in aux_sets}
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.6 * len(acc) + 2, 3.6))
     names = sorted(acc, key=lambda e: (-len(aux_sets[e]), e))
     ax.bar(range(len(names)), [acc[e] for e in names], color="tab:blue")
@@ -158,7 +149,7 @@ def ratio(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     ours = np.array([[gaps.get((m, a), np.nan) for a in cols_a] for m in rows_m])
     paper = np.array([[PAPER_RATIO_GAP.get(m, [np.nan] * 7)[RATIO_LENGTHS.index(a)]
                        if a in RATIO_LENGTHS else np.nan for a in cols_a] for m in rows_m])
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     for ax, grid, title in ((axes[0], ours, "ours"), (axes[1], paper, "paper (Fig 10)")):
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
@@ -194,7 +185,7 @@ def dynamics(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     l_main = int(main.train_max_length.max())
     l_aux = int(df[df.role == "aux"].train_max_length.max())
     seed_list = sorted(main.seed.unique())
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(seed_list), figsize=(4.2 * len(seed_list), 3.8), squeeze=False)
     cmap = plt.get_cmap("viridis")
     top = int(main.length.max())
@@ -235,7 +226,7 @@ def nope(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     enc = df.groupby("experiment").pos_encoding.first()
     gap = seeds.groupby("experiment").gap.agg(["mean", "std"]).fillna(0)
     groups = sorted({e.removesuffix(f"-{enc[e]}") for e in gap.index})
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 * len(groups) + 2, 3.6))
     rows = []
     for k, pos in enumerate(("rope", "nope")):

@@ -1,0 +1,164 @@
+"""The experiment schema: every field an experiment file may set, its default, and the checks on
+values that type-check but cannot work. Plain dataclasses, no torch.
+
+An experiment is a task group (`mixture.GroupTask`: task, role, training length range, weight),
+a model, a training schedule, an evaluation protocol and seeds. Every field has a default except
+the group, and every group entry names its role and its longest training length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from lgtransfer.errors import UsageError
+from lgtransfer.mixture import GroupTask
+
+POS_ENCODINGS = ("rope", "nope")
+SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
+
+
+@dataclass
+class ModelConfig:
+    """The from-scratch model; the defaults are the paper's (`model.py` builds it)."""
+
+    n_layer: int = 6
+    n_head: int = 6
+    d_model: int = 384
+    d_ff: int = 1536
+    rope_theta: float = 1e5
+    pos_encoding: str = "rope"  # rope | nope
+    max_positions: int = 1024
+    # Start from a pretrained model instead (`pretrained.py`): a local folder or a model id in
+    # the local Hugging Face cache. The fields above then do not apply.
+    init: str | None = None
+    revision: str | None = None  # of `init`: a Hub branch/tag/commit, or a subfolder of a folder
+    stages: list[str] | None = None  # a pretraining-stage sweep: one run per stage (runs.py)
+    reinit: bool = False  # `init`'s architecture and tokenizer with fresh random weights
+
+    def validate(self) -> None:
+        if self.pos_encoding not in POS_ENCODINGS:
+            raise UsageError(f"model.pos_encoding must be one of {POS_ENCODINGS}, "
+                             f"got {self.pos_encoding!r}")
+        if self.init is None and (self.revision or self.reinit):
+            raise UsageError("model.revision and model.reinit need model.init")
+        if self.d_model % self.n_head:
+            raise UsageError(f"model.d_model {self.d_model} is not divisible by "
+                             f"model.n_head {self.n_head}")
+        if self.stages is None:
+            return
+        if not self.stages or not all(self.stages) or len(set(self.stages)) < len(self.stages):
+            raise UsageError(f"model.stages must be distinct non-empty names, got {self.stages}")
+        if all(s == SCRATCH for s in self.stages):
+            raise UsageError(f"model.stages: '{SCRATCH}' takes its architecture from another "
+                             "stage; list at least one pretrained stage")
+        if self.revision or self.reinit:
+            raise UsageError("model.stages sets the revision of each run; leave model.revision "
+                             "and model.reinit unset")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20_000
+    batch_size: int = 1200
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-8
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    warmup: float = 0.1  # fraction of steps of linear warm-up
+    decay: float = 0.4  # fraction of steps of cosine decay to 0 at the end
+    eval_every: int = 500
+    checkpoint_every: int = 2000  # checkpoints kept for head analysis; the last is always saved
+    data_seed: int = 0  # the training stream; the model seed only initializes weights
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    compile: str = "auto"  # auto (on for CUDA) | on | off
+    threads: int = 0  # CPU threads for torch; 0 = torch's default
+    buckets: int = 1  # split each batch into this many length buckets (less padding)
+    data_workers: int = -1  # processes making batches ahead; -1 = auto (GPU: some, CPU: none)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory
+
+
+@dataclass
+class EvalConfig:
+    n: int = 1024  # examples per task and length
+    seed: int = 0  # evaluation sets depend on this only, never on the model seed
+    # every task is evaluated from its shortest length up to this; at least the group's longest
+    # training length (so the baseline covers the aux range); null: exactly that length
+    max_length: int | None = 40
+    lengths: list[int] | None = None  # explicit lengths instead of the range
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    group: list[GroupTask]
+    description: str = ""
+    figure: str = ""  # the paper figure it redraws (e.g. "3a", "10"): picks the report's panels
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seeds: list[int] = field(default_factory=lambda: [43, 44, 45, 46, 47])
+    baseline: bool = True  # also train the main task alone
+
+    @property
+    def eval_max_length(self) -> int:
+        """The longest evaluated length (every variant is evaluated this far)."""
+        return self.eval.max_length or max(t.max_length for t in self.group)
+
+    @property
+    def main(self) -> GroupTask:
+        """The main task (a group has exactly one; `validate` checks)."""
+        return next(t for t in self.group if t.role == "main")
+
+    @property
+    def aux(self) -> list[GroupTask]:
+        return [t for t in self.group if t.role == "aux"]
+
+    def variants(self) -> dict[str, list[GroupTask]]:
+        """The groups this experiment trains: `with_aux` (the whole group) and `main_only` (the
+        main task alone, the baseline every claim is measured against)."""
+        out = {}
+        if self.aux:
+            out["with_aux"] = self.group
+        if self.baseline or "with_aux" not in out:
+            out["main_only"] = [self.main]
+        return out
+
+    def validate(self, source: str) -> None:
+        """Values that type-check but cannot work, caught before anything runs."""
+        if not self.group:
+            raise UsageError(f"{source}: the task group is empty")
+        mains = [t.task for t in self.group if t.role == "main"]
+        if not mains:
+            raise UsageError(f"{source}: the task group has no task with role 'main'")
+        if len(mains) > 1:  # results, reports and the head analysis compare one main task
+            raise UsageError(f"{source}: the task group has {len(mains)} main tasks "
+                             f"({', '.join(mains)}); give exactly one role 'main', the rest 'aux'")
+        if not self.seeds:
+            raise UsageError(f"{source}: no seeds")
+        t, e = self.train, self.eval
+        at_least = {"train.steps": (t.steps, 1), "train.batch_size": (t.batch_size, 1),
+                    "train.eval_every": (t.eval_every, 1),
+                    "train.checkpoint_every": (t.checkpoint_every, 1),
+                    "train.buckets": (t.buckets, 1), "train.data_seed": (t.data_seed, 0),
+                    "train.threads": (t.threads, 0), "train.data_workers": (t.data_workers, -1),
+                    "eval.n": (e.n, 1), "eval.seed": (e.seed, 0),
+                    "model.n_layer": (self.model.n_layer, 1),
+                    "model.n_head": (self.model.n_head, 1), "model.d_ff": (self.model.d_ff, 1)}
+        for key, (value, least) in at_least.items():
+            if value < least:
+                raise UsageError(f"{key} must be at least {least}, got {value}")
+        if not t.lr > 0 or len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
+            raise UsageError("train.lr must be positive and train.betas two numbers in [0, 1)")
+        if t.compile not in ("auto", "on", "off"):
+            raise UsageError(f"train.compile must be auto, on or off, got {t.compile!r}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
+            raise UsageError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
+        if min(self.seeds) < 0 or len(set(self.seeds)) < len(self.seeds):
+            raise UsageError(f"seeds must be distinct and non-negative, got {self.seeds}")
+        if e.lengths is not None and (not e.lengths or min(e.lengths) < 1):
+            raise UsageError(f"eval.lengths must be a non-empty list of lengths, got {e.lengths}")
+        if len(self.group) > 26:
+            raise UsageError("a task group holds at most 26 tasks (one marker letter each)")
+        self.model.validate()
