@@ -143,3 +143,41 @@ def test_a_run_trained_by_another_live_process_is_left_alone(tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert planned[0].state() == "pending"  # its process died: the next sweep resumes it
+
+
+TINY = ["model.n_layer=1", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
+        "train.steps=4", "train.batch_size=4", "train.eval_every=4", "train.checkpoint_every=4",
+        "eval.n=4", "seeds=[0]"]
+
+
+def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
+    """A1's both-auxiliary experiment is G1: after `lgt run g1`, `lgt run a1 --dry-run` shows
+    those runs complete (in g1's folder), and the A1 report lists them as its own."""
+    out = tmp_path / "out"
+    sets = [a for s in TINY for a in ("--set", s)]
+    assert main(["run", "g1", "--out", str(out), "--quiet", *sets]) == 0
+    g1_runs = sorted(p.parent for p in (out / "g1").glob("*/manifest.json"))
+    assert len(g1_runs) == 2
+    capsys.readouterr()
+    assert main(["run", "a1", "--out", str(out), "--dry-run", *sets]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shared = [line for line in lines if "/g1/" in line]
+    assert len(shared) == 2 and all(line.startswith("complete") for line in shared)
+    assert sum(line.startswith("pending") for line in lines) == 2  # the two single-aux runs
+    # renaming an experiment retrains nothing: the same config under another name
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text("base: g1\n")
+    planned = plan(load_experiments([str(renamed)], TINY), out)
+    assert {p.directory for p in planned} == set(g1_runs)
+    assert all(p.state() == "complete" for p in planned)
+    # running the sweep trains only the two new runs, and the A1 report lists g1's runs
+    assert main(["run", "a1", "--out", str(out), "--quiet", *sets]) == 0
+    assert not list((out / "a1" / "a1-both").glob("*/manifest.json"))
+    assert len(list((out / "a1").glob("*/*/manifest.json"))) == 2
+    from lgtransfer.results import collect, select_runs
+
+    assert sorted(select_runs(out / "a1" / "a1-both")[0]) == g1_runs
+    df = collect(out / "a1")
+    assert set(df.experiment) == {"a1-both", "a1-no-carry", "a1-carry-only"}
+    assert (df[df.experiment == "a1-both"].figure == "14").all()
+    assert (out / "a1" / "a1-both" / "report.md").exists()

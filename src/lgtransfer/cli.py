@@ -63,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from lgtransfer.config import validate_runs
-    from lgtransfer.sweep import describe, execute, load_experiments, plan
+    from lgtransfer.sweep import describe, execute, load_experiments, plan, record_experiments
 
     experiments = load_experiments(args.experiment, args.set)
     for e in experiments:
@@ -75,9 +75,11 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.dry_run:
         print(describe(planned))
         return
+    record_experiments(experiments, planned, out)
     options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
     busy = execute(planned, executor=args.executor, workers=args.workers,
                    progress=not args.quiet, cluster=args.cluster, cluster_options=options)
+    busy_dirs = {p.directory for p in busy}
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
@@ -88,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         if e.folder.parent != Path("."):
             continue  # a sweep's experiments: reported with their sweep, below
         dirs = [p.directory for p in planned
-                if p.directory.parent == out / e.folder and p not in busy]
+                if p.experiment_dir == out / e.folder and p.directory not in busy_dirs]
         if not dirs:
             continue
         report = write_report(out / e.folder, dirs)

@@ -12,6 +12,7 @@ an edited config never mix with the old ones.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -31,14 +32,16 @@ BOOTSTRAP_RESAMPLES = 10_000
 
 
 def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
-    """The complete runs of the most recently finished experiment config under `exp_dir`, and
-    how many complete runs of other configs (e.g. earlier `--set` variations) were left out."""
+    """The complete runs of the most recently finished experiment config under `exp_dir` (or
+    listed by its `experiment.json`), and how many complete runs of other configs (e.g. earlier
+    `--set` variations) were left out."""
     groups: dict[str, list[tuple[float, Path]]] = {}
-    for manifest_path in sorted(exp_dir.rglob("manifest.json")):
-        if rundir.is_complete(manifest_path.parent):
-            m = rundir.read_json(manifest_path)
+    candidates = sorted(p.parent for p in exp_dir.rglob(rundir.MANIFEST))
+    for run_dir in dict.fromkeys(candidates + rundir.listed_runs(exp_dir)):
+        if rundir.is_complete(run_dir):
+            m = rundir.read_json(run_dir / rundir.MANIFEST)
             groups.setdefault(m.get("experiment_key", ""), []).append(
-                (m.get("finished", 0.0), manifest_path.parent))
+                (m.get("finished", 0.0), run_dir))
     if not groups:
         raise UsageError(f"no complete run under {exp_dir}")
     latest = max(groups.values(), key=lambda runs: max(t for t, _ in runs))
@@ -121,33 +124,54 @@ def best_seed(table: pd.DataFrame) -> int | None:
 
 def run_folders(root: Path) -> list[Path]:
     """Every run folder (one holding a manifest.json) under `root`, in a stable order."""
-    return sorted(p.parent for p in root.rglob("manifest.json")
+    return sorted(p.parent for p in root.rglob(rundir.MANIFEST)
                   if ".submitit" not in p.parts and "heads" not in p.relative_to(root).parts)
 
 
+def experiment_folders(root: Path) -> list[Path]:
+    """Every experiment folder under `root`: those holding runs, and those whose
+    `experiment.json` lists runs trained in another experiment's folder."""
+    indexed = {p.parent for p in root.rglob(rundir.EXPERIMENT_INDEX) if ".submitit" not in p.parts}
+    return sorted({d.parent for d in run_folders(root)} | indexed)
+
+
 def collect(root: Path) -> pd.DataFrame:
-    """Every evaluation row under `root`, one tidy table (complete and partial runs alike)."""
-    frames = []
-    for d in run_folders(root):
-        rows = rundir.read_jsonl(d / "eval.jsonl") if (d / "eval.jsonl").exists() else []
-        if not rows:
-            continue
-        m = rundir.read_json(d / "manifest.json")
-        model = (rundir.read_yaml(d / "config.yaml") or {}).get("model", {}) if (
-            d / "config.yaml").exists() else {}
-        frame = pd.DataFrame(rows)
-        frame["run"] = d.relative_to(root).as_posix() if d != root else d.name
-        frame["status"] = m.get("status", "unknown")
-        frame["config_hash"] = m.get("config_hash", "")
-        frame["experiment_key"] = m.get("experiment_key", "")
-        frame["figure"] = m.get("figure", "")
-        frame["pos_encoding"] = model.get("pos_encoding", "rope")
-        frames.append(frame)
+    """Every evaluation row under `root`, one tidy table (complete and partial runs alike). A
+    run that an experiment shares with another is listed under each (`experiment.json`)."""
+    frames = [_run_frame(d, root) for d in run_folders(root)]
+    for index_path in sorted(root.rglob(rundir.EXPERIMENT_INDEX)):
+        exp_dir = index_path.parent
+        index = rundir.read_experiment_index(exp_dir) or {}
+        for d in rundir.listed_runs(exp_dir):
+            if not d.is_relative_to(exp_dir) and (d / rundir.MANIFEST).exists():
+                frames.append(_run_frame(d, root, index.get("name"), index.get("figure")))
+    frames = [f for f in frames if f is not None]
     if not frames:
         raise UsageError(f"no run with evaluation results under {root}")
     df = pd.concat(frames, ignore_index=True)
     extra = [c for c in df.columns if c not in CONTRACT_COLUMNS]
     return df[CONTRACT_COLUMNS + extra]
+
+
+def _run_frame(d: Path, root: Path, experiment: str | None = None,
+               figure: str | None = None) -> pd.DataFrame | None:
+    """One run's eval rows with its folder, status and keys (`experiment`, `figure`: those of
+    the experiment that lists it, when it was trained under another)."""
+    rows = rundir.read_jsonl(d / "eval.jsonl")
+    if not rows:
+        return None
+    m = rundir.read_json(d / rundir.MANIFEST)
+    config = rundir.read_yaml(d / "config.yaml") if (d / "config.yaml").exists() else {}
+    frame = pd.DataFrame(rows)
+    if experiment is not None:
+        frame["experiment"] = experiment
+    frame["run"] = Path(os.path.relpath(d, root)).as_posix() if d != root else d.name
+    frame["status"] = m.get("status", "unknown")
+    frame["config_hash"] = m.get("config_hash", "")
+    frame["experiment_key"] = m.get("experiment_key", "")
+    frame["figure"] = m.get("figure", "") if figure is None else figure
+    frame["pos_encoding"] = (config or {}).get("model", {}).get("pos_encoding", "rope")
+    return frame
 
 
 def experiments(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:

@@ -82,9 +82,13 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
     write_jsonl(path, kept)
 
 
+MANIFEST = "manifest.json"
+EXPERIMENT_INDEX = "experiment.json"  # an experiment folder's list of its runs (sweep.py)
+
+
 def is_complete(run_dir: Path) -> bool:
     try:
-        return read_json(run_dir / "manifest.json").get("status") == "complete"
+        return read_json(run_dir / MANIFEST).get("status") == "complete"
     except (OSError, ValueError):
         return False
 
@@ -128,6 +132,33 @@ def last_step(run_dir: Path) -> int:
     steps = [int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*")
              if p.name.split("-")[1].isdigit()]
     return max(steps, default=0) if (run_dir / "checkpoints" / "resume.pt").exists() else 0
+
+
+def record_experiment_runs(exp_dir: Path, name: str, figure: str, run_dirs: list[Path]) -> None:
+    """Add runs to an experiment folder's index (`experiment.json`): paths relative to the
+    folder, so a run trained in another experiment's folder is listed under this one too."""
+    index = read_experiment_index(exp_dir) or {"runs": []}
+    runs = index["runs"] + [os.path.relpath(d, exp_dir) for d in run_dirs]
+    write_json(exp_dir / EXPERIMENT_INDEX,
+               {"name": name, "figure": figure, "runs": sorted(set(runs))})
+
+
+def read_experiment_index(exp_dir: Path) -> dict | None:
+    path = exp_dir / EXPERIMENT_INDEX
+    if not path.is_file():
+        return None
+    try:
+        index = read_json(path)
+    except (OSError, ValueError):
+        raise UsageError(f"{path} is damaged: delete it, then rerun `lgt run` for each "
+                         "experiment of that folder to rebuild it") from None
+    return index
+
+
+def listed_runs(exp_dir: Path) -> list[Path]:
+    """The run folders an experiment folder's index lists (wherever they live)."""
+    index = read_experiment_index(exp_dir)
+    return [Path(os.path.normpath(exp_dir / rel)) for rel in (index or {}).get("runs", [])]
 
 
 def git_commit() -> str | None:

@@ -13,8 +13,11 @@ grid of values (the length-ratio sweep is one base crossed with 7 main x 7 auxil
       main: {keys: [group.0.max_length], values: [4, 8, 16]}
       aux: {keys: [group.1.max_length, group.2.max_length], values: [8, 16, 32]}
 
-Every run lives in `OUT/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{hash}`, the hash taken over its
-resolved config, so a finished run is never redone and a changed config never reuses a folder.
+Every run lives in `OUT/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{key}`, the key a hash of its
+resolved config without the experiment's name (`config.runs`), so a finished run is never redone
+and a changed config never reuses a folder. A run that another experiment already has under OUT
+(A1's both-auxiliary runs are G1's) is not trained again: it stays in that experiment's folder,
+and `experiment.json` in each experiment folder lists the runs the experiment is made of.
 
 Executors:
 - `inline`: one run after another in this process.
@@ -64,11 +67,19 @@ class Experiment:
 
 
 @dataclass
-class Planned:
-    """One run and its folder."""
+class PlannedRun:
+    """One run of one experiment, and the folder it is trained in. Runs are keyed by content,
+    so an identical run reached from several experiments has one folder: the one it already has
+    anywhere under the output folder, else one in the first experiment's folder that plans it."""
 
     run: RunSpec
     directory: Path
+    experiment_dir: Path  # the folder of the experiment that lists it
+
+    @property
+    def shared(self) -> bool:
+        """Trained (or to be trained) in another experiment's folder."""
+        return self.directory.parent != self.experiment_dir
 
     def state(self) -> str:
         if rundir.is_complete(self.directory):
@@ -131,12 +142,44 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str]) -> list[Exp
     return out
 
 
-def plan(experiments: list[Experiment], out: Path) -> list[Planned]:
-    return [Planned(run, out / e.folder / run.dirname)
-            for e in experiments for run in expand(e.config)]
+def plan(experiments: list[Experiment], out: Path) -> list[PlannedRun]:
+    """Every run of every experiment, each in its folder: an existing run with the same key
+    anywhere under `out` is reused, so no run is ever trained twice."""
+    folders = existing_runs(out)
+    planned = []
+    for e in experiments:
+        for run in expand(e.config):
+            directory = folders.setdefault(run.key, out / e.folder / run.dirname)
+            planned.append(PlannedRun(run, directory, out / e.folder))
+    return planned
 
 
-def describe(planned: list[Planned]) -> str:
+def existing_runs(out: Path) -> dict[str, Path]:
+    """Run key -> folder of every run under `out` that has a manifest (complete ones first)."""
+    found: dict[str, Path] = {}
+    for path in sorted(out.rglob(rundir.MANIFEST)) if out.is_dir() else []:
+        if ".submitit" in path.parts:
+            continue
+        try:
+            manifest = rundir.read_json(path)
+            key = manifest["config_hash"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged manifest: that folder is resumed as its own experiment's
+        if key not in found or manifest.get("status") == "complete":
+            found[key] = path.parent
+    return found
+
+
+def record_experiments(experiments: list[Experiment], planned: list[PlannedRun],
+                       out: Path) -> None:
+    """Write each experiment folder's index of its runs (`experiment.json`), so that its report
+    lists the runs it shares with other experiments."""
+    for e in experiments:
+        dirs = [p.directory for p in planned if p.experiment_dir == out / e.folder]
+        rundir.record_experiment_runs(out / e.folder, e.config.name, e.config.figure, dirs)
+
+
+def describe(planned: list[PlannedRun]) -> str:
     """What `--dry-run` prints: one line per run with its state and size, then the totals."""
     lines, counts, todo = [], {}, 0.0
     for p in planned:
@@ -144,7 +187,8 @@ def describe(planned: list[Planned]) -> str:
         counts[state.split(" (")[0]] = counts.get(state.split(" (")[0], 0) + 1
         tokens = training_tokens(p.run)
         todo += tokens if state != "complete" else 0.0
-        lines.append(f"{state:34s} {tokens / 1e6:8.0f}M tok  {p.directory}")
+        shared = f"  (for {p.experiment_dir})" if p.shared else ""
+        lines.append(f"{state:34s} {tokens / 1e6:8.0f}M tok  {p.directory}{shared}")
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     return "\n".join(lines + [
         f"{len(planned)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go "
@@ -204,17 +248,18 @@ def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position
     return str(directory)
 
 
-def execute(planned: list[Planned], executor: str = "auto", workers: int = 0,
+def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
             progress: bool = True, cluster: str | None = None,
-            cluster_options: dict[str, Any] | None = None) -> list[Planned]:
+            cluster_options: dict[str, Any] | None = None) -> list[PlannedRun]:
     """Train every planned run that is neither complete nor running elsewhere; return those
     left to other processes (still running elsewhere)."""
     if executor not in EXECUTORS:
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers < 0:
         raise UsageError(f"--workers must be at least 0, got {workers}")
-    busy = [p for p in planned if rundir.is_active(p.directory)]
-    pending = [p for p in planned if not rundir.is_complete(p.directory) and p not in busy]
+    unique = list({p.directory: p for p in planned}.values())  # a shared run is trained once
+    busy = [p for p in unique if rundir.is_active(p.directory)]
+    pending = [p for p in unique if not rundir.is_complete(p.directory) and p not in busy]
     if not pending:
         return busy
     if executor == "submitit":
@@ -242,12 +287,12 @@ def execute(planned: list[Planned], executor: str = "auto", workers: int = 0,
     return busy
 
 
-def _common_root(planned: list[Planned]) -> Path:
+def _common_root(planned: list[PlannedRun]) -> Path:
     """The folder holding every planned run's experiment folder."""
     return Path(os.path.commonpath([p.directory.parent for p in planned]))
 
 
-def _submit(pending: list[Planned], out: Path, cluster: str | None, options: dict[str, Any],
+def _submit(pending: list[PlannedRun], out: Path, cluster: str | None, options: dict[str, Any],
             workers: int) -> None:
     """One job array, a run per job; waits for every job and re-raises the first failure."""
     try:

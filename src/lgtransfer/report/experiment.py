@@ -19,10 +19,10 @@ from lgtransfer.results import (
     accuracy_curve,
     best_seed,
     collect,
+    experiment_folders,
     final_curves,
     load_eval,
     per_seed,
-    run_folders,
     statistics,
     summarize,
 )
@@ -129,7 +129,7 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
     """The report of a folder: of one experiment (report.png, summary.csv, report.md/html), or,
     when it holds several, each one's own report plus one per paper figure at the top."""
     if run_dirs is None:
-        folders = sorted({d.parent for d in run_folders(path)})
+        folders = experiment_folders(path)
         if len(folders) > 1:
             return write_suite_report(path, folders)
     from lgtransfer.report.stages import (
