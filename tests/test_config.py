@@ -1,5 +1,6 @@
 """Experiment files: presets load, overrides apply, unknown keys fail, runs expand and hash."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,34 @@ def test_execution_settings_do_not_change_the_run_key():
     base = expand(load_experiment("quick"))
     faster = expand(load_experiment("quick", ["train.threads=1", "train.data_workers=3"]))
     assert [r.key for r in base] == [r.key for r in faster]
+
+
+@pytest.mark.parametrize("group, message", [
+    ([{"task": "copy", "max_length": 8}], "group[0]: 'role' is required"),
+    ([{"task": "copy", "role": "main"}], "group[0]: 'max_length' is required"),
+    ([COPY, {**COPY, "task": "reverse"}], "2 main tasks (copy, reverse)"),
+])
+def test_group_entries_are_explicit_and_have_one_main_task(group, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_experiment({"name": "x", "group": group}, "x")
+
+
+def test_eval_max_length_is_the_longest_evaluated_length():
+    """At least the longest training length (else an error); null means exactly that length;
+    the resolved config records the length actually used."""
+    cfg = parse_experiment({"name": "x", "group": [COPY, {"task": "reverse", "role": "aux",
+                                                          "max_length": 24}],
+                            "eval": {"max_length": 10}}, "x")
+    with pytest.raises(UsageError, match="below the group's longest training length 24"):
+        validate_runs(cfg, check_models=False)
+    cfg.eval.max_length = None
+    validate_runs(cfg, check_models=False)
+    assert {r.resolved()["eval"]["max_length"] for r in expand(cfg)} == {24}
+
+
+def test_run_keys_depend_on_content_not_on_the_experiment_name():
+    a = expand(parse_experiment({"name": "a", "group": [COPY], "description": "x"}, "a"))
+    b = expand(parse_experiment({"name": "b", "group": [COPY], "figure": "3a"}, "b"))
+    assert [r.key for r in a] == [r.key for r in b]
+    c = expand(parse_experiment({"name": "a", "group": [COPY], "train": {"steps": 7}}, "a"))
+    assert [r.key for r in a] != [r.key for r in c]

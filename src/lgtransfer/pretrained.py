@@ -45,7 +45,7 @@ _HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 @dataclass
-class Source:
+class ModelSource:
     """A model ready to train, with what it takes to feed it and to record where it came from."""
 
     model: Any  # transformers.PreTrainedModel, fp32
@@ -245,7 +245,7 @@ def grow_embeddings(model: Any, n_tokens: int) -> int:
     return model.get_input_embeddings().weight.shape[0] - old
 
 
-def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> Source:
+def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> ModelSource:
     """The model `m.init` at `m.revision` (random weights with `m.reinit`), in fp32, its
     embeddings grown for the new tokens; the seed draws the new rows (and, with `reinit`, every
     weight)."""
@@ -273,10 +273,10 @@ def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> Source:
     info = {"init": m.init, "revision": m.revision, "model_path": str(path),
             "model_commit": commit, "reinit": m.reinit, "embedding_rows_added": added,
             "weights_sha256": None if m.reinit else weights_sha256(path)}
-    return Source(model, tokenizer if id_map is not None else None, id_map, info)
+    return ModelSource(model, tokenizer if id_map is not None else None, id_map, info)
 
 
-def load_checkpoint(path: str | Path) -> Source:
+def load_checkpoint(path: str | Path) -> ModelSource:
     """A checkpoint written by a run, with the id map it was trained with (None: our ids)."""
     from lgtransfer.model import load_model
 
@@ -284,7 +284,7 @@ def load_checkpoint(path: str | Path) -> Source:
     model = load_model(path)
     id_map = checkpoint_id_map(path)
     tokenizer = load_tokenizer(path) if id_map is not None else None
-    return Source(model, tokenizer, id_map)
+    return ModelSource(model, tokenizer, id_map)
 
 
 def checkpoint_id_map(path: str | Path) -> np.ndarray | None:

@@ -59,8 +59,8 @@ EXECUTORS = ("auto", "inline", "local", "submitit")
 
 
 @dataclass
-class Experiment:
-    """One experiment to run, and the folder its runs go in."""
+class ExperimentEntry:
+    """One experiment named on the command line or in a sweep file, and its folder."""
 
     config: ExperimentConfig
     folder: Path  # relative to the output folder: EXPERIMENT or SWEEP/EXPERIMENT
@@ -90,9 +90,10 @@ class PlannedRun:
         return f"partial (resumes at step {step})" if step else "pending"
 
 
-def load_experiments(names: list[str], overrides: list[str] | None = None) -> list[Experiment]:
+def load_experiments(names: list[str], overrides: list[str] | None = None
+                     ) -> list[ExperimentEntry]:
     """Every experiment that the given presets, experiment files and sweep files name."""
-    out: list[Experiment] = []
+    out: list[ExperimentEntry] = []
     for name in names:
         raw = load_raw(name)
         if "sweep" in raw:
@@ -101,7 +102,7 @@ def load_experiments(names: list[str], overrides: list[str] | None = None) -> li
             for assignment in overrides or []:
                 apply_override(raw, assignment)
             cfg = parse_experiment(raw, name)
-            out.append(Experiment(cfg, Path(cfg.name)))
+            out.append(ExperimentEntry(cfg, Path(cfg.name)))
     folders = [e.folder for e in out]
     if len(set(folders)) < len(folders):
         raise UsageError("two experiments share a name: "
@@ -109,7 +110,8 @@ def load_experiments(names: list[str], overrides: list[str] | None = None) -> li
     return out
 
 
-def _sweep_experiments(raw: dict, source: str, overrides: list[str]) -> list[Experiment]:
+def _sweep_experiments(raw: dict, source: str, overrides: list[str]
+                       ) -> list[ExperimentEntry]:
     unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid"}
     if unknown:
         raise UsageError(f"{source}: unknown sweep key {sorted(unknown)[0]!r}")
@@ -138,11 +140,11 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str]) -> list[Exp
             for assignment in overrides:
                 apply_override(base, assignment)
             cfg = parse_experiment(base, f"{source}: {base['name']}")
-            out.append(Experiment(cfg, Path(sweep) / cfg.name))
+            out.append(ExperimentEntry(cfg, Path(sweep) / cfg.name))
     return out
 
 
-def plan(experiments: list[Experiment], out: Path) -> list[PlannedRun]:
+def plan(experiments: list[ExperimentEntry], out: Path) -> list[PlannedRun]:
     """Every run of every experiment, each in its folder: an existing run with the same key
     anywhere under `out` is reused, so no run is ever trained twice."""
     folders = existing_runs(out)
@@ -170,7 +172,7 @@ def existing_runs(out: Path) -> dict[str, Path]:
     return found
 
 
-def record_experiments(experiments: list[Experiment], planned: list[PlannedRun],
+def record_experiments(experiments: list[ExperimentEntry], planned: list[PlannedRun],
                        out: Path) -> None:
     """Write each experiment folder's index of its runs (`experiment.json`), so that its report
     lists the runs it shares with other experiments."""

@@ -99,11 +99,6 @@ def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
 
 # ----------------------------------------------------------------------------- one run
 
-# What the manifest of a run from a pretrained model records about it (`pretrained.Source.info`).
-PRETRAINED_KEYS = ("init", "revision", "model_commit", "reinit", "weights_sha256",
-                   "embedding_rows_added")
-
-
 def masked_loss(model: torch.nn.Module, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Summed cross-entropy over the trained tokens (target and EOS)."""
     logits, targets = scored_logits(model, tokens, mask)
@@ -141,7 +136,7 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: 
 
 
 def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
-                    source: pretrained.Source | None = None) -> None:
+                    source: pretrained.ModelSource | None = None) -> None:
     """A Hugging Face folder with the tokenizer the model reads (a pretrained model's own,
     extended, with the id map in `lgt_run.json`; else ours)."""
     tmp = path.with_name(path.name + ".tmp")
@@ -168,82 +163,22 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     device = pick_device(tcfg.device)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    ckpt_dir = run_dir / "checkpoints"
-    resume_file = ckpt_dir / "resume.pt"
-    start, source = 0, None
-    if resume_file.exists():
-        state = torch.load(resume_file, map_location="cpu", weights_only=False)
-        start = state["step"]
-        source = pretrained.load_checkpoint(ckpt_dir / f"step-{start}")
-    elif run.model.init:
-        source = pretrained.load_source(run.model, run.seed, [t.task for t in cfg.group])
+    start, resume_state, source = resume_point(run, run_dir)
     model = source.model if source else build_model(run.model, run.seed)
-    id_map = source.id_map if source else None
-    mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed, id_map)
+    mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed, source.id_map if source else None)
     # every variant is evaluated up to the same length (at least the group's longest training
     # length), so the baseline and the with-aux run cover the same lengths
     lengths = eval_lengths(mixture, cfg.eval.lengths, cfg.eval_max_length,
                            [t.max_length for t in run.group])
-    model.to(device).train()
-    if tcfg.gradient_checkpointing:
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
-            model.activation_checkpointing_enable({"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable({"use_reentrant": False})
-        model.config.use_cache = False
+    prepare_model(model, device, tcfg)
     # the folder appears only once the model is in hand: bad input leaves nothing behind
-    run_dir.mkdir(parents=True, exist_ok=True)
-    rundir.write_yaml(run_dir / "config.yaml", run.resolved())
-    manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
-                "figure": cfg.figure,
-                "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
-                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device))}
-    if run.stage is not None:
-        manifest["stage"] = run.stage
-    if run.model.init:  # where the weights came from (kept from the first start on resume)
-        old = rundir.read_json(run_dir / "manifest.json") if start else {}
-        info = source.info if not start else {k: old.get(k) for k in PRETRAINED_KEYS}
-        manifest.update({k: info.get(k) for k in PRETRAINED_KEYS})
-    if start:
-        manifest["resumed_from_step"] = start
-    rundir.write_json(run_dir / "manifest.json", manifest)
-    for log in ("metrics.jsonl", "eval.jsonl"):
-        rundir.truncate_jsonl(run_dir / log, start)
+    manifest = start_manifest(run, run_dir, device, start, source)
+    optimizer, scheduler = make_optimizer(model, tcfg, resume_state)
+    if tcfg.compile == "on" or (tcfg.compile == "auto" and device.type == "cuda"):
+        model.model.compile(dynamic=True)  # in place: checkpoint keys stay plain; loss eager
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=tuple(tcfg.betas),
-                                  eps=tcfg.eps, weight_decay=tcfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg))
-    if start:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-
-    cuda = device.type == "cuda"
-    use_compile = tcfg.compile == "on" or (tcfg.compile == "auto" and cuda)
-    if use_compile:  # in place, so checkpoint keys stay plain; the masked loss stays eager
-        model.model.compile(dynamic=True)
-    roles = {t.task: (t.role, t.max_length) for t in run.group}
-
-    def log_eval(step: int) -> None:
-        rows = [{"experiment": cfg.name, "variant": run.variant, "seed": run.seed, "step": step,
-                 "task": r["task"], "role": roles[r["task"]][0],
-                 "train_max_length": roles[r["task"]][1], "length": r["length"], "n": r["n"],
-                 "accuracy": r["accuracy"]} for r in evaluate(model, mixture, lengths, device)]
-        if run.stage is not None:
-            for row in rows:
-                row["stage"] = run.stage
-        rundir.append_jsonl(run_dir / "eval.jsonl", rows)
-
-    def checkpoint(step: int) -> None:
-        save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
-        tmp = ckpt_dir / "resume.pt.tmp"
-        torch.save({"step": step, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict()}, tmp)
-        tmp.replace(resume_file)
-
-    workers = tcfg.data_workers
-    if workers < 0:  # auto: on a GPU, a few processes make batches ahead; on a CPU, inline
-        workers = 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) // 2))
-    stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size, workers)
+    stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size,
+                          data_workers(tcfg, device))
     bar = tqdm(total=tcfg.steps, initial=start, disable=not progress, unit="step",
                position=position, leave=position == 0,
                desc=f"{cfg.name}/{run.variant}/seed{run.seed}", dynamic_ncols=True)
@@ -254,23 +189,139 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         scheduler.step()
         tokens_seen += int(batch.seq_len.sum())
         done = step + 1
-        if done % 50 == 0 or done == tcfg.steps:
-            elapsed = time.perf_counter() - t_start
+        last = done == tcfg.steps
+        if done % LOG_EVERY == 0 or last:
             row = {"step": done, "loss": float(loss), "grad_norm": float(grad_norm),
-                   "lr": scheduler.get_last_lr()[0], "tokens_per_s": tokens_seen / elapsed}
+                   "lr": scheduler.get_last_lr()[0],
+                   "tokens_per_s": tokens_seen / (time.perf_counter() - t_start)}
             rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
-            if time.time() - manifest["heartbeat"] > 60:  # tell other sweeps it is alive
-                manifest["heartbeat"] = rundir.now()
-                rundir.write_json(run_dir / "manifest.json", manifest)
+            heartbeat(run_dir, manifest)
             bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
         bar.update(1)
-        if done % tcfg.eval_every == 0 or done == tcfg.steps:
-            log_eval(done)
-        if done % tcfg.checkpoint_every == 0 or done == tcfg.steps:
-            checkpoint(done)
+        if done % tcfg.eval_every == 0 or last:
+            rundir.append_jsonl(run_dir / "eval.jsonl",
+                                eval_rows(model, mixture, lengths, device, run, done))
+        if done % tcfg.checkpoint_every == 0 or last:
+            save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
     bar.close()
+    finish_manifest(run_dir, manifest, time.perf_counter() - t_start)
+
+
+LOG_EVERY = 50  # steps between rows of metrics.jsonl
+# What the manifest of a run from a pretrained model records about it (`ModelSource.info`).
+PRETRAINED_KEYS = ("init", "revision", "model_commit", "reinit", "weights_sha256",
+                   "embedding_rows_added")
+
+
+def resume_point(run: RunSpec, run_dir: Path
+                 ) -> tuple[int, dict | None, pretrained.ModelSource | None]:
+    """Where a run starts: (step, optimizer/scheduler state, model source). A partial run
+    resumes from its last complete checkpoint; a new one from step 0, from a pretrained model
+    when `model.init` names one (source None: a fresh model)."""
+    resume_file = run_dir / "checkpoints" / "resume.pt"
+    if resume_file.exists():
+        state = torch.load(resume_file, map_location="cpu", weights_only=False)
+        step = state["step"]
+        return step, state, pretrained.load_checkpoint(run_dir / "checkpoints" / f"step-{step}")
+    if run.model.init:
+        return 0, None, pretrained.load_source(run.model, run.seed,
+                                               [t.task for t in run.experiment.group])
+    return 0, None, None
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device, tcfg: TrainConfig) -> None:
+    model.to(device).train()
+    if tcfg.gradient_checkpointing:
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        model.config.use_cache = False
+
+
+def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig, resume_state: dict | None
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with the warmup-stable-decay schedule, restored from a resume point if given."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=tuple(tcfg.betas),
+                                  eps=tcfg.eps, weight_decay=tcfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg))
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        scheduler.load_state_dict(resume_state["scheduler"])
+    return optimizer, scheduler
+
+
+def data_workers(tcfg: TrainConfig, device: torch.device) -> int:
+    """Processes making batches ahead; auto: a few on a GPU, none (inline) on a CPU."""
+    if tcfg.data_workers >= 0:
+        return tcfg.data_workers
+    return 0 if device.type == "cpu" else min(8, max(1, (os.cpu_count() or 2) // 2))
+
+
+# ----------------------------------------------------------------------------- run records
+
+
+def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int,
+                   source: pretrained.ModelSource | None) -> dict:
+    """Create (or reopen) the run folder: config.yaml, a `running` manifest, and the logs cut
+    back to the resume step (rows past it will be written again)."""
+    cfg = run.experiment
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_yaml(run_dir / "config.yaml", run.resolved())
+    manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
+                "figure": cfg.figure,
+                "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
+                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device))}
+    if run.stage is not None:
+        manifest["stage"] = run.stage
+    if run.model.init:  # where the weights came from (kept from the first start on resume)
+        old = rundir.read_json(run_dir / rundir.MANIFEST) if start else {}
+        info = source.info if not start else {k: old.get(k) for k in PRETRAINED_KEYS}
+        manifest.update({k: info.get(k) for k in PRETRAINED_KEYS})
+    if start:
+        manifest["resumed_from_step"] = start
+    rundir.write_json(run_dir / rundir.MANIFEST, manifest)
+    for log in ("metrics.jsonl", "eval.jsonl"):
+        rundir.truncate_jsonl(run_dir / log, start)
+    return manifest
+
+
+def heartbeat(run_dir: Path, manifest: dict) -> None:
+    """Tell other sweeps this run is alive (at most once a minute)."""
+    if time.time() - manifest["heartbeat"] > 60:
+        manifest["heartbeat"] = rundir.now()
+        rundir.write_json(run_dir / rundir.MANIFEST, manifest)
+
+
+def finish_manifest(run_dir: Path, manifest: dict, train_seconds: float) -> None:
     for key in ("pid", "heartbeat"):
         manifest.pop(key)
-    manifest.update(status="complete", finished=rundir.now(),
-                    train_seconds=round(time.perf_counter() - t_start, 2))
-    rundir.write_json(run_dir / "manifest.json", manifest)
+    manifest.update(status="complete", finished=rundir.now(), train_seconds=round(train_seconds, 2))
+    rundir.write_json(run_dir / rundir.MANIFEST, manifest)
+
+
+def eval_rows(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, list[int]],
+              device: torch.device, run: RunSpec, step: int) -> list[dict]:
+    """Exact match of every task at every length, as `eval.jsonl` rows (DESIGN.md contract 5)."""
+    roles = {t.task: (t.role, t.max_length) for t in run.group}
+    rows = [{"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
+             "step": step, "task": r["task"], "role": roles[r["task"]][0],
+             "train_max_length": roles[r["task"]][1], "length": r["length"], "n": r["n"],
+             "accuracy": r["accuracy"]} for r in evaluate(model, mixture, lengths, device)]
+    if run.stage is not None:
+        for row in rows:
+            row["stage"] = run.stage
+    return rows
+
+
+def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                      scheduler: torch.optim.lr_scheduler.LambdaLR, run: RunSpec, run_dir: Path,
+                      step: int, source: pretrained.ModelSource | None) -> None:
+    """The checkpoint of `step`, then `resume.pt` naming it: written only once the checkpoint
+    folder is complete, so a resume never starts from half a checkpoint."""
+    ckpt_dir = run_dir / "checkpoints"
+    save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
+    tmp = ckpt_dir / "resume.pt.tmp"
+    torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict()}, tmp)
+    tmp.replace(ckpt_dir / "resume.pt")

@@ -102,11 +102,11 @@ def validate_runs(cfg: ExperimentConfig, check_models: bool = True) -> None:
         t.validate()
     if len({t.task for t in cfg.group}) < len(cfg.group):
         raise UsageError("a task appears twice in the group")
-        longest = max(g.max_length for g in cfg.group)
-        if cfg.eval.max_length is not None and cfg.eval.max_length < longest:
-            raise UsageError(f"eval.max_length {cfg.eval.max_length} is below the group's longest "
-                             f"training length {longest}; set it to at least {longest}, or to "
-                             "null for exactly that")
+    longest = max(g.max_length for g in cfg.group)
+    if cfg.eval.max_length is not None and cfg.eval.max_length < longest:
+        raise UsageError(f"eval.max_length {cfg.eval.max_length} is below the group's longest "
+                         f"training length {longest}; set it to at least {longest}, or to null "
+                         "for exactly that")
     task = get_task(cfg.main.task)
     if cfg.eval.lengths and not any(
             task.min_length <= n <= task.max_length for n in cfg.eval.lengths):

@@ -1,0 +1,143 @@
+"""The package's shape: imports flow one way (no cycle, nothing imports the command line), and
+the torch-free layers (tasks, data, metrics, config, results, reports, sweeps) never reach torch
+or transformers, so `lgt tasks`, `lgt sample`, `lgt results`, `lgt report` and
+`lgt run --dry-run` start without them."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lgtransfer import rundir
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lgtransfer"
+HEAVY = ("torch", "transformers")
+# Modules that must not import torch or transformers at import time, directly or through the
+# modules they import (a function may still import them lazily, when it needs a model).
+TORCH_FREE = ["errors", "tokenizer", "tasks", "tasks.base", "tasks.arithmetic", "tasks.strings",
+              "tasks.mazes", "mixture", "metrics", "stats", "rundir", "config", "config.schema",
+              "config.parse", "config.files", "config.runs", "results", "sweep", "report",
+              "report.render", "report.experiment", "report.stages", "pretrained", "cli"]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports(name: str, top_level_only: bool) -> set[str]:
+    """Modules `name` imports: lgtransfer modules by full name, others by their top package.
+    `top_level_only`: what runs at import time (not inside functions, not TYPE_CHECKING)."""
+    tree = ast.parse(MODULES[name].read_text())
+    is_package = MODULES[name].name == "__init__.py"
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if top_level_only and isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if top_level_only and isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(
+                    child.test):
+                continue
+            if isinstance(child, ast.Import):
+                found.update(resolve(a.name) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:  # relative import
+                    package = name if is_package else name.rpartition(".")[0]
+                    for _ in range(child.level - 1):
+                        package = package.rpartition(".")[0]
+                    base = f"{package}.{base}".rstrip(".")
+                for a in child.names:  # `from pkg import module` imports that module
+                    sub = f"{base}.{a.name}"
+                    found.add(sub if sub in MODULES else resolve(base))
+            visit(child)
+
+    visit(tree)
+    found.discard(name)
+    return found
+
+
+def resolve(module: str) -> str:
+    if module.split(".")[0] != "lgtransfer":
+        return module.split(".")[0]
+    while module not in MODULES and "." in module:
+        module = module.rpartition(".")[0]
+    return module
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {m: {i for i in imports(m, top_level_only=False) if i in MODULES} for m in MODULES}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def walk(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for n in sorted(graph[m]):
+            if state.get(n) == 1:
+                cycle = path[path.index(n):] + [n] if n in path else [m, n]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if n not in state:
+                walk(n, [*path, n])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            walk(m, [m])
+
+
+def test_nothing_below_the_command_line_imports_it():
+    for m in MODULES:
+        if m != "lgtransfer.cli":
+            assert "lgtransfer.cli" not in imports(m, top_level_only=False), m
+
+
+@pytest.mark.parametrize("name", TORCH_FREE)
+def test_torch_free_modules_never_reach_torch(name):
+    seen, todo = set(), [f"lgtransfer.{name}"]
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        for i in imports(m, top_level_only=True):
+            assert i not in HEAVY, f"lgtransfer.{name} reaches {i} through {m}"
+            if i in MODULES:
+                todo.append(i)
+
+
+def finished_run(root: Path) -> Path:
+    """A complete run folder made by hand (no training): enough for results and reports."""
+    d = root / "exp" / "with_aux_seed0_k"
+    rows = [{"experiment": "exp", "variant": v, "seed": 0, "step": 10, "task": t, "role": r,
+             "train_max_length": lm, "length": n, "n": 8, "accuracy": float(n <= lm)}
+            for v, t, r, lm in [("with_aux", "reverse_add", "main", 4),
+                                ("with_aux", "no_carry", "aux", 8)] for n in range(1, 11)]
+    rundir.write_jsonl(d / "eval.jsonl", rows)
+    rundir.write_yaml(d / "config.yaml", {"model": {"pos_encoding": "rope"}})
+    rundir.write_json(d / "manifest.json", {"status": "complete", "experiment": "exp",
+                                            "experiment_key": "k", "config_hash": "k0",
+                                            "finished": 1.0})
+    return root / "exp"
+
+
+def test_light_commands_start_without_torch(tmp_path):
+    """Each command in a fresh interpreter: it works, and torch was never imported."""
+    exp = finished_run(tmp_path)
+    commands = [["tasks"], ["sample", "copy", "--length", "4", "--count", "2", "--seed", "0"],
+                ["results", str(exp)], ["report", str(exp)],
+                ["run", "g1", "a1", "--dry-run", "--out", str(tmp_path / "runs")]]
+    script = ("import sys, json\nfrom lgtransfer.cli import main\n"
+              "code = main(json.loads(sys.argv[1]))\n"
+              "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+              "print('HEAVY', json.dumps([code, heavy]))\n")
+    for argv in commands:
+        out = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], capture_output=True,
+                             text=True, timeout=120)
+        code, heavy = json.loads(out.stdout.rsplit("HEAVY ", 1)[1])
+        assert code == 0 and heavy == [], (argv, code, heavy, out.stderr[-500:])
