@@ -181,3 +181,12 @@ def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
     assert set(df.experiment) == {"a1-both", "a1-no-carry", "a1-carry-only"}
     assert (df[df.experiment == "a1-both"].figure == "14").all()
     assert (out / "a1" / "a1-both" / "report.md").exists()
+    # a folder made before runs were keyed by content (older key in its name and manifest) is
+    # found by its config.yaml and reused, not trained again
+    old = g1_runs[0].with_name(g1_runs[0].name.rsplit("_", 1)[0] + "_0123456789")
+    g1_runs[0].rename(old)
+    manifest = rundir.read_json(old / "manifest.json")
+    rundir.write_json(old / "manifest.json", {**manifest, "config_hash": "0123456789"})
+    planned = plan(load_experiments(["g1"], TINY), out)
+    assert {p.directory for p in planned} == {old, g1_runs[1]}
+    assert all(p.state() == "complete" for p in planned)

@@ -45,6 +45,7 @@ from lgtransfer.config import (
     ExperimentConfig,
     RunSpec,
     apply_override,
+    content_hash,
     expand,
     load_raw,
     parse_experiment,
@@ -157,18 +158,23 @@ def plan(experiments: list[ExperimentEntry], out: Path) -> list[PlannedRun]:
 
 
 def existing_runs(out: Path) -> dict[str, Path]:
-    """Run key -> folder of every run under `out` that has a manifest (complete ones first)."""
+    """Run key -> folder of every run under `out` that has a manifest (complete ones first).
+
+    A run is found by the key in its manifest and by the hash of its `config.yaml`, so folders
+    made before runs were keyed by content (their names carry the older key) are reused too."""
     found: dict[str, Path] = {}
     for path in sorted(out.rglob(rundir.MANIFEST)) if out.is_dir() else []:
         if ".submitit" in path.parts:
             continue
         try:
             manifest = rundir.read_json(path)
-            key = manifest["config_hash"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a damaged manifest: that folder is resumed as its own experiment's
-        if key not in found or manifest.get("status") == "complete":
-            found[key] = path.parent
+            keys = {manifest["config_hash"],
+                    content_hash(rundir.read_yaml(path.parent / "config.yaml"))}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # a damaged run folder: resumed (or redone) as its own experiment's
+        for key in keys:
+            if key not in found or manifest.get("status") == "complete":
+                found[key] = path.parent
     return found
 
 

@@ -4,7 +4,7 @@ expanded into content-keyed runs)."""
 
 from lgtransfer.config.files import apply_override, load_raw, preset_names, read_yaml, set_key
 from lgtransfer.config.parse import parse_experiment
-from lgtransfer.config.runs import RunSpec, expand, stage_model, validate_runs
+from lgtransfer.config.runs import RunSpec, content_hash, expand, stage_model, validate_runs
 from lgtransfer.config.schema import (
     SCRATCH,
     EvalConfig,
@@ -24,6 +24,6 @@ def load_experiment(name_or_path: str, overrides: list[str] | None = None) -> Ex
 
 
 __all__ = ["SCRATCH", "EvalConfig", "ExperimentConfig", "GroupTask", "ModelConfig", "RunSpec",
-           "TrainConfig", "apply_override", "expand", "load_experiment", "load_raw",
+           "TrainConfig", "apply_override", "content_hash", "expand", "load_experiment", "load_raw",
            "parse_experiment", "preset_names", "read_yaml", "set_key", "stage_model",
            "validate_runs"]
