@@ -14,12 +14,13 @@ import math
 import re
 from collections import deque
 
-ARITHMETIC = ("reverse_add", "no_carry", "carry_only", "reverse_sub", "copy_first_op", "cot_mul")
+ARITHMETIC = ("reverse_add", "no_carry", "carry_only", "reverse_sub", "reverse_sub_signed",
+              "copy_first_op", "cot_mul")
 STRINGS = ("copy", "reverse", "capitalize", "capitalize_reverse", "mqar")
 MAZES = ("dfs_trace", "shortest_path")
 ALL_TASKS = ARITHMETIC + STRINGS + MAZES
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-OPERATOR = {"reverse_sub": "-", "cot_mul": "*"}  # every other arithmetic task writes "+"
+OPERATOR = {"reverse_sub": "-", "reverse_sub_signed": "-", "cot_mul": "*"}  # else "+"
 SIDE = 8  # mazes live on a fixed 8x8 grid, node [8r + c + 1] at row r, column c
 
 _OPERAND = re.compile(r"\d*[1-9]")  # reversed: the last digit is the leading one
@@ -76,6 +77,8 @@ def solve_arithmetic(task: str, prompt: str) -> str:
     if task == "reverse_sub":
         assert a >= b, f"operands not ordered: {prompt!r}"
         return padded(written(a - b))
+    if task == "reverse_sub_signed":  # negative: |a - b| reversed, "-", then zeros
+        return padded(written(a - b) if a >= b else written(b - a) + "-")
     if task == "copy_first_op":
         return padded(a_text)
     if task == "cot_mul":

@@ -19,7 +19,8 @@ from lgtransfer.errors import UsageError
 from lgtransfer.tasks import TASKS, TaskBatch, get_task, mazes
 
 MAX_LENGTH = {"arithmetic": 320, "cot_mul": 200, "string": 500, "mqar": 64, "maze": 64}
-ADDITION_FAMILY = ("reverse_add", "no_carry", "carry_only", "reverse_sub", "copy_first_op")
+ADDITION_FAMILY = ("reverse_add", "no_carry", "carry_only", "reverse_sub", "reverse_sub_signed",
+                   "copy_first_op")
 # How many examples one hypothesis case draws: mazes are built in Python, one at a time.
 BATCH = {"arithmetic": 64, "string": 64, "maze": 12}
 
@@ -74,9 +75,9 @@ def check_examples(name: str, batch: TaskBatch, lengths: np.ndarray | None = Non
 # ----------------------------------------------------------------------------- registry
 
 
-def test_registry_holds_the_13_tasks():
+def test_registry_holds_the_14_tasks():
     assert set(TASKS) == set(ref.ALL_TASKS)
-    assert len(TASKS) == 13
+    assert len(TASKS) == 14  # the paper's 13 and the signed subtraction of its authors' code
     families = {name: task.family for name, task in TASKS.items()}
     assert {n for n, f in families.items() if f == "arithmetic"} == set(ref.ARITHMETIC)
     assert {n for n, f in families.items() if f == "string"} == set(ref.STRINGS)
@@ -353,7 +354,7 @@ def test_space_size_formulas(length):
     def size(name: str) -> float:
         return get_task(name).space_size(length)
 
-    for name in ("reverse_add", "no_carry", "carry_only", "copy_first_op"):
+    for name in ("reverse_add", "no_carry", "carry_only", "copy_first_op", "reverse_sub_signed"):
         assert math.isclose(size(name), m * m, rel_tol=1e-12)
     assert math.isclose(size("reverse_sub"), m * (m + 1) // 2, rel_tol=1e-12)  # a >= b
     assert math.isclose(size("cot_mul"), m * 900, rel_tol=1e-12)
@@ -540,3 +541,23 @@ def test_space_size_holds_at_every_length(name):
     sizes = [task.space_size(n) for n in range(task.min_length, task.max_length + 1)]
     assert all(s > 0 for s in sizes)
     assert sizes == sorted(sizes)  # more prompts at longer lengths, infinity at worst
+
+
+@pytest.mark.parametrize(("prompt", "target"), [
+    ("8421-4573=", "6052-"), ("899-999=", "1-00"), ("4573-8421=", "60520"),
+    ("7584-329=", "43930"), ("329-7584=", "4393-"), ("5-5=", "00"), ("1-2=", "1-")])
+def test_signed_subtraction_as_the_authors_code_writes_it(prompt, target):
+    """The issue's examples against the reference solver and the generator: no swap, and a
+    negative result is |a - b| reversed, '-', then zeros up to length + 1."""
+    assert ref.solve_arithmetic("reverse_sub_signed", prompt) == target
+    a, b = ref.parse_arithmetic("reverse_sub_signed", prompt)
+    n = max(len(a), len(b))
+    tokens = [np.array([[int(c) for c in x.ljust(n, "0")]]) for x in (a, b)]
+    out = get_task("reverse_sub_signed").target_tokens(*tokens)
+    assert tok.decode(out[0, : n + 1].tolist()) == target
+
+
+def test_signed_subtraction_is_negative_about_half_the_time():
+    batch = get_task("reverse_sub_signed").train_batch(np.random.default_rng(3), 4000, 1, 8)
+    negative = np.mean(["-" in ex.target for ex in batch.examples()])
+    assert 0.45 < negative < 0.55

@@ -6,6 +6,9 @@ Encoding (a = 4857, b = 923; both operands reversed in the prompt, no leading ze
     no_carry        7584+329=  ->  07740   (a_i + b_i) mod 10, then zeros up to length + 1
     carry_only      7584+329=  ->  01010   the carry *into* digit i; digit 0 is always 0
     reverse_sub     7584-329=  ->  43930   a - b, operands swapped first if a < b
+    reverse_sub_signed                     a - b as the authors' earlier code wrote it (no swap):
+                    8421-4573= ->  6052-   1248 - 3754 < 0: |a - b| reversed, '-', zeros to L + 1
+                    4573-8421= ->  60520   3754 - 1248 >= 0: as reverse_sub
     copy_first_op   7584+329=  ->  75840   control: a as written, padded to length + 1
     cot_mul         7584*329=  ->  17541+04179+0031734=1103844
                     partial products a*b_i*10^i reversed (so i leading zeros), then the product
@@ -116,10 +119,15 @@ class _TwoOperandTask(Task):
     length_unit = "digits of the longer operand"
     max_length = 320
     op = "+"
+    ordered = False  # swap the operands where a < b, so the prompt always shows a >= b
 
     def solve(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Target digits (B, W+1) for operands of width W; read up to length + 1."""
         raise NotImplementedError
+
+    def target_tokens(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Target token ids (B, W+1): the solved digits as characters."""
+        return self.solve(a, b) + D0
 
     def space_size(self, length: int) -> float:
         return count_as_float((9 * 10 ** (length - 1)) ** 2)
@@ -134,7 +142,7 @@ class _TwoOperandTask(Task):
         count = len(len_a)
         width = int(max(len_a.max(initial=1), len_b.max(initial=1)))
         a, b = random_operand(rng, len_a, width), random_operand(rng, len_b, width)
-        if self.op == "-":  # operands swapped where needed so that the result is >= 0
+        if self.ordered:  # operands swapped where needed so that the result is >= 0
             swap = less_than(a, b)
             a[swap], b[swap] = b[swap], a[swap].copy()
             len_a, len_b = np.where(swap, len_b, len_a), np.where(swap, len_a, len_b)
@@ -143,7 +151,7 @@ class _TwoOperandTask(Task):
             _as_tokens(a, len_a), const(count, tok.char_id(self.op)),
             _as_tokens(b, len_b), const(count, tok.char_id("=")),
         ])
-        target = self.solve(a, b) + D0
+        target = self.target_tokens(a, b)
         target_len = length + 1
         target_mask = valid_mask(target_len, target.shape[1])
         target[~target_mask] = tok.PAD  # rows shorter than the batch's widest: PAD, not '0'
@@ -176,8 +184,12 @@ class CarryOnly(_TwoOperandTask):
 
 @register
 class ReverseSub(_TwoOperandTask):
+    """Subtraction with a non-negative result: the operands are swapped where a < b (our
+    default; PAPER.md leaves the paper's choice open)."""
+
     name = "reverse_sub"
     op = "-"
+    ordered = True
 
     def space_size(self, length: int) -> float:
         m = 9 * 10 ** (length - 1)  # the prompt always shows a >= b: unordered pairs
@@ -185,6 +197,28 @@ class ReverseSub(_TwoOperandTask):
 
     def solve(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.pad(subtract(a, b), ((0, 0), (0, 1)))
+
+
+@register
+class ReverseSubSigned(_TwoOperandTask):
+    """Subtraction as the authors' earlier public code wrote it (`get_reverse_sub` in
+    transformer_arithmetic_v2): no swap, so about half the results are negative. A negative
+    result is |a - b| reversed without padding, then `-`, then zeros up to length + 1
+    characters: `899-999=` (998 - 999) -> `1-00`. A non-negative one is written as in
+    `reverse_sub`."""
+
+    name = "reverse_sub_signed"
+    op = "-"
+
+    def target_tokens(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        negative = less_than(a, b)
+        big = np.where(negative[:, None], b, a)
+        small = np.where(negative[:, None], a, b)
+        magnitude = subtract(big, small)
+        out = np.pad(magnitude, ((0, 0), (0, 1))) + D0  # digits above |a - b|'s are zeros
+        rows = np.flatnonzero(negative)
+        out[rows, number_length(magnitude)[rows]] = tok.char_id("-")
+        return out
 
 
 @register
