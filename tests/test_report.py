@@ -6,8 +6,8 @@ import pytest
 
 from lgtransfer import rundir
 from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
-from lgtransfer.report.experiment import write_report
-from lgtransfer.results import best_seed, load_eval, summarize
+from lgtransfer.report.suite import write_report
+from lgtransfer.results import best_seed, load_eval, seed_metrics
 
 
 def test_max_generalized_length():
@@ -63,11 +63,12 @@ def test_summary_and_report_files(tmp_path):
     rundir.write_json(tmp_path / "exp" / "with_aux_seed3_x" / "manifest.json",
                       {"status": "running"})
 
-    table = summarize(load_eval(tmp_path / "exp")).set_index("seed")
-    assert table.loc[2, "mgl_with_aux"] == 6 and table.loc[1, "mgl_with_aux"] == 5
-    assert (table["mgl_main_only"] == 4).all()
-    assert table.loc[2, "transfer_gain"] == 2
-    assert table.loc[2, "ood_acc_with_aux"] == pytest.approx(0.5)  # lengths 5..8: 1, 1, 0, 0
+    table = seed_metrics(load_eval(tmp_path / "exp")).set_index("seed")
+    assert table.loc[2, "max_gen_length_with_aux"] == 6
+    assert table.loc[1, "max_gen_length_with_aux"] == 5
+    assert (table["max_gen_length_main_only"] == 4).all()
+    assert table.loc[2, "max_gen_length_gain"] == 2
+    assert table.loc[2, "acc_past_main_with_aux"] == pytest.approx(0.5)  # lengths 5..8: 1, 1, 0, 0
     assert table.loc[2, "gap"] == pytest.approx(1 / 3)  # lengths 5, 6, 7: 0, 0, 1
     assert best_seed(table.reset_index()) == 2
 
@@ -77,7 +78,8 @@ def test_summary_and_report_files(tmp_path):
     page = (tmp_path / "exp" / "report.html").read_text()
     assert "data:image/png;base64," in page  # self-contained
     assert (tmp_path / "exp" / "report.png").stat().st_size > 10_000
-    assert (tmp_path / "exp" / "summary.csv").read_text().startswith("seed,")
+    assert (tmp_path / "exp" / "per_seed.csv").read_text().startswith(
+        "experiment,experiment_key,figure,seed,")  # the table `lgt results` writes
     json.dumps(table.reset_index().to_dict())  # plain values
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from lgtransfer import rundir
 from lgtransfer.cli import main
-from lgtransfer.report.experiment import write_report
+from lgtransfer.report.suite import write_report
 from lgtransfer.results import (
     CONTRACT_COLUMNS,
     collect,
@@ -74,16 +74,17 @@ def test_per_seed_metrics_and_statistics_on_known_inputs(tmp_path):
     fake_run(tmp_path, "g", "with_aux", 9, {"reverse_add": step(9)}, status="running")
     seeds = per_seed(collect(tmp_path))
     assert list(seeds.seed) == [0, 1, 2]  # the running run is left out
-    assert list(seeds.mgl_with_aux) == [6, 7, 8] and list(seeds.mgl_main_only) == [4, 4, 4]
-    assert list(seeds.transfer_gain) == [2, 3, 4]
+    assert list(seeds.max_gen_length_with_aux) == [6, 7, 8]
+    assert list(seeds.max_gen_length_main_only) == [4, 4, 4]
+    assert list(seeds.max_gen_length_gain) == [2, 3, 4]
     assert list(seeds.best) == [False, False, True]
     # gap over lengths 5..7 against an aux reaching 8: mean |1 - main|
     assert seeds.gap.tolist() == pytest.approx([1 / 3, 0.0, 0.0])
     stats = statistics(seeds).set_index("metric")
-    g = stats.loc["transfer_gain"]
+    g = stats.loc["max_gen_length_gain"]
     assert (g["mean"], g["std"], g["min"], g["max"], g.n_seeds) == (3.0, 1.0, 2.0, 4.0, 3)
     assert g.ci_low <= 3.0 <= g.ci_high and g.best_seed == 2
-    assert stats.loc["mgl_main_only"].variant == "main_only"
+    assert stats.loc["max_gen_length_main_only"].variant == "main_only"
 
 
 def test_lgt_results_writes_the_tables(tmp_path, capsys):

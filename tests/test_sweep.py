@@ -181,6 +181,7 @@ def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
     assert set(df.experiment) == {"a1-both", "a1-no-carry", "a1-carry-only"}
     assert (df[df.experiment == "a1-both"].figure == "14").all()
     assert (out / "a1" / "a1-both" / "report.md").exists()
+    assert "Experiment a1-both" in (out / "a1" / "a1-both" / "report.md").read_text()
     # a folder made before runs were keyed by content (older key in its name and manifest) is
     # found by its config.yaml and reused, not trained again
     old = g1_runs[0].with_name(g1_runs[0].name.rsplit("_", 1)[0] + "_0123456789")

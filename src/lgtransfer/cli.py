@@ -83,7 +83,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
-    from lgtransfer.report.experiment import curves_text, seed_table, write_report
+    from lgtransfer.report.experiment import curves_text, seed_table
+    from lgtransfer.report.suite import write_report
     from lgtransfer.results import load_eval
 
     for e in experiments:
@@ -115,7 +116,7 @@ def _key_value(text: str, flag: str) -> tuple[str, object]:
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.report.experiment import write_report
+    from lgtransfer.report.suite import write_report
     from lgtransfer.results import select_runs
 
     path = Path(args.dir)

@@ -24,10 +24,12 @@ from lgtransfer.stats import mean_ci
 
 CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",
                     "length", "n", "accuracy"]
-# per-seed metric -> the variant whose runs it describes
-METRICS = {"mgl_with_aux": "with_aux", "mgl_main_only": "main_only",
-           "ood_acc_with_aux": "with_aux", "ood_acc_main_only": "main_only",
-           "gap": "with_aux", "transfer_gain": "with_aux", "ood_gain": "with_aux"}
+# per-seed metric -> the variant whose runs it describes. max_gen_length: max generalized length;
+# acc_past_main: main-task accuracy on (L_main, L_aux]; *_gain: with aux minus main alone
+SEED_METRICS = {"max_gen_length_with_aux": "with_aux", "max_gen_length_main_only": "main_only",
+                "acc_past_main_with_aux": "with_aux", "acc_past_main_main_only": "main_only",
+                "gap": "with_aux", "max_gen_length_gain": "with_aux",
+                "acc_past_main_gain": "with_aux"}
 BOOTSTRAP_RESAMPLES = 10_000
 
 
@@ -50,16 +52,21 @@ def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
 
 
 def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame:
-    """Every eval row of the given runs (default: `select_runs(exp_dir)`), complete ones only."""
+    """Every eval row of the given runs (default: `select_runs(exp_dir)`), complete ones only,
+    with the run columns of `collect` (so `per_seed` takes it as it takes `collect`'s table)."""
     if run_dirs is None:
         run_dirs, _ = select_runs(exp_dir)
-    rows = []
+    index = rundir.read_experiment_index(exp_dir) or {}
+    frames = []
     for d in run_dirs:
-        if rundir.is_complete(d):
-            rows += rundir.read_jsonl(d / "eval.jsonl")
-    if not rows:
+        shared = not d.is_relative_to(exp_dir)  # trained under another experiment's name
+        frame = _run_frame(d, exp_dir, *((index.get("name"), index.get("figure")) if shared
+                                         and index else ()))
+        if frame is not None and rundir.is_complete(d):
+            frames.append(frame)
+    if not frames:
         raise UsageError(f"no complete run under {exp_dir}")
-    return pd.DataFrame(rows)
+    return pd.concat(frames, ignore_index=True)
 
 
 def run_columns(df: pd.DataFrame) -> list[str]:
@@ -82,8 +89,9 @@ def accuracy_curve(df: pd.DataFrame, variant: str, seed: int, task: str) -> dict
     return dict(zip(sel.length.astype(int), sel.accuracy.astype(float), strict=True))
 
 
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per seed: max generalized length with and without aux, gap, gains."""
+def seed_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """One experiment's metrics, one row per seed (the columns of SEED_METRICS): max generalized
+    length and accuracy past the main length with and without aux, gap, gains."""
     final = final_curves(df)
     main = final[final.role == "main"]
     main_task = main.task.iloc[0]
@@ -97,15 +105,18 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         for variant in ("with_aux", "main_only"):
             curve = accuracy_curve(final, variant, seed, main_task)
             if curve:
-                row[f"mgl_{variant}"] = max_generalized_length(curve)
-                row[f"ood_acc_{variant}"] = mean_accuracy(curve, l_main, max(l_aux, l_main + 1))
+                row[f"max_gen_length_{variant}"] = max_generalized_length(curve)
+                row[f"acc_past_main_{variant}"] = mean_accuracy(curve, l_main,
+                                                                max(l_aux, l_main + 1))
         with_aux = accuracy_curve(final, "with_aux", seed, main_task)
         if with_aux and aux_tasks:
             curves = [accuracy_curve(final, "with_aux", seed, t) for t in aux_tasks]
             row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux)
-        if "mgl_with_aux" in row and "mgl_main_only" in row:
-            row["transfer_gain"] = row["mgl_with_aux"] - row["mgl_main_only"]
-            row["ood_gain"] = row["ood_acc_with_aux"] - row["ood_acc_main_only"]
+        if "max_gen_length_with_aux" in row and "max_gen_length_main_only" in row:
+            row["max_gen_length_gain"] = (row["max_gen_length_with_aux"]
+                                          - row["max_gen_length_main_only"])
+            row["acc_past_main_gain"] = (row["acc_past_main_with_aux"]
+                                         - row["acc_past_main_main_only"])
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs.update(main_task=main_task, aux_tasks=aux_tasks, l_main=l_main, l_aux=l_aux)
@@ -113,7 +124,8 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_seed(table: pd.DataFrame) -> int | None:
-    col = "ood_acc_with_aux" if "ood_acc_with_aux" in table else "ood_acc_main_only"
+    col = ("acc_past_main_with_aux" if "acc_past_main_with_aux" in table
+           else "acc_past_main_main_only")
     if col not in table or table[col].isna().all():
         return None
     return int(table.loc[table[col].idxmax(), "seed"])
@@ -181,7 +193,7 @@ def experiments(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
 
 
 def per_seed(df: pd.DataFrame) -> pd.DataFrame:
-    """`summarize` of every experiment, stacked, with the best seed marked."""
+    """`seed_metrics` of every experiment, stacked, with the best seed marked."""
     tables = []
     for (name, key), exp in experiments(df).items():
         # a pretraining-stage sweep: one experiment per stage here
@@ -189,7 +201,7 @@ def per_seed(df: pd.DataFrame) -> pd.DataFrame:
         for stage, sel in stages:
             if not (sel.role == "main").any():
                 continue
-            table = summarize(sel)
+            table = seed_metrics(sel)
             best = best_seed(table)
             table.insert(0, "experiment", name)
             table.insert(1, "experiment_key", key)
@@ -209,7 +221,7 @@ def statistics(seeds: pd.DataFrame) -> pd.DataFrame:
     keys = ["experiment", "experiment_key"] + (["stage"] if _has_stages(seeds) else [])
     for (name, key, *stage), sel in seeds.groupby(keys, sort=False, dropna=False):
         best = sel.seed[sel.best]
-        for metric, variant in METRICS.items():
+        for metric, variant in SEED_METRICS.items():
             if metric not in sel or sel[metric].isna().all():
                 continue
             v = sel[metric].astype(float).dropna().to_numpy()

@@ -1,30 +1,29 @@
-"""The experiment report: accuracy-vs-length figure, per-seed summary table, Markdown and HTML.
+"""One experiment's report: accuracy-vs-length figure, per-seed table, Markdown and HTML.
 
 Reads every run folder under an experiment folder (their `eval.jsonl` at the last step) and writes
 `report.png`, `report.md`, `report.html` (self-contained: the figure is embedded) and
-`summary.csv` beside them. Every seed is drawn thin and the best seed bold; the best seed is the
-one with the highest mean main-task accuracy on (main training length, aux training length].
+`per_seed.csv` (the table `lgt results` writes, for this experiment) beside them. Every seed is
+drawn thin and the best seed bold; the best seed is the one with the highest mean main-task
+accuracy on (main training length, aux training length]. A pretraining-stage sweep gets its own
+section instead (`stages`); a folder of several experiments gets a suite report (`suite`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer.errors import UsageError
+from lgtransfer import rundir
 from lgtransfer.report.render import Section, markdown_table, pyplot, render
+from lgtransfer.report.stages import stage_position, stages_section
 from lgtransfer.results import (
     accuracy_curve,
     best_seed,
-    collect,
-    experiment_folders,
     final_curves,
     load_eval,
     per_seed,
-    statistics,
-    summarize,
+    seed_metrics,
 )
 
 
@@ -80,14 +79,15 @@ def _mean_std_row(table: pd.DataFrame) -> dict:
     return row
 
 
+# per-seed column -> its heading in the report
 COLUMNS = {
     "seed": "seed",
-    "mgl_with_aux": "max gen. length, with aux",
-    "mgl_main_only": "max gen. length, alone",
-    "transfer_gain": "transfer gain (lengths)",
-    "ood_acc_with_aux": "acc. past main length, with aux",
-    "ood_acc_main_only": "acc. past main length, alone",
-    "ood_gain": "acc. gain",
+    "max_gen_length_with_aux": "max gen. length, with aux",
+    "max_gen_length_main_only": "max gen. length, alone",
+    "max_gen_length_gain": "max gen. length gain",
+    "acc_past_main_with_aux": "acc. past main length, with aux",
+    "acc_past_main_main_only": "acc. past main length, alone",
+    "acc_past_main_gain": "acc. past main length gain",
     "gap": "generalization gap",
 }
 
@@ -100,16 +100,16 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_table(df: pd.DataFrame) -> str:
-    """The per-seed summary of one experiment's eval rows, as a Markdown table."""
-    return markdown_table(_display(summarize(df)))
+    """The per-seed metrics of one experiment's eval rows, as a Markdown table."""
+    return markdown_table(_display(seed_metrics(df)))
 
 
 def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section:
     """The accuracy-vs-length figure and per-seed table of one experiment (writes report.png
-    and summary.csv into `exp_dir`)."""
+    and per_seed.csv into `exp_dir`)."""
     df = load_eval(exp_dir, run_dirs)
-    table = summarize(df)
-    table.to_csv(exp_dir / "summary.csv", index=False)
+    rundir.write_atomic(exp_dir / "per_seed.csv", per_seed(df).to_csv(index=False))
+    table = seed_metrics(df)
     plot(df, table, exp_dir / "report.png")
     a = table.attrs
     best = best_seed(table)
@@ -125,19 +125,11 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
                    [_display(table)])
 
 
-def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
-    """The report of a folder: of one experiment (report.png, summary.csv, report.md/html), or,
-    when it holds several, each one's own report plus one per paper figure at the top."""
-    if run_dirs is None:
-        folders = experiment_folders(path)
-        if len(folders) > 1:
-            return write_suite_report(path, folders)
-    from lgtransfer.report.stages import (
-        stages_section,  # a pretraining-stage sweep: its own figures
-    )
-
-    section = stages_section(path, run_dirs) or experiment_section(path, run_dirs)
-    return render(section.title, [section, *heads_sections(path)], path)
+def write_experiment_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
+    """The report of one experiment (report.png, per_seed.csv, report.md/html), or of one
+    pretraining-stage sweep (`stages`), with its attention-head part once there is one."""
+    section = stages_section(exp_dir, run_dirs) or experiment_section(exp_dir, run_dirs)
+    return render(section.title, [section, *heads_sections(exp_dir)], exp_dir)
 
 
 def heads_sections(path: Path) -> list[Section]:
@@ -148,41 +140,12 @@ def heads_sections(path: Path) -> list[Section]:
     return [section] if section else []
 
 
-def write_suite_report(root: Path, folders: list[Path]) -> Path:
-    from lgtransfer.report.figures import FIGURES, figure_sections
-
-    for folder in folders:
-        with contextlib.suppress(UsageError):  # no complete run there yet
-            write_report(folder)
-    df = collect(root)
-    seeds = per_seed(df)
-    sections = figure_sections(df, seeds, root)
-    done = df[df.status == "complete"]
-    untagged = done[~done.figure.isin(list(FIGURES))]
-    if len(untagged):
-        paths = dict.fromkeys(root / Path(r).parent / "report.png" for r in untagged.run.unique())
-        sections.append(Section("Other experiments", "", [p for p in paths if p.exists()]))
-    stats = statistics(seeds)
-    if len(stats):
-        shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
-                       "ci_high", "best_seed"]].round(3)
-        sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
-    return render(f"Report: {root.name}", sections + heads_sections(root), root)
-
-
-STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
-              "over seeds (`lgt results` writes them to stats.csv). mgl = max generalized length, "
-              "ood_acc = main-task accuracy on (L_main, L_aux], gap = generalization gap.")
-
-
 def curves_text(df: pd.DataFrame) -> str:
     """Plain-text accuracy per length of every final curve (for the terminal)."""
     final = final_curves(df)
     lines = []
     keys = ["variant", "seed", "task"]
     if "stage" in final:  # a pretraining-stage sweep: one block per stage, in pretraining order
-        from lgtransfer.report.stages import stage_position
-
         final = final.assign(stage_position=final.stage.map(stage_position))
         keys = ["stage_position", "stage", *keys]
     for (*stage, variant, seed, task), sel in final.groupby(keys):

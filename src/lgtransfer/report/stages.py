@@ -3,7 +3,8 @@
 A stage sweep (`model.stages`, see `config.stage_model`) fine-tunes each checkpoint of a
 pretraining run, and the same architecture from scratch, on the same task group. This section
 plots, against the pretraining step of each stage, the main task's accuracy past its training
-length and its max generalized length (Fig 9), and every stage's accuracy-vs-length curves
+length (`acc_past_train`: mean accuracy on (L_train, infinity), every evaluated length beyond it)
+and its max generalized length (Fig 9), and every stage's accuracy-vs-length curves
 (Fig 15), and tabulates them (`stages.csv` has one row per run). The step of a stage is read
 from its name (`step-160000`, `runs/pretrain-small/step-375`); `scratch` is step 0 and drawn as
 a dashed level, since it has no place on a log axis.
@@ -61,7 +62,7 @@ def stage_rows(df: pd.DataFrame) -> pd.DataFrame:
                    "seed": int(seed), "task": task, "train_max_length": l_main,
                    "max_generalized_length": max_generalized_length(curve),
                    "in_dist_acc": mean_accuracy(curve, 0, l_main),
-                   "ood_acc": mean_accuracy(curve, l_main)}
+                   "acc_past_train": mean_accuracy(curve, l_main)}
             early = first[(first.stage == stage) & (first.variant == variant) &
                           (first.seed == seed)]
             if early.step.iloc[0] < sel.step.iloc[0]:
@@ -80,7 +81,7 @@ def stage_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def stage_summary(rows: pd.DataFrame) -> pd.DataFrame:
     """Seed means per (stage, variant, task), in pretraining order."""
-    metrics = [c for c in ("max_generalized_length", "ood_acc", "in_dist_acc",
+    metrics = [c for c in ("max_generalized_length", "acc_past_train", "in_dist_acc",
                            "first_eval_in_dist_acc", "gap") if c in rows]
     keys = ["stage", "variant", "task"]
     out = rows.groupby(keys, sort=False)[metrics].mean().reset_index()
@@ -119,7 +120,7 @@ def plot_stages(summary: pd.DataFrame, rows: pd.DataFrame, path: Path, title: st
         color = colors[k % len(colors)]
         sel = summary[(summary.task == task) & (summary.variant == variant)]
         seeds = rows[(rows.task == task) & (rows.variant == variant)]
-        for ax, metric in zip(axes, ("ood_acc", "max_generalized_length"), strict=True):
+        for ax, metric in zip(axes, ("acc_past_train", "max_generalized_length"), strict=True):
             pre = sel[sel.stage != SCRATCH]
             ax.plot([xs[s] for s in pre.stage], pre[metric], "o-", color=color,
                     label=f"{task} ({variant})")
@@ -207,12 +208,14 @@ def stages_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section
         trend.append(f"**{task}** ({variant}): {mgl}.")
     text = (f"Each stage fine-tuned on the same group; {rows.seed.nunique()} seed(s). Max "
             "generalized length = the largest L with accuracy >= 0.9 at every length up to L; "
-            "accuracy past the training length = mean main-task accuracy at the evaluated "
-            "lengths beyond it; in-distribution = at lengths up to it (also at the first "
+            "accuracy past the training length (`acc_past_train` in stages.csv) = mean "
+            "main-task accuracy at every evaluated length beyond it, on (L_train, infinity) "
+            "(not only up to an auxiliary length); in-distribution = at lengths up to it (also "
+            "at the first "
             "evaluation, which shows how fast each stage learns the task).\n\n"
             "Max generalized length by stage (seed mean): " + " ".join(trend))
     shown = summary.rename(columns={"max_generalized_length": "max gen. length",
-                                    "ood_acc": "acc. past training length",
+                                    "acc_past_train": "acc. past training length",
                                     "in_dist_acc": "acc. in distribution",
                                     "first_eval_in_dist_acc": "same, at the first evaluation",
                                     "gap": "generalization gap"})

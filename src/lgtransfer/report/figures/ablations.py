@@ -1,0 +1,48 @@
+"""Single-auxiliary ablations (Fig 14): each auxiliary task alone transfers less than both, and
+the more related one more than the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lgtransfer.report.figures.registry import claims_table, figure, seed_mean
+from lgtransfer.report.render import Section, pyplot
+from lgtransfer.results import final_curves
+
+# Fig 14: the auxiliary task the paper found more useful on its own comes first
+MORE_RELATED_FIRST = [("no_carry", "carry_only"), ("reverse", "capitalize")]
+
+
+@figure("14", title="Single-auxiliary ablations (Fig 14)")
+def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
+    final = final_curves(df[df.variant == "with_aux"])
+    aux_sets = {e: tuple(sorted(s[s.role == "aux"].task.unique()))
+                for e, s in final.groupby("experiment")}
+    acc = {e: seed_mean(seeds, e, "acc_past_main_with_aux") for e in aux_sets}
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.6 * len(acc) + 2, 3.6))
+    names = sorted(acc, key=lambda e: (-len(aux_sets[e]), e))
+    ax.bar(range(len(names)), [acc[e] for e in names], color="tab:blue")
+    ax.set_xticks(range(len(names)), [" + ".join(aux_sets[e]) for e in names], fontsize=8)
+    ax.set(ylabel="main acc. past L_main (mean of seeds)", title="aux tasks used", ylim=(0, 1))
+    fig.tight_layout()
+    path = out / "fig14_ablations.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    rows = []
+    both = [e for e in names if len(aux_sets[e]) > 1]
+    singles = [e for e in names if len(aux_sets[e]) == 1]
+    for e in both:
+        for s in singles:
+            rows.append((s, f"weaker than both ({e})", f"{acc[s]:.2f} vs {acc[e]:.2f}",
+                         bool(acc[s] < acc[e])))
+    by_task = {aux_sets[s][0]: s for s in singles}
+    for first, second in MORE_RELATED_FIRST:
+        if first in by_task and second in by_task:
+            a, b = acc[by_task[first]], acc[by_task[second]]
+            rows.append((f"{first} vs {second}", f"{first} transfers more than {second}",
+                         f"{a:.2f} vs {b:.2f}", bool(a > b)))
+    return Section("", "Bars: mean main-task accuracy on (L_main, L_aux] over seeds.",
+                   [path], [claims_table(rows)])

@@ -1,0 +1,67 @@
+"""Length ratio (Fig 10): the generalization gap over (L_main, L_aux) beside the paper's; transfer
+is best when the auxiliary length is half or twice the main one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lgtransfer.report.figures.registry import claims_table, figure, seed_mean
+from lgtransfer.report.render import Section, pyplot
+from lgtransfer.stats import spearman
+
+# Fig 10 of the paper: generalization gap, mean of 3 seeds; rows L_main, columns L_aux
+RATIO_LENGTHS = [4, 8, 16, 32, 64, 128, 256]
+PAPER_RATIO_GAP = {
+    256: [0.91, 0.94, 0.93, 0.87, 0.63, 0.20, 0.00],
+    128: [0.94, 0.95, 0.91, 0.36, 0.04, 0.00, 0.34],
+    64: [0.95, 0.87, 0.72, 0.09, 0.00, 0.04, 0.66],
+    32: [0.90, 0.72, 0.15, 0.00, 0.16, 0.34, 0.87],
+    16: [0.60, 0.03, 0.00, 0.23, 0.67, 0.90, 0.95],
+    8: [0.28, 0.00, 0.27, 0.74, 0.91, 0.91, 0.89],
+    4: [0.00, 0.41, 0.65, 0.78, 0.78, 0.78, 0.75],
+}
+
+
+@figure("10", title="Length ratio (Fig 10)")
+def ratio(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
+    lengths = df.groupby("experiment").apply(lambda s: (
+        int(s[s.role == "main"].train_max_length.max()),
+        int(s[s.role == "aux"].train_max_length.max())), include_groups=False)
+    gaps = {lengths[e]: seed_mean(seeds, e, "gap") for e in seeds.experiment.unique()}
+    rows_m = sorted({m for m, _ in gaps}, reverse=True)
+    cols_a = sorted({a for _, a in gaps})
+    ours = np.array([[gaps.get((m, a), np.nan) for a in cols_a] for m in rows_m])
+    paper = np.array([[PAPER_RATIO_GAP.get(m, [np.nan] * 7)[RATIO_LENGTHS.index(a)]
+                       if a in RATIO_LENGTHS else np.nan for a in cols_a] for m in rows_m])
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, grid, title in ((axes[0], ours, "ours"), (axes[1], paper, "paper (Fig 10)")):
+        im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(cols_a)), cols_a)
+        ax.set_yticks(range(len(rows_m)), rows_m)
+        ax.set(xlabel="L_aux", ylabel="L_main", title=f"generalization gap, {title}")
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    path = out / "fig10_ratio.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+    def band(grid: np.ndarray, test: Callable[[float], bool]) -> float:
+        v = [grid[i, j] for i, m in enumerate(rows_m) for j, a in enumerate(cols_a)
+             if test(a / m) and not np.isnan(grid[i, j])]
+        return float(np.mean(v)) if v else float("nan")
+
+    near, far = (band(ours, lambda r: r in (0.5, 2.0)), band(ours, lambda r: r >= 4 or r <= .25))
+    ok = None if np.isnan(near) or np.isnan(far) else bool(near < far)
+    both = ~np.isnan(ours) & ~np.isnan(paper)
+    corr = (f"; Spearman with the paper's cells {spearman(ours[both], paper[both]):.2f}"
+            if both.sum() > 2 else "")
+    rows = [("ratio sweep", "gap smallest at aux/main ratios 0.5 and 2, large at >= 4",
+             f"mean gap {near:.2f} at ratio 0.5/2 vs {far:.2f} at ratio >= 4{corr}", ok)]
+    return Section("", "", [path], [claims_table(rows)])

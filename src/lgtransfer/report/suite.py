@@ -1,0 +1,52 @@
+"""The report of a folder holding several experiments (a sweep, or a whole suite): each
+experiment's own report in its folder, then one report at the top with a section per paper
+figure (`figures`), the other experiments' figures, and statistics over seeds. `write_report`
+is the entry point for any folder: it picks the suite report or the experiment report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from lgtransfer.errors import UsageError
+from lgtransfer.report.experiment import heads_sections, write_experiment_report
+from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections
+from lgtransfer.report.render import Section, render
+from lgtransfer.results import collect, experiment_folders, per_seed, statistics
+
+STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
+              "over seeds (`lgt results` writes them to stats.csv). max_gen_length = max "
+              "generalized length, acc_past_main = main-task accuracy on (L_main, L_aux], gap = "
+              "generalization gap; a *_gain is the with-aux value minus the main-task-alone one.")
+
+
+def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
+    """The report of a folder: of one experiment (report.png, per_seed.csv, report.md/html), or,
+    when it holds several, each one's own report plus one per paper figure at the top."""
+    if run_dirs is None:
+        folders = experiment_folders(path)
+        if len(folders) > 1:
+            return write_suite_report(path, folders)
+    return write_experiment_report(path, run_dirs)
+
+
+def write_suite_report(root: Path, folders: list[Path]) -> Path:
+    """Each experiment folder's own report, then the suite's report.md/html in `root`."""
+    for folder in folders:
+        with contextlib.suppress(UsageError):  # no complete run there yet
+            write_report(folder)
+    df = collect(root)
+    seeds = per_seed(df)
+    sections = figure_sections(df, seeds, root)
+    done = df[df.status == "complete"]
+    untagged = done[~done.figure.isin(list(SECTION_BY_FIGURE_ID))]
+    if len(untagged):
+        paths = dict.fromkeys(root / Path(r).parent / "report.png" for r in untagged.run.unique())
+        sections.append(Section("Other experiments", "", [p for p in paths if p.exists()]))
+    stats = statistics(seeds)
+    if len(stats):
+        shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
+                       "ci_high", "best_seed"]].round(3)
+        sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
+    return render(f"Report: {root.name}", sections + heads_sections(root), root)
