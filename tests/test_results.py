@@ -102,17 +102,19 @@ def test_lgt_results_writes_the_tables(tmp_path, capsys):
 
 def test_suite_report_has_a_section_per_figure(tmp_path):
     group_runs(tmp_path, "g1", "3a")
-    group_runs(tmp_path, "c1", "8", reach=(4, 5, 4))
+    group_runs(tmp_path, "c1", "8", reach=(4, 4, 4))
     for exp, (m, a) in {"r-4-8": (4, 8), "r-8-4": (8, 4), "r-4-32": (4, 32)}.items():
         fake_run(tmp_path, exp, "with_aux", 0,
                  {"reverse_add": step(m, 40), "no_carry": step(a, 40)}, "10", l_main=m, l_aux=a)
-    for pos, k in (("rope", 7), ("nope", 5)):
-        fake_run(tmp_path, f"n-g1-{pos}", "with_aux", 0,
-                 {"reverse_add": step(k), "no_carry": step(8)}, "12", pos=pos)
-    for exp, k, aux in (("a-both", 8, ["no_carry", "carry_only"]), ("a-nc", 6, ["no_carry"]),
-                        ("a-co", 5, ["carry_only"])):
-        fake_run(tmp_path, exp, "with_aux", 0,
-                 {"reverse_add": step(k), **{t: step(8) for t in aux}}, "14")
+    group_runs(tmp_path, "c2", "8", reach=(8, 8, 7))  # a "control" that does transfer
+    for seed in range(3):  # verdicts need an interval: three seeds
+        for pos, k in (("rope", 7), ("nope", 5)):
+            fake_run(tmp_path, f"n-g1-{pos}", "with_aux", seed,
+                     {"reverse_add": step(k), "no_carry": step(8)}, "12", pos=pos)
+        for exp, k, aux in (("a-both", 8, ["no_carry", "carry_only"]),
+                            ("a-nc", 6, ["no_carry"]), ("a-co", 5, ["carry_only"])):
+            fake_run(tmp_path, exp, "with_aux", seed,
+                     {"reverse_add": step(k), **{t: step(8) for t in aux}}, "14")
     fake_run(tmp_path, "dyn", "with_aux", 0, {"reverse_add": step(6), "no_carry": step(8)}, "11",
              steps=(10, 20, 30, 40))
     report = write_report(tmp_path)
@@ -133,3 +135,6 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     assert rows["g1"].rstrip(" |").endswith("yes")  # transfer: 6-8 vs 4 alone
     assert rows["n-g1"].rstrip(" |").endswith("yes")  # RoPE gap 1/3 < NoPE gap 1
     assert rows["no_carry vs carry_only"].rstrip(" |").endswith("yes")
+    assert rows["c1"].rstrip(" |").endswith("yes")  # gain exactly 0 on every seed
+    assert rows["c2"].rstrip(" |").endswith("no")  # the control's gain is real: it fails
+    assert "(n = 3)" in rows["g1"] and "t-interval" in rows["g1"]  # n and the rule beside it

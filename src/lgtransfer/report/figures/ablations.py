@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer.report.figures.registry import claims_table, figure, seed_mean
+from lgtransfer.report.figures.registry import (
+    claims_table,
+    figure,
+    per_seed_values,
+    seed_mean,
+)
 from lgtransfer.report.render import Section, pyplot
 from lgtransfer.results import final_curves
+from lgtransfer.verdicts import paired_above
 
 # Fig 14: the auxiliary task the paper found more useful on its own comes first
 MORE_RELATED_FIRST = [("no_carry", "carry_only"), ("reverse", "capitalize")]
+MIN_EFFECT = 0.05  # paired per seed: a difference counts from 5 points of accuracy
 
 
 @figure("14", title="Single-auxiliary ablations (Fig 14)")
@@ -34,15 +41,17 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     rows = []
     both = [e for e in names if len(aux_sets[e]) > 1]
     singles = [e for e in names if len(aux_sets[e]) == 1]
+    by_seed = {e: per_seed_values(seeds, e, "acc_past_main_with_aux") for e in names}
     for e in both:
         for s in singles:
-            rows.append((s, f"weaker than both ({e})", f"{acc[s]:.2f} vs {acc[e]:.2f}",
-                         bool(acc[s] < acc[e])))
+            rows.append((s, f"weaker than both ({e})", f"{acc[s]:.2f} vs {acc[e]:.2f}; both - "
+                         "single", paired_above(by_seed[e], by_seed[s], MIN_EFFECT)))
     by_task = {aux_sets[s][0]: s for s in singles}
     for first, second in MORE_RELATED_FIRST:
         if first in by_task and second in by_task:
-            a, b = acc[by_task[first]], acc[by_task[second]]
+            a, b = by_task[first], by_task[second]
             rows.append((f"{first} vs {second}", f"{first} transfers more than {second}",
-                         f"{a:.2f} vs {b:.2f}", bool(a > b)))
+                         f"{acc[a]:.2f} vs {acc[b]:.2f}; difference",
+                         paired_above(by_seed[a], by_seed[b], MIN_EFFECT)))
     return Section("", "Bars: mean main-task accuracy on (L_main, L_aux] over seeds.",
                    [path], [claims_table(rows)])

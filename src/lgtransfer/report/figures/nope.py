@@ -7,8 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lgtransfer.report.figures.registry import claims_table, figure
+from lgtransfer.report.figures.registry import claims_table, figure, per_seed_values
 from lgtransfer.report.render import Section, pyplot
+from lgtransfer.verdicts import paired_above
+
+MIN_EFFECT = 0.05  # paired per seed: NoPE's gap above RoPE's by at least 0.05
 
 
 @figure("12", "13", title="RoPE vs NoPE (Figs 12-13)")
@@ -32,6 +35,8 @@ def nope(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     plt.close(fig)
     for g in groups:
         r, n = gap["mean"].get(f"{g}-rope", np.nan), gap["mean"].get(f"{g}-nope", np.nan)
-        rows.append((g, "RoPE gap lower than NoPE", f"RoPE {r:.2f} vs NoPE {n:.2f}",
-                     None if np.isnan(r) or np.isnan(n) else bool(r < n)))
+        rows.append((g, "RoPE transfers better: its gap is lower than NoPE's",
+                     f"gap RoPE {r:.2f} vs NoPE {n:.2f}; NoPE - RoPE",
+                     paired_above(per_seed_values(seeds, f"{g}-nope", "gap"),
+                                  per_seed_values(seeds, f"{g}-rope", "gap"), MIN_EFFECT)))
     return Section("", "", [path], [claims_table(rows)])

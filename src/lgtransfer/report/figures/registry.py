@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lgtransfer.report.render import Section
+from lgtransfer.verdicts import Verdict
 
 PAPER_ORDER = ["3a", "3b", "3c", "4a", "4c", "6", "7", "8", "9", "14", "10", "11", "12", "13",
                "15"]
@@ -32,11 +33,26 @@ def figure(*ids: str, title: str) -> Callable[[SectionFn], SectionFn]:
     return register
 
 
-def claims_table(rows: list[tuple[str, str, str, bool | None]]) -> pd.DataFrame:
-    """(experiment, the paper's claim, what we measured, whether it reproduces) per row."""
-    return pd.DataFrame([{"experiment": e, "paper": p, "ours": o,
-                          "reproduces": "n/a" if ok is None else ("yes" if ok else "no")}
-                         for e, p, o, ok in rows])
+def claims_table(rows: list[tuple[str, str, str, bool | Verdict | None]]) -> pd.DataFrame:
+    """(experiment, the paper's claim, what we measured, the verdict) per row. A `Verdict`
+    brings its rule, written beside the result, and its interval with n."""
+    out = []
+    for e, p, o, ok in rows:
+        if isinstance(ok, Verdict):
+            out.append({"experiment": e, "paper": p, "ours": f"{o}; {ok.measured}",
+                        "rule": ok.rule, "reproduces": ok.outcome})
+        else:
+            out.append({"experiment": e, "paper": p, "ours": o, "rule": "",
+                        "reproduces": "n/a" if ok is None else ("yes" if ok else "no")})
+    return pd.DataFrame(out)
+
+
+def per_seed_values(seeds: pd.DataFrame, exp: str, col: str) -> dict[int, float]:
+    """seed -> per-seed metric `col` of experiment `exp` (nan where undefined)."""
+    sel = seeds[seeds.experiment == exp]
+    if col not in sel:
+        return {}
+    return {int(s): float(v) for s, v in zip(sel.seed, sel[col], strict=True)}
 
 
 def seed_mean(seeds: pd.DataFrame, exp: str, col: str) -> float:
