@@ -138,3 +138,20 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     assert rows["c1"].rstrip(" |").endswith("yes")  # gain exactly 0 on every seed
     assert rows["c2"].rstrip(" |").endswith("no")  # the control's gain is real: it fails
     assert "(n = 3)" in rows["g1"] and "t-interval" in rows["g1"]  # n and the rule beside it
+
+
+def test_two_configs_with_one_name_are_reported_as_two_groups(tmp_path):
+    """Runs of different configs under one experiment name (say a cell of two budgets) are
+    never averaged together: the suite report tells them apart by their config key."""
+    for seed, k in enumerate((8, 8, 8)):  # the config that transfers
+        fake_run(tmp_path / "a", "g1", "with_aux", seed,
+                 {"reverse_add": step(k), "no_carry": step(8)}, "3a", key="kA")
+        fake_run(tmp_path / "a", "g1", "main_only", seed, {"reverse_add": step(4)}, "3a", key="kA")
+    for seed in range(3):  # same name, another config: no transfer
+        fake_run(tmp_path / "b", "g1", "with_aux", seed,
+                 {"reverse_add": step(4), "no_carry": step(8)}, "3a", key="kB")
+        fake_run(tmp_path / "b", "g1", "main_only", seed, {"reverse_add": step(4)}, "3a", key="kB")
+    text = write_report(tmp_path).read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| g1 [")]
+    assert [r.split(" | ")[0] for r in rows[:2]] == ["| g1 [kA]", "| g1 [kB]"]
+    assert rows[0].rstrip(" |").endswith("yes") and rows[1].rstrip(" |").endswith("no")

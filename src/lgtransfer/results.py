@@ -186,6 +186,20 @@ def _run_frame(d: Path, root: Path, experiment: str | None = None,
     return frame
 
 
+def label_configs(df: pd.DataFrame) -> pd.DataFrame:
+    """The table with each experiment name that several configs share (`ratio` cells of two
+    budgets, an experiment rerun with `--set`) told apart as `NAME [KEY]`, so that a report
+    never averages runs of different configs together."""
+    keys = df[df.status == "complete"].groupby("experiment").experiment_key.nunique()
+    shared = set(keys[keys > 1].index)
+    if not shared:
+        return df
+    df = df.copy()
+    rows = df.experiment.isin(shared)
+    df.loc[rows, "experiment"] = df.experiment[rows] + " [" + df.experiment_key[rows] + "]"
+    return df
+
+
 def experiments(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     """The complete runs' rows of each (experiment, config key), in order of first appearance."""
     done = df[df.status == "complete"]

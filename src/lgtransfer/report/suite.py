@@ -13,7 +13,13 @@ from lgtransfer.errors import UsageError
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections
 from lgtransfer.report.render import Section, render
-from lgtransfer.results import collect, experiment_folders, per_seed, statistics
+from lgtransfer.results import (
+    collect,
+    experiment_folders,
+    label_configs,
+    per_seed,
+    statistics,
+)
 
 STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
               "over seeds (`lgt results` writes them to stats.csv). max_gen_length = max "
@@ -36,7 +42,7 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     for folder in folders:
         with contextlib.suppress(UsageError):  # no complete run there yet
             write_report(folder)
-    df = collect(root)
+    df = label_configs(collect(root))
     seeds = per_seed(df)
     sections = figure_sections(df, seeds, root)
     done = df[df.status == "complete"]
