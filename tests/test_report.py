@@ -1,6 +1,7 @@
 """Summary metrics on known inputs, and the report files from synthetic run folders."""
 
 import json
+import math
 
 import pytest
 
@@ -24,7 +25,8 @@ def test_generalization_gap():
     # strictly between 4 and 8: lengths 5, 6, 7; |mean(1, .5) - 0| = .75
     assert generalization_gap(main, [aux_a, aux_b], 4, 8) == pytest.approx(0.75)
     assert generalization_gap(main, [aux_a], 8, 4) == pytest.approx(1.0)  # either order
-    assert generalization_gap(main, [aux_a], 4, 4) == 0.0  # empty interval
+    assert math.isnan(generalization_gap(main, [aux_a], 4, 4))  # empty interval: undefined
+    assert math.isnan(generalization_gap(main, [], 4, 8))  # no aux curve: undefined
     assert generalization_gap(aux_a, [aux_a], 4, 8) == 0.0  # perfect transfer
 
 

@@ -155,3 +155,17 @@ def test_two_configs_with_one_name_are_reported_as_two_groups(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| g1 [")]
     assert [r.split(" | ")[0] for r in rows[:2]] == ["| g1 [kA]", "| g1 [kB]"]
     assert rows[0].rstrip(" |").endswith("yes") and rows[1].rstrip(" |").endswith("no")
+
+
+def test_an_undefined_gap_is_nan_and_shown_as_n_a(tmp_path):
+    """Main and aux trained to the same length: no length lies between them, so the gap is
+    undefined — nan in the tables, "n/a" in the report — never 0 (which means perfect transfer)."""
+    for seed in range(2):
+        fake_run(tmp_path, "same", "with_aux", seed,
+                 {"reverse_add": step(4), "no_carry": step(4)}, l_main=4, l_aux=4)
+    seeds = per_seed(collect(tmp_path))
+    assert seeds.gap.isna().all()
+    text = write_report(tmp_path / "same").read_text()
+    gap_column = text.splitlines()[[i for i, line in enumerate(text.splitlines())
+                                    if "generalization gap |" in line][0] + 2]
+    assert gap_column.rstrip(" |").endswith("n/a")

@@ -28,12 +28,13 @@ def generalization_gap(main: dict[int, float], aux: Sequence[dict[int, float]],
                        main_max: int, aux_max: int) -> float:
     """Mean |acc_aux - acc_main| over evaluated lengths strictly between the two training lengths.
 
-    With several auxiliary tasks, acc_aux is their mean. 0 when no length lies in between.
+    With several auxiliary tasks, acc_aux is their mean. Undefined (nan, never 0, which would
+    mean perfect transfer) when no evaluated length lies in between or there is no aux curve.
     """
     lo, hi = min(main_max, aux_max), max(main_max, aux_max)
     lengths = [n for n in main if lo < n < hi and all(n in a for a in aux)]
     if not lengths or not aux:
-        return 0.0
+        return math.nan
     diffs = [abs(float(np.mean([a[n] for a in aux])) - main[n]) for n in lengths]
     return float(np.mean(diffs))
 

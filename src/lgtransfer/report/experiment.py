@@ -74,9 +74,13 @@ def _mean_std_row(table: pd.DataFrame) -> dict:
     row: dict = {"seed": "mean ± std"}
     for col in table.columns:
         if col != "seed":
-            v = table[col].astype(float)
-            row[col] = f"{v.mean():.3g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
+            v = table[col].astype(float).dropna()  # an undefined value is left out, never 0
+            row[col] = (f"{v.mean():.3g} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2g}"
+                        if len(v) else UNDEFINED)
     return row
+
+
+UNDEFINED = "n/a"  # how a metric that cannot be computed (nan) is shown
 
 
 # per-seed column -> its heading in the report
@@ -96,7 +100,8 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.concat([table.astype(object), pd.DataFrame([_mean_std_row(table)])],
                       ignore_index=True)
     shown = shown[[c for c in COLUMNS if c in shown]].rename(columns=COLUMNS)
-    return shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) else v)
+    return shown.map(lambda v: (UNDEFINED if v != v else f"{v:.3f}") if isinstance(v, float)
+                     else v)
 
 
 def seed_table(df: pd.DataFrame) -> str:

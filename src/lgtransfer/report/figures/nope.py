@@ -17,7 +17,8 @@ MIN_EFFECT = 0.05  # paired per seed: NoPE's gap above RoPE's by at least 0.05
 @figure("12", "13", title="RoPE vs NoPE (Figs 12-13)")
 def nope(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     enc = df.groupby("experiment").pos_encoding.first()
-    gap = seeds.groupby("experiment").gap.agg(["mean", "std"]).fillna(0)
+    gap = seeds.groupby("experiment").gap.agg(["mean", "std"])  # an undefined gap stays nan
+    gap["std"] = gap["std"].fillna(0.0)  # one seed: no spread to draw
     groups = sorted({e.removesuffix(f"-{enc[e]}") for e in gap.index})
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.8 * len(groups) + 2, 3.6))
