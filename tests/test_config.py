@@ -172,3 +172,23 @@ def test_run_keys_depend_on_content_not_on_the_experiment_name():
     assert [r.key for r in a] == [r.key for r in b]
     c = expand(parse_experiment({"name": "a", "group": [COPY], "train": {"steps": 7}}, "a"))
     assert [r.key for r in a] != [r.key for r in c]
+
+
+def test_the_same_main_examples_baseline_trains_the_main_tasks_share_of_the_steps():
+    """G1 at quick scale: three tasks of equal weight, so the main task sees a third of the
+    with-aux run's examples; the second baseline trains a third of the steps, the first all."""
+    runs = expand(load_experiment("quick", ["baseline=both"]))
+    steps = {r.variant: r.resolved()["train"]["steps"] for r in runs}
+    assert steps == {"with_aux": 3500, "main_only": 3500, "main_only_same_examples": 1167}
+    assert len({r.key for r in runs}) == 3
+    assert len({r.experiment_key for r in runs}) == 1  # still one experiment
+    weighted = expand(load_experiment("quick", ["baseline=same_main_examples",
+                                                "group.0.weight=2.0"]))
+    assert {r.variant: r.train.steps for r in weighted} == {
+        "with_aux": 3500, "main_only_same_examples": 1750}  # weight 2 of 4
+    assert [r.variant for r in expand(load_experiment("quick", ["baseline=false"]))] == [
+        "with_aux"]
+    # the default is the same-steps baseline alone, and the quick runs keep their keys
+    assert [r.key for r in expand(load_experiment("quick"))] == ["b8de334f59", "c06ed9f70a"]
+    with pytest.raises(UsageError, match="baseline must be one of"):
+        load_experiment("quick", ["baseline=sometimes"])

@@ -191,3 +191,18 @@ def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
     planned = plan(load_experiments(["g1"], TINY), out)
     assert {p.directory for p in planned} == {old, g1_runs[1]}
     assert all(p.state() == "complete" for p in planned)
+
+
+def test_both_baselines_train_and_report(tmp_path):
+    """`baseline: both`: the same-examples baseline trains its share of the steps, and the
+    experiment's per-seed table compares the with-aux run with each baseline."""
+    out = tmp_path / "out"
+    sets = [a for s in [*TINY, "train.steps=6", "baseline=both"] for a in ("--set", s)]
+    assert main(["run", "quick", "--out", str(out), "--quiet", *sets]) == 0
+    steps = {d.name.split("_seed")[0]: rundir.read_jsonl(d / "metrics.jsonl")[-1]["step"]
+             for d in (out / "quick").glob("*_seed0_*")}
+    assert steps == {"with_aux": 6, "main_only": 6, "main_only_same_examples": 2}
+    import pandas as pd
+
+    table = pd.read_csv(out / "quick" / "per_seed.csv")
+    assert {"acc_past_main_gain", "acc_past_main_gain_same_examples"} <= set(table.columns)

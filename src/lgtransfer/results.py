@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from lgtransfer import rundir
+from lgtransfer.config.schema import MAIN_ONLY, SAME_EXAMPLES, WITH_AUX
 from lgtransfer.errors import UsageError
 from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
 from lgtransfer.stats import mean_ci
@@ -25,11 +26,15 @@ from lgtransfer.stats import mean_ci
 CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",
                     "length", "n", "accuracy"]
 # per-seed metric -> the variant whose runs it describes. max_gen_length: max generalized length;
-# acc_past_main: main-task accuracy on (L_main, L_aux]; *_gain: with aux minus main alone
-SEED_METRICS = {"max_gen_length_with_aux": "with_aux", "max_gen_length_main_only": "main_only",
-                "acc_past_main_with_aux": "with_aux", "acc_past_main_main_only": "main_only",
-                "gap": "with_aux", "max_gen_length_gain": "with_aux",
-                "acc_past_main_gain": "with_aux"}
+# acc_past_main: main-task accuracy on (L_main, L_aux]; *_gain: with aux minus main alone (the
+# same-steps baseline); *_gain_same_examples: minus the baseline with as many main examples
+SEED_METRICS = {"max_gen_length_with_aux": WITH_AUX, "max_gen_length_main_only": MAIN_ONLY,
+                f"max_gen_length_{SAME_EXAMPLES}": SAME_EXAMPLES,
+                "acc_past_main_with_aux": WITH_AUX, "acc_past_main_main_only": MAIN_ONLY,
+                f"acc_past_main_{SAME_EXAMPLES}": SAME_EXAMPLES,
+                "gap": WITH_AUX, "max_gen_length_gain": WITH_AUX, "acc_past_main_gain": WITH_AUX,
+                "max_gen_length_gain_same_examples": WITH_AUX,
+                "acc_past_main_gain_same_examples": WITH_AUX}
 BOOTSTRAP_RESAMPLES = 10_000
 
 
@@ -102,7 +107,7 @@ def seed_metrics(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for seed in sorted(final.seed.unique()):
         row: dict = {"seed": int(seed)}
-        for variant in ("with_aux", "main_only"):
+        for variant in (WITH_AUX, MAIN_ONLY, SAME_EXAMPLES):
             curve = accuracy_curve(final, variant, seed, main_task)
             if curve:
                 row[f"max_gen_length_{variant}"] = max_generalized_length(curve)
@@ -112,11 +117,11 @@ def seed_metrics(df: pd.DataFrame) -> pd.DataFrame:
         if with_aux and aux_tasks:
             curves = [accuracy_curve(final, "with_aux", seed, t) for t in aux_tasks]
             row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux)
-        if "max_gen_length_with_aux" in row and "max_gen_length_main_only" in row:
-            row["max_gen_length_gain"] = (row["max_gen_length_with_aux"]
-                                          - row["max_gen_length_main_only"])
-            row["acc_past_main_gain"] = (row["acc_past_main_with_aux"]
-                                         - row["acc_past_main_main_only"])
+        for baseline, suffix in ((MAIN_ONLY, ""), (SAME_EXAMPLES, "_same_examples")):
+            if "max_gen_length_with_aux" in row and f"max_gen_length_{baseline}" in row:
+                for metric in ("max_gen_length", "acc_past_main"):
+                    row[f"{metric}_gain{suffix}"] = (row[f"{metric}_with_aux"]
+                                                     - row[f"{metric}_{baseline}"])
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs.update(main_task=main_task, aux_tasks=aux_tasks, l_main=l_main, l_aux=l_aux)

@@ -225,7 +225,7 @@ def training_tokens(run: RunSpec) -> float:
             lengths.append(float((b.prompt_len + b.target_len).mean()) + 2 * MARKER_REPEAT + 2)
             weights.append(t.weight)
         _MEAN_LENGTHS[key] = float(np.average(lengths, weights=weights))
-    t = run.experiment.train
+    t = run.train
     return t.steps * t.batch_size * _MEAN_LENGTHS[key]
 
 

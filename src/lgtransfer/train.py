@@ -159,7 +159,7 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one."""
     if rundir.is_complete(run_dir):
         return
-    cfg, tcfg = run.experiment, run.experiment.train
+    cfg, tcfg = run.experiment, run.train
     device = pick_device(tcfg.device)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
-from lgtransfer.config.schema import SCRATCH, ExperimentConfig, ModelConfig
+from lgtransfer.config.schema import SCRATCH, ExperimentConfig, ModelConfig, TrainConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.mixture import GroupTask
 
@@ -45,6 +45,12 @@ class RunSpec:
     def group(self) -> list[GroupTask]:
         return self.experiment.variants()[self.variant]
 
+    @property
+    def train(self) -> TrainConfig:
+        """This run's schedule (the same-examples baseline trains fewer steps)."""
+        return dataclasses.replace(self.experiment.train,
+                                   steps=self.experiment.steps(self.variant))
+
     def resolved(self) -> dict:
         """The full config of this run (what config.yaml records): the experiment with this
         run's group, seed and stage filled in, and the evaluation's true longest length."""
@@ -52,6 +58,7 @@ class RunSpec:
         for key in ("description", "figure", "seeds", "baseline"):  # kept: the name
             d.pop(key)
         d["group"] = [asdict(t) for t in self.group]
+        d["train"] = asdict(self.train)
         d["eval"]["max_length"] = self.experiment.eval_max_length
         d["variant"], d["seed"] = self.variant, self.seed
         if self.stage is not None:

@@ -15,6 +15,9 @@ from lgtransfer.errors import UsageError
 from lgtransfer.mixture import GroupTask
 
 POS_ENCODINGS = ("rope", "nope")
+BASELINES = ("none", "same_steps", "same_main_examples", "both")
+# the variants of an experiment: the whole group, and the main task alone (two baselines)
+WITH_AUX, MAIN_ONLY, SAME_EXAMPLES = "with_aux", "main_only", "main_only_same_examples"
 SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
 
 
@@ -99,7 +102,10 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     seeds: list[int] = field(default_factory=lambda: [43, 44, 45, 46, 47])
-    baseline: bool = True  # also train the main task alone
+    # the main task alone, as a baseline: none | same_steps (as many steps as the with-aux run)
+    # | same_main_examples (as many main-task examples: steps x the main task's weight share)
+    # | both; true and false mean same_steps and none
+    baseline: bool | str = "same_steps"
 
     @property
     def eval_max_length(self) -> int:
@@ -115,15 +121,32 @@ class ExperimentConfig:
     def aux(self) -> list[GroupTask]:
         return [t for t in self.group if t.role == "aux"]
 
+    @property
+    def baselines(self) -> set[str]:
+        """The main-alone baselines asked for: a subset of {same_steps, same_main_examples}."""
+        kind = {True: "same_steps", False: "none"}.get(self.baseline, self.baseline)
+        return {"none": set(), "both": {"same_steps", "same_main_examples"}}.get(kind, {kind})
+
     def variants(self) -> dict[str, list[GroupTask]]:
-        """The groups this experiment trains: `with_aux` (the whole group) and `main_only` (the
-        main task alone, the baseline every claim is measured against)."""
+        """The groups this experiment trains: `with_aux` (the whole group) and the main task
+        alone, the baseline every claim is measured against: `main_only` with as many steps as
+        the with-aux run, `main_only_same_examples` with as many main-task examples."""
         out = {}
         if self.aux:
-            out["with_aux"] = self.group
-        if self.baseline or "with_aux" not in out:
-            out["main_only"] = [self.main]
+            out[WITH_AUX] = self.group
+        if "same_steps" in self.baselines or WITH_AUX not in out:
+            out[MAIN_ONLY] = [self.main]
+        if "same_main_examples" in self.baselines and WITH_AUX in out:
+            out[SAME_EXAMPLES] = [self.main]
         return out
+
+    def steps(self, variant: str) -> int:
+        """Training steps of a variant: the experiment's, except that the same-examples baseline
+        trains the main task's share of them (its weight over the group's total weight)."""
+        if variant != SAME_EXAMPLES:
+            return self.train.steps
+        share = self.main.weight / sum(t.weight for t in self.group)
+        return max(1, round(self.train.steps * share))
 
     def validate(self, source: str) -> None:
         """Values that type-check but cannot work, caught before anything runs."""
@@ -159,6 +182,9 @@ class ExperimentConfig:
             raise UsageError(f"seeds must be distinct and non-negative, got {self.seeds}")
         if e.lengths is not None and (not e.lengths or min(e.lengths) < 1):
             raise UsageError(f"eval.lengths must be a non-empty list of lengths, got {e.lengths}")
+        if self.baseline not in (True, False, *BASELINES):
+            raise UsageError(f"baseline must be one of {', '.join(BASELINES)} (or true/false), "
+                             f"got {self.baseline!r}")
         if len(self.group) > 26:
             raise UsageError("a task group holds at most 26 tasks (one marker letter each)")
         self.model.validate()

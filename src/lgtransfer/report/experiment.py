@@ -34,6 +34,8 @@ def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
     best = best_seed(table)
     panels = [("with_aux", "main task, with auxiliary tasks", [attrs["main_task"]]),
               ("main_only", "main task alone (baseline)", [attrs["main_task"]]),
+              ("main_only_same_examples", "main task alone, as many main examples",
+               [attrs["main_task"]]),
               ("with_aux", "auxiliary tasks", attrs["aux_tasks"])]
     panels = [p for p in panels if ((final.variant == p[0]) & final.task.isin(p[2])).any()]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False)
@@ -92,6 +94,9 @@ COLUMNS = {
     "acc_past_main_with_aux": "acc. past main length, with aux",
     "acc_past_main_main_only": "acc. past main length, alone",
     "acc_past_main_gain": "acc. past main length gain",
+    "max_gen_length_main_only_same_examples": "max gen. length, alone (same examples)",
+    "acc_past_main_main_only_same_examples": "acc. past main length, alone (same examples)",
+    "acc_past_main_gain_same_examples": "acc. gain over alone (same examples)",
     "gap": "generalization gap",
 }
 
