@@ -79,29 +79,25 @@ class Verdict:
 def transfer(gains: Sequence[float] | np.ndarray, min_effect: float) -> Verdict:
     """The claim that a gain is real: interval above 0 and mean >= min_effect."""
     iv = t_interval(gains)
-    rule = (f"yes if the 95 % t-interval of the per-seed gain is above 0 and its mean is at "
-            f"least {min_effect:g}; no if the interval is below {min_effect:g}")
-    if iv.n < 2:
-        return Verdict(INCONCLUSIVE, iv, rule)
-    if iv.lo > 0 and iv.mean >= min_effect:
-        return Verdict(REPRODUCES, iv, rule)
-    if iv.hi < min_effect:
-        return Verdict(FAILS, iv, rule)
-    return Verdict(INCONCLUSIVE, iv, rule)
+    return _decide(iv, yes=iv.lo > 0 and iv.mean >= min_effect, no=iv.hi < min_effect,
+                   rule=f"yes if the 95 % t-interval of the per-seed gain is above 0 and its "
+                        f"mean is at least {min_effect:g}; no if the interval is below "
+                        f"{min_effect:g}")
 
 
 def no_transfer(gains: Sequence[float] | np.ndarray, margin: float) -> Verdict:
     """The claim that there is no gain (equivalence): interval below +margin."""
     iv = t_interval(gains)
-    rule = (f"yes if the 95 % t-interval of the per-seed gain lies below the margin "
-            f"{margin:g}; no if it lies above it")
+    return _decide(iv, yes=iv.hi < margin, no=iv.lo > margin,
+                   rule=f"yes if the 95 % t-interval of the per-seed gain lies below the margin "
+                        f"{margin:g}; no if it lies above it")
+
+
+def _decide(iv: Interval, yes: bool, no: bool, rule: str) -> Verdict:
+    """Fewer than 2 seeds give no interval and so no verdict either way."""
     if iv.n < 2:
         return Verdict(INCONCLUSIVE, iv, rule)
-    if iv.hi < margin:
-        return Verdict(REPRODUCES, iv, rule)
-    if iv.lo > margin:
-        return Verdict(FAILS, iv, rule)
-    return Verdict(INCONCLUSIVE, iv, rule)
+    return Verdict(REPRODUCES if yes else FAILS if no else INCONCLUSIVE, iv, rule)
 
 
 def paired_above(a: dict[int, float], b: dict[int, float], min_effect: float) -> Verdict:
