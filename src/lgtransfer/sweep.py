@@ -19,10 +19,10 @@ grid of values (the length-ratio sweep is one base crossed with 7 main x 7 auxil
 
 Every run lives in `OUT/BUDGET/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{key}`, the key a hash of
 its resolved config (budget included) without the experiment's name (`config.runs`), so a
-finished run is never redone
-and a changed config never reuses a folder. A run that another experiment already has under OUT
-(A1's both-auxiliary runs are G1's) is not trained again: it stays in that experiment's folder,
-and `experiment.json` in each experiment folder lists the runs the experiment is made of.
+finished run is never redone and a changed config never reuses a folder. A run that another
+experiment already has under OUT (A1's both-auxiliary runs are G1's) is not trained again: it
+stays in that experiment's folder, and `experiment.json` in each experiment folder lists the
+runs the experiment is made of.
 
 Executors:
 - `inline`: one run after another in this process.

@@ -43,9 +43,10 @@ def load_raw(name_or_path: str) -> dict:
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
+        # NAME-paper: a preset from before one file per experiment held all its budgets
         old = re.fullmatch(r"(.+)-paper", name_or_path)
-        if not path.exists() and old and old[1] in preset_names():  # before one file per
-            raise UsageError(f"preset {name_or_path!r} is now a budget of {old[1]!r}: "  # budget
+        if not path.exists() and old and old[1] in preset_names():
+            raise UsageError(f"preset {name_or_path!r} is now a budget of {old[1]!r}: "
                              f"lgt run {old[1]} --budget paper")
         if not path.exists() or path == BUDGETS_FILE:
             raise UsageError(f"unknown experiment {name_or_path!r}: not a file, and not a preset "
