@@ -30,7 +30,7 @@ def synthetic_run(root: Path, checkpoints: int, small: bool) -> Path:
     overrides = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
                  "group.0.max_length=4", "group.1.max_length=8", "group.2.max_length=8"] \
         if small else []
-    cfg = load_experiment("g1", overrides)
+    cfg = load_experiment("g1", overrides, budget="gpu")  # the paper's model and lengths
     run = next(r for r in expand(cfg) if r.variant == "with_aux")
     d = root / run.dirname
     rundir.write_yaml(d / "config.yaml", run.resolved())

@@ -1,5 +1,7 @@
-"""Shared test settings: hypothesis runs derandomized, so every test run draws the same cases."""
+"""Shared test settings: hypothesis runs derandomized, so every test run draws the same cases;
+no GPU is detected for the default budget."""
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -11,3 +13,12 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("deterministic")
+
+
+@pytest.fixture(autouse=True)
+def _no_gpu_detected(monkeypatch):
+    """Every test sees a machine without a GPU unless it says otherwise, so that the default
+    budget (`cpu`), and with it run folders and keys, are the same on every machine."""
+    from lgtransfer.config import files
+
+    monkeypatch.setattr(files, "has_gpu", lambda: False)

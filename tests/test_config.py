@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 
 from lgtransfer.config import (
+    BUDGETS,
     apply_override,
+    at_budget,
     expand,
+    files,
     load_experiment,
     load_raw,
     parse_experiment,
@@ -15,45 +18,73 @@ from lgtransfer.config import (
     validate_runs,
 )
 from lgtransfer.errors import UsageError
-from lgtransfer.sweep import load_experiments
+from lgtransfer.sweep import load_experiments, plan
 
 COPY = {"task": "copy", "role": "main", "max_length": 16}
-PAPER_PRESETS = ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1", "a2", "ratio",
-                 "nope", "dynamics"]
+PAPER_EXPERIMENTS = ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1", "a2", "ratio",
+                     "nope", "dynamics"]
+
+
+def budgets_of(name: str) -> list[str]:
+    """The budgets a preset runs at: the one it fixes, those it lists, or any (budget-free)."""
+    raw = load_raw(name)
+    return [raw["budget"]] if "budget" in raw else list(raw.get("budgets") or BUDGETS)
 
 
 def test_presets_exist():
     names = set(preset_names())
-    assert {"quick"} <= names
-    for name in PAPER_PRESETS:
-        assert {name, f"{name}-paper"} <= names
+    assert {"quick"} <= names and "budgets" not in names  # budgets.yaml is no experiment
+    for name in PAPER_EXPERIMENTS:  # one file per experiment, every budget in it
+        assert name in names and f"{name}-paper" not in names
+        assert budgets_of(name) == list(BUDGETS)
 
 
-@pytest.mark.parametrize("name", preset_names())
-def test_every_preset_loads_and_validates(name):
-    experiments = load_experiments([name])
+@pytest.mark.parametrize("name, budget", [(n, b) for n in preset_names() for b in budgets_of(n)])
+def test_every_preset_loads_and_validates(name, budget):
+    experiments = load_experiments([name], budget=budget)
     for e in experiments:
         validate_runs(e.config, check_models=False)  # models: not on test machines
-        assert e.config.main
+        assert e.config.main and e.config.budget == budget
         runs = expand(e.config)
         assert len(runs) == len(e.config.seeds) * len(e.config.variants()) * len(
             e.config.model.stages or [None])
         assert len({r.key for r in runs}) == len(runs)
-    if len(experiments) == 1 and experiments[0].folder == Path(name):
+    if len(experiments) == 1 and not experiments[0].sweep:
         assert experiments[0].config.name == name
-    else:  # a sweep file: its experiments live under its own folder
-        assert {e.folder.parent for e in experiments} == {Path(name)}
+        assert experiments[0].folder == Path(budget) / name
+    else:  # a sweep file: its experiments live under its own folder, in the budget's
+        assert {e.folder.parent for e in experiments} == {Path(budget) / name}
 
 
-@pytest.mark.parametrize("name", PAPER_PRESETS)
-def test_paper_presets_use_the_paper_budget(name):
-    for e in load_experiments([f"{name}-paper"]):
+@pytest.mark.parametrize("name", PAPER_EXPERIMENTS)
+def test_paper_budgets_are_the_papers(name):
+    for e in load_experiments([name], budget="paper"):
         t = e.config.train
         assert (t.steps, t.batch_size, t.eval_every, e.config.eval.n) == (20_000, 1200, 500, 1024)
         m = e.config.model
         assert (m.n_layer, m.n_head, m.d_model) == (6, 6, 384)
-        assert e.config.figure, "every paper preset names the figure it redraws"
+        assert e.config.figure, "every paper experiment names the figure it redraws"
         assert len(e.config.seeds) == (3 if name == "ratio" else 5) or name == "dynamics"
+
+
+@pytest.mark.parametrize("name", PAPER_EXPERIMENTS)
+def test_cpu_budgets_are_quicks_schedule_at_aux_main_ratio_2(name):
+    """Every experiment at `cpu`: quick's model and schedule, 3 seeds, and the auxiliary tasks
+    at twice the main task's length (the ratio sweep aside), evaluated a little beyond."""
+    experiments = load_experiments([name], budget="cpu")
+    for e in experiments:
+        m, t = e.config.model, e.config.train
+        assert (m.n_layer, m.n_head, m.d_model, m.d_ff) == (3, 4, 128, 256)
+        assert (t.steps, t.batch_size, t.lr, e.config.eval.n) == (3500, 64, 1.5e-3, 128)
+        if name == "ratio":
+            continue
+        assert e.config.seeds == [0, 1, 2]
+        assert {a.max_length for a in e.config.aux} == {2 * e.config.main.max_length}
+        assert e.config.eval_max_length == 2 * e.config.main.max_length + 2
+    if name == "ratio":  # {3, 6, 12}^2, two seeds
+        assert len(experiments) == 9 and all(e.config.seeds == [0, 1] for e in experiments)
+        assert {(e.config.main.max_length, e.config.aux[0].max_length) for e in experiments} == {
+            (a, b) for a in (3, 6, 12) for b in (3, 6, 12)}
 
 
 def test_base_inherits_and_overrides(tmp_path):
@@ -70,11 +101,12 @@ def test_base_inherits_and_overrides(tmp_path):
 
 
 def test_g1_paper_budget():
-    cfg = load_experiment("g1-paper")
+    cfg = load_experiment("g1", budget="paper")
     assert (cfg.train.steps, cfg.train.batch_size) == (20_000, 1200)
     assert [(t.task, t.role, t.max_length) for t in cfg.group] == [
         ("reverse_add", "main", 16), ("no_carry", "aux", 32), ("carry_only", "aux", 32)]
     assert (cfg.model.n_layer, cfg.model.n_head, cfg.model.d_model) == (6, 6, 384)
+    assert cfg.seeds == [43, 44, 45, 46, 47] and cfg.budget == "paper"
 
 
 def test_overrides():
@@ -92,7 +124,7 @@ def test_bad_overrides_fail(assignment):
 
 
 def test_wrong_types_and_unknown_keys_fail():
-    raw = load_raw("quick")
+    raw = at_budget(load_raw("quick"), "quick", None)
     with pytest.raises(UsageError, match="train.steps"):
         apply_override(raw, "train.steps=many")
         parse_experiment(raw, "x")
@@ -189,6 +221,123 @@ def test_the_same_main_examples_baseline_trains_the_main_tasks_share_of_the_step
     assert [r.variant for r in expand(load_experiment("quick", ["baseline=false"]))] == [
         "with_aux"]
     # the default is the same-steps baseline alone, and the quick runs keep their keys
-    assert [r.key for r in expand(load_experiment("quick"))] == ["b8de334f59", "c06ed9f70a"]
+    assert [r.key for r in expand(load_experiment("quick"))] == ["78ed46ec12", "fbdf89f162"]
     with pytest.raises(UsageError, match="baseline must be one of"):
         load_experiment("quick", ["baseline=sometimes"])
+
+
+# ----------------------------------------------------------------------------- budgets
+
+
+def test_the_budget_is_chosen_explicitly_or_by_the_machine(monkeypatch):
+    """`--budget` wins; without it a file's own `budget:`, else gpu where a GPU is detected and
+    cpu otherwise (conftest: no GPU)."""
+    assert load_experiment("g2", budget="paper").budget == "paper"
+    cfg = load_experiment("g2")
+    assert cfg.budget == "cpu" and cfg.group[0].max_length == 6 and cfg.model.d_model == 128
+    monkeypatch.setattr(files, "has_gpu", lambda: True)
+    cfg = load_experiment("g2")
+    assert cfg.budget == "gpu" and cfg.group[0].max_length == 16 and cfg.train.steps == 4000
+    assert load_experiment("quick").budget == "cpu"  # quick fixes its budget, GPU or not
+    with pytest.raises(UsageError, match="runs at the 'cpu' budget only"):
+        load_experiment("quick", budget="gpu")
+
+
+def test_gpu_detection_asks_the_driver_not_torch(monkeypatch, tmp_path):
+    monkeypatch.undo()  # the real detection (conftest hides any GPU)
+    driver = tmp_path / "version"
+    monkeypatch.setattr(files, "NVIDIA_DRIVER", driver)
+    monkeypatch.setattr(files.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert not files.has_gpu() and files.default_budget() == "cpu"
+    driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module\n")
+    assert files.has_gpu() and files.default_budget() == "gpu"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # every device hidden
+    assert files.default_budget() == "cpu"
+
+
+def test_a_budget_an_experiment_lacks_is_an_error_naming_those_it_has(tmp_path):
+    with pytest.raises(UsageError, match=r"smollm has no 'cpu' budget; it has gpu, paper"):
+        load_experiment("smollm", budget="cpu")
+    f = tmp_path / "e.yaml"
+    f.write_text("group: [{task: copy, role: main, max_length: 4}]\nbudgets: {gpus: {}}\n")
+    with pytest.raises(UsageError, match="unknown budget 'gpus'"):
+        load_experiment(str(f), budget="gpu")
+    with pytest.raises(UsageError, match="chosen with --budget"):
+        load_experiment("g2", ["budget=paper"])
+
+
+@pytest.mark.parametrize("name", ["g2-paper", "ratio-paper"])
+def test_an_old_preset_name_names_the_new_form(name, tmp_path, capsys):
+    from lgtransfer.cli import main
+
+    new = name.removesuffix("-paper")
+    with pytest.raises(UsageError, match=f"lgt run {new} --budget paper"):
+        load_experiment(name)
+    assert main(["run", name, "--dry-run", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"lgt run {new} --budget paper" in err
+
+
+def test_budget_order_defaults_fields_overrides_then_set(tmp_path):
+    """The budget's defaults, under the file's fields, under its budget's overrides, under
+    `--set`; a file without `budgets:` runs as written, its budget still recorded; `base:`
+    inherits the base's budgets unless the file gives its own."""
+    f = tmp_path / "e.yaml"
+    f.write_text("group: [{task: copy, role: main, max_length: 9}]\ntrain: {steps: 7, lr: 0.5}\n"
+                 "budgets: {cpu: {train.steps: 8, group.0.max_length: 5}, gpu: {}}\n")
+    cfg = load_experiment(str(f), ["train.lr=0.25"], budget="cpu")
+    assert (cfg.model.d_model, cfg.train.batch_size) == (128, 64)  # the cpu defaults
+    assert (cfg.train.steps, cfg.group[0].max_length, cfg.train.lr) == (8, 5, 0.25)
+    assert load_experiment(str(f), budget="gpu").train.steps == 7
+    free = tmp_path / "free.yaml"
+    free.write_text("group: [{task: copy, role: main, max_length: 9}]\n")
+    for budget in BUDGETS:
+        cfg = load_experiment(str(free), budget=budget)
+        assert cfg.budget == budget and cfg.train.steps == 20_000 and cfg.model.d_model == 384
+    child = tmp_path / "child.yaml"
+    child.write_text("base: g1\nseeds: [3]\n")
+    assert load_experiment(str(child), budget="cpu").group[0].max_length == 6  # g1's cpu
+    own = tmp_path / "own.yaml"
+    own.write_text("base: g1\nbudgets: {paper: {}}\n")
+    with pytest.raises(UsageError, match="has no 'cpu' budget; it has paper"):
+        load_experiment(str(own), budget="cpu")
+
+
+def test_the_budget_is_in_the_run_key_and_folder():
+    """Two budgets of one experiment never share a run, even where their content is made the
+    same; runs of one content under one budget are one run (quick's are G1's at cpu)."""
+    same = ["model.n_layer=1", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
+            "train.steps=4", "train.batch_size=4", "train.eval_every=4",
+            "train.checkpoint_every=4", "train.lr=0.001", "train.buckets=1", "eval.n=4",
+            "eval.max_length=40", "seeds=[0]", "group.0.max_length=16", "group.1.max_length=32",
+            "group.2.max_length=32"]
+    cpu, gpu = (load_experiments(["g1"], same, budget) for budget in ("cpu", "gpu"))
+    assert cpu[0].folder == Path("cpu/g1") and gpu[0].folder == Path("gpu/g1")
+    runs = {b: expand(e[0].config) for b, e in (("cpu", cpu), ("gpu", gpu))}
+    strip = [{k: v for k, v in r.resolved().items() if k != "budget"} for r in runs["cpu"]]
+    assert strip == [{k: v for k, v in r.resolved().items() if k != "budget"}
+                     for r in runs["gpu"]]  # identical but for the budget
+    assert not {r.key for r in runs["cpu"]} & {r.key for r in runs["gpu"]}
+    assert {r.resolved()["budget"] for r in runs["cpu"]} == {"cpu"}
+    out = Path("/nonexistent")
+    dirs = [p.directory for p in plan([*cpu, *gpu], out)]
+    assert len(set(dirs)) == 4 and all(out / "cpu" / "g1" in d.parents for d in dirs[:2])
+    quick = {r.key for r in expand(load_experiment("quick"))}
+    g1 = {r.key for r in expand(load_experiment("g1", budget="cpu")) if r.seed == 1}
+    assert quick == g1
+
+
+def test_a_run_recorded_before_budgets_is_found_by_its_content(tmp_path):
+    """A config.yaml without a budget matches the run of its content at any budget: quick's
+    runs made before budgets are reused by `lgt run quick`, and keep their numbers."""
+    from lgtransfer import rundir
+
+    run = expand(load_experiment("quick"))[0]
+    old = tmp_path / "out" / "quick" / "with_aux_seed1_b8de334f59"
+    rundir.write_yaml(old / "config.yaml", {k: v for k, v in run.resolved().items()
+                                            if k != "budget"})
+    rundir.write_json(old / "manifest.json", {"status": "complete", "config_hash": "b8de334f59"})
+    planned = plan(load_experiments(["quick"]), tmp_path / "out")
+    assert planned[0].directory == old and planned[0].state() == "complete"
+    assert planned[1].directory.parent == tmp_path / "out" / "cpu" / "quick"

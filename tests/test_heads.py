@@ -242,7 +242,7 @@ def tiny_run(tmp_path_factory):
     (root / "tiny.yaml").write_text(TINY_RUN)
     assert main(["run", str(root / "tiny.yaml"), "--out", str(root / "runs"), "--quiet",
                  "--executor", "inline"]) == 0
-    exp = root / "runs" / "tiny"
+    exp = root / "runs" / "cpu" / "tiny"  # the default budget here
     run = next(exp.glob("with_aux_*"))
     alone = exp / "main_only_seed0_fake"
     alone.mkdir()

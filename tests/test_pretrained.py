@@ -71,7 +71,7 @@ def finetuned(lm, tmp_path_factory):
     exp = write_experiment(tmp / "ft.yaml", model={"init": str(lm)})
     out = tmp / "runs"
     assert main(["run", str(exp), "--out", str(out), "--quiet", "--executor", "inline"]) == 0
-    (run,) = [d for d in (out / "ft").iterdir() if d.name.startswith("with_aux")]
+    (run,) = [d for d in (out / "cpu" / "ft").iterdir() if d.name.startswith("with_aux")]
     return run
 
 
@@ -129,7 +129,7 @@ def test_id_map_round_trips(lm, finetuned):
 
 def test_greedy_generation_equals_one_pass_exact_match_through_the_map(finetuned):
     source = pretrained.load_checkpoint(finetuned / "checkpoints" / "step-250")
-    run = expand(load_experiment(str(finetuned.parent.parent.parent / "ft.yaml")))[0]
+    run = expand(load_experiment(str(finetuned.parents[3] / "ft.yaml")))[0]
     mixture = Mixture(run.group, 24, 5, source.id_map)
     outcomes = []
     for task, n in (("copy", 2), ("copy", 3), ("copy", 4), ("reverse", 5), ("reverse", 6)):
@@ -249,9 +249,9 @@ def test_stage_sweep_expands_one_run_per_stage():
 def test_run_keys_are_pinned_and_ignore_execution_settings():
     """The quick preset's run keys are pinned (a change here retrains every finished run, and
     the README's migration note must say so), and settings that only change speed leave them."""
-    assert [r.key for r in expand(load_experiment("quick"))] == ["b8de334f59", "c06ed9f70a"]
+    assert [r.key for r in expand(load_experiment("quick"))] == ["78ed46ec12", "fbdf89f162"]
     gc = expand(load_experiment("quick", ["train.gradient_checkpointing=true"]))
-    assert [r.key for r in gc] == ["b8de334f59", "c06ed9f70a"]
+    assert [r.key for r in gc] == ["78ed46ec12", "fbdf89f162"]
 
 
 def test_gradient_checkpointing_trains_the_same(lm, tmp_path):
@@ -316,7 +316,7 @@ def test_stage_sweep_over_the_ladder_runs_and_reports(ladder, tmp_path):
         train={"steps": 6, "eval_every": 6, "checkpoint_every": 6}, eval={"n": 8})
     out = tmp_path / "runs"
     assert main(["run", str(exp), "--out", str(out), "--quiet", "--executor", "inline"]) == 0
-    runs = sorted((out / "sweep").glob("main_only_*"))
+    runs = sorted((out / "cpu" / "sweep").glob("main_only_*"))
     assert len(runs) == 3
     manifests = {rundir.read_json(d / "manifest.json")["stage"]: rundir.read_json(
         d / "manifest.json") for d in runs}
@@ -325,9 +325,9 @@ def test_stage_sweep_over_the_ladder_runs_and_reports(ladder, tmp_path):
     assert manifests["step-20"]["weights_sha256"] == pretrained.weights_sha256(ladder / "step-20")
     rows = [r for d in runs for r in rundir.read_jsonl(d / "eval.jsonl")]
     assert {r["stage"] for r in rows} == {"step-10", "step-20", "scratch"}
-    report = (out / "sweep" / "report.md").read_text()
+    report = (out / "cpu" / "sweep" / "report.md").read_text()
     assert "stages.png" in report and "stages_curves.png" in report
-    table = __import__("pandas").read_csv(out / "sweep" / "stages.csv")
+    table = __import__("pandas").read_csv(out / "cpu" / "sweep" / "stages.csv")
     assert list(table.stage) == ["scratch", "step-10", "step-20"]
 
 

@@ -18,7 +18,7 @@ from lgtransfer.stats import mean_ci
 
 
 def fake_run(root, exp, variant, seed, curves, figure="", l_main=4, l_aux=8, pos="rope",
-             steps=(10, 20), status="complete", key="k"):
+             steps=(10, 20), status="complete", key="k", budget=None):
     """A run folder with eval rows: curves maps task -> {length: final accuracy}; earlier steps
     score half of it."""
     d = root / exp / f"{variant}_seed{seed}_{key}"
@@ -33,7 +33,8 @@ def fake_run(root, exp, variant, seed, curves, figure="", l_main=4, l_aux=8, pos
                              "length": n, "n": 8,
                              "accuracy": acc if step == steps[-1] else acc / 2})
     rundir.write_jsonl(d / "eval.jsonl", rows)
-    rundir.write_yaml(d / "config.yaml", {"model": {"pos_encoding": pos}})
+    rundir.write_yaml(d / "config.yaml", {"model": {"pos_encoding": pos},
+                                          **({"budget": budget} if budget else {})})
     rundir.write_json(d / "manifest.json", {"status": status, "experiment": exp, "figure": figure,
                                             "experiment_key": key, "config_hash": key + str(seed),
                                             "finished": 1.0})
@@ -155,6 +156,21 @@ def test_two_configs_with_one_name_are_reported_as_two_groups(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| g1 [")]
     assert [r.split(" | ")[0] for r in rows[:2]] == ["| g1 [kA]", "| g1 [kB]"]
     assert rows[0].rstrip(" |").endswith("yes") and rows[1].rstrip(" |").endswith("no")
+
+
+def test_one_experiment_at_two_budgets_is_two_groups_named_by_budget(tmp_path):
+    """g1 at cpu and at gpu under one root: two groups, `g1 (cpu)` and `g1 (gpu)`; each
+    experiment report's heading names its budget."""
+    for budget, k in (("cpu", 8), ("gpu", 4)):
+        for seed in range(2):
+            fake_run(tmp_path / budget, "g1", "with_aux", seed,
+                     {"reverse_add": step(k), "no_carry": step(8)}, "3a", key=budget,
+                     budget=budget)
+    text = write_report(tmp_path).read_text()
+    assert "| g1 (cpu) |" in text and "| g1 (gpu) |" in text and "[cpu]" not in text
+    assert (tmp_path / "cpu" / "g1" / "report.md").read_text().startswith(
+        "# Experiment g1 (cpu)")
+    assert write_report(tmp_path / "cpu").read_text().startswith("# Experiment g1 (cpu)")
 
 
 def test_an_undefined_gap_is_nan_and_shown_as_n_a(tmp_path):

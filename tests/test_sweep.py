@@ -32,11 +32,26 @@ def sweep_file(tmp_path, values=(4, 5), steps=20, name="sw"):
 
 def test_sweep_file_expands_its_grid(tmp_path):
     experiments = load_experiments([str(sweep_file(tmp_path, values=(4, 5, 6)))], ["seeds=[1,2]"])
-    assert [str(e.folder) for e in experiments] == ["sw/aux4", "sw/aux5", "sw/aux6"]
+    assert [str(e.folder) for e in experiments] == ["cpu/sw/aux4", "cpu/sw/aux5", "cpu/sw/aux6"]
     assert [e.config.group[1].max_length for e in experiments] == [4, 5, 6]
     assert all(e.config.seeds == [1, 2] and e.config.train.steps == 20 for e in experiments)
     assert all(e.config.figure == "10" for e in experiments)
     assert len(plan(experiments, tmp_path / "out")) == 6  # 3 experiments x 2 seeds, no baseline
+
+
+def test_a_sweeps_budget_overrides_its_set_and_grid(tmp_path):
+    """`budgets: {cpu: {set, grid}}`: the budget's `set` comes after the sweep's and the
+    entries' own, its grid axes replace the sweep's; a budget it lacks is an error."""
+    f = sweep_file(tmp_path, values=(4, 5, 6))
+    f.write_text(f.read_text() + "budgets:\n  cpu: {set: {seeds: [7]}, grid: {aux: {keys: "
+                 "[group.1.max_length], values: [3]}}}\n  gpu: {}\n")
+    cpu = load_experiments([str(f)], budget="cpu")
+    assert [(str(e.folder), e.config.seeds, e.config.budget) for e in cpu] == [
+        ("cpu/sw/aux3", [7], "cpu")]
+    gpu = load_experiments([str(f)], budget="gpu")
+    assert [str(e.folder) for e in gpu] == ["gpu/sw/aux4", "gpu/sw/aux5", "gpu/sw/aux6"]
+    with pytest.raises(UsageError, match="has no 'paper' budget; it has cpu, gpu"):
+        load_experiments([str(f)], budget="paper")
 
 
 @pytest.mark.parametrize("body, message", [
@@ -88,8 +103,8 @@ def test_local_pool_sweep_completes_and_a_rerun_redoes_nothing(tmp_path, capsys)
     started = _started(out)
     assert len(started) == 2
     for name in ("report.md", "report.html"):  # the sweep's own report, per figure
-        assert (out / "sw" / name).is_file()
-    assert "Length ratio" in (out / "sw" / "report.md").read_text()
+        assert (out / "cpu" / "sw" / name).is_file()
+    assert "Length ratio" in (out / "cpu" / "sw" / "report.md").read_text()
     assert main(argv) == 0
     assert _started(out) == started
 
@@ -101,7 +116,7 @@ def test_submitit_local_executor_trains_the_sweep(tmp_path, capsys):
                  "--cluster", "local"]) == 0
     assert "submitted 2 job(s) to local" in capsys.readouterr().out
     assert len(_started(out)) == 2
-    assert (out / "sw" / ".submitit").is_dir()  # submitit's logs, beside the runs
+    assert (out / "cpu" / "sw" / ".submitit").is_dir()  # submitit's logs, beside the runs
 
 
 def test_killed_sweep_resumes_and_repeats_no_finished_run(tmp_path):
@@ -156,12 +171,12 @@ def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
     out = tmp_path / "out"
     sets = [a for s in TINY for a in ("--set", s)]
     assert main(["run", "g1", "--out", str(out), "--quiet", *sets]) == 0
-    g1_runs = sorted(p.parent for p in (out / "g1").glob("*/manifest.json"))
+    g1_runs = sorted(p.parent for p in (out / "cpu" / "g1").glob("*/manifest.json"))
     assert len(g1_runs) == 2
     capsys.readouterr()
     assert main(["run", "a1", "--out", str(out), "--dry-run", *sets]) == 0
     lines = capsys.readouterr().out.splitlines()
-    shared = [line for line in lines if "/g1/" in line]
+    shared = [line for line in lines if "/cpu/g1/" in line]
     assert len(shared) == 2 and all(line.startswith("complete") for line in shared)
     assert sum(line.startswith("pending") for line in lines) == 2  # the two single-aux runs
     # renaming an experiment retrains nothing: the same config under another name
@@ -172,16 +187,18 @@ def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
     assert all(p.state() == "complete" for p in planned)
     # running the sweep trains only the two new runs, and the A1 report lists g1's runs
     assert main(["run", "a1", "--out", str(out), "--quiet", *sets]) == 0
-    assert not list((out / "a1" / "a1-both").glob("*/manifest.json"))
-    assert len(list((out / "a1").glob("*/*/manifest.json"))) == 2
+    a1 = out / "cpu" / "a1"  # the budget's folder, then the sweep's
+    assert not list((a1 / "a1-both").glob("*/manifest.json"))
+    assert len(list(a1.glob("*/*/manifest.json"))) == 2
     from lgtransfer.results import collect, select_runs
 
-    assert sorted(select_runs(out / "a1" / "a1-both")[0]) == g1_runs
-    df = collect(out / "a1")
+    assert sorted(select_runs(a1 / "a1-both")[0]) == g1_runs
+    df = collect(a1)
     assert set(df.experiment) == {"a1-both", "a1-no-carry", "a1-carry-only"}
     assert (df[df.experiment == "a1-both"].figure == "14").all()
-    assert (out / "a1" / "a1-both" / "report.md").exists()
-    assert "Experiment a1-both" in (out / "a1" / "a1-both" / "report.md").read_text()
+    assert (df.budget == "cpu").all()
+    assert "# Experiment a1-both (cpu)" in (a1 / "a1-both" / "report.md").read_text()
+    assert "# Report: a1 (cpu)" in (a1 / "report.md").read_text()
     # a folder made before runs were keyed by content (older key in its name and manifest) is
     # found by its config.yaml and reused, not trained again
     old = g1_runs[0].with_name(g1_runs[0].name.rsplit("_", 1)[0] + "_0123456789")
@@ -200,9 +217,9 @@ def test_both_baselines_train_and_report(tmp_path):
     sets = [a for s in [*TINY, "train.steps=6", "baseline=both"] for a in ("--set", s)]
     assert main(["run", "quick", "--out", str(out), "--quiet", *sets]) == 0
     steps = {d.name.split("_seed")[0]: rundir.read_jsonl(d / "metrics.jsonl")[-1]["step"]
-             for d in (out / "quick").glob("*_seed0_*")}
+             for d in (out / "cpu" / "quick").glob("*_seed0_*")}
     assert steps == {"with_aux": 6, "main_only": 6, "main_only_same_examples": 2}
     import pandas as pd
 
-    table = pd.read_csv(out / "quick" / "per_seed.csv")
+    table = pd.read_csv(out / "cpu" / "quick" / "per_seed.csv")
     assert {"acc_past_main_gain", "acc_past_main_gain_same_examples"} <= set(table.columns)

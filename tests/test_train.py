@@ -185,10 +185,10 @@ def test_lgt_run_end_to_end_through_the_local_pool(tmp_path, capsys):
             "--workers", "2"]
     assert main(argv) == 0
     assert "report:" in capsys.readouterr().out
-    runs = sorted(p.name.split("_seed")[0] for p in (out / "e2e").glob("*_seed0_*"))
+    runs = sorted(p.name.split("_seed")[0] for p in (out / "cpu" / "e2e").glob("*_seed0_*"))
     assert runs == ["main_only", "with_aux"]
     for name in ("report.md", "report.html", "report.png", "per_seed.csv"):
-        assert (out / "e2e" / name).is_file()
-    stamps = {p: p.stat().st_mtime_ns for p in (out / "e2e").rglob("eval.jsonl")}
+        assert (out / "cpu" / "e2e" / name).is_file()
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cpu" / "e2e").rglob("eval.jsonl")}
     assert main(argv) == 0
-    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "e2e").rglob("eval.jsonl")}
+    assert stamps == {p: p.stat().st_mtime_ns for p in (out / "cpu" / "e2e").rglob("eval.jsonl")}

@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.config import validate_runs
     from lgtransfer.sweep import describe, execute, load_experiments, plan, record_experiments
 
-    experiments = load_experiments(args.experiment, args.set)
+    experiments = load_experiments(args.experiment, args.set, args.budget)
     for e in experiments:
         # every bad input is caught before a run folder exists (a dry run lists runs even when
         # their pretrained models are not on this machine yet)
@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.results import load_eval
 
     for e in experiments:
-        if e.folder.parent != Path("."):
+        if e.sweep:
             continue  # a sweep's experiments: reported with their sweep, below
         dirs = [p.directory for p in planned
                 if p.experiment_dir == out / e.folder and p.directory not in busy_dirs]
@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             df = load_eval(out / e.folder, dirs)
             print(f"{curves_text(df)}\n\n{seed_table(df)}")
         print(f"report: {report} (and report.html; figures and tables beside it)")
-    for sweep in sorted({e.folder.parent for e in experiments if e.folder.parent != Path(".")}):
+    for sweep in sorted({e.folder.parent for e in experiments if e.sweep}):
         print(f"report: {write_report(out / sweep)} (one section per paper figure; each "
               "experiment's own report in its folder)")
 
@@ -223,6 +223,8 @@ def _lengths(text: str | None) -> list[int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lgtransfer.config.schema import BUDGETS
+
     parser = _Parser(prog="lgt", description="Length-generalization transfer experiments.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -240,9 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "evaluate and write its report")
     p.add_argument("experiment", nargs="+",
                    help="preset names, experiment files or sweep files")
+    p.add_argument("--budget", choices=BUDGETS,
+                   help="cpu (2 cores), gpu (one GPU) or paper (the paper's); default: the "
+                   "file's own budget if it fixes one, else gpu when an NVIDIA driver is present "
+                   "(/proc/driver/nvidia/version or nvidia-smi on PATH; torch is not imported to "
+                   "ask) and CUDA_VISIBLE_DEVICES does not hide every device, else cpu")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. train.steps=500 (repeatable)")
-    p.add_argument("--out", default="runs", help="output folder (default: runs)")
+    p.add_argument("--out", default="runs",
+                   help="output folder (default: runs); runs go to OUT/BUDGET/[SWEEP/]EXPERIMENT")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--executor", default="auto",
                    help="auto | inline | local (a process pool) | submitit (SLURM job array)")

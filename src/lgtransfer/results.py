@@ -2,12 +2,12 @@
 
 `lgt results DIR` gathers every run's `eval.jsonl` under DIR into `results.csv` (and
 `results.parquet` when pyarrow is installed): the contract columns of DESIGN.md plus the run's
-folder, status, config hash, experiment key, figure and position encoding. It then computes per
-experiment and seed the metrics the paper argues with (max generalized length with and without
-the auxiliary tasks, accuracy past the main length, the generalization gap, the transfer gain;
-`per_seed.csv`), and over seeds their mean, std, min, max and a bootstrap 95 % interval of the
-mean (`stats.csv`), the best seed marked. One experiment = one name and one config key: runs of
-an edited config never mix with the old ones.
+folder, status, config hash, experiment key, figure, position encoding and budget. It then
+computes per experiment and seed the metrics the paper argues with (max generalized length with
+and without the auxiliary tasks, accuracy past the main length, the generalization gap, the
+transfer gain; `per_seed.csv`), and over seeds their mean, std, min, max and a bootstrap 95 %
+interval of the mean (`stats.csv`), the best seed marked. One experiment = one name and one
+config key (the budget is part of it): runs of an edited config never mix with the old ones.
 """
 
 from __future__ import annotations
@@ -188,20 +188,30 @@ def _run_frame(d: Path, root: Path, experiment: str | None = None,
     frame["experiment_key"] = m.get("experiment_key", "")
     frame["figure"] = m.get("figure", "") if figure is None else figure
     frame["pos_encoding"] = (config or {}).get("model", {}).get("pos_encoding", "rope")
+    frame["budget"] = (config or {}).get("budget") or ""  # "": a run made before budgets
     return frame
+
+
+def budget_label(df: pd.DataFrame) -> str:
+    """The budgets of a table's runs for a report heading, " (cpu)"; "" for runs made before
+    budgets."""
+    budgets = sorted({b for b in df.get("budget", []) if b})
+    return f" ({', '.join(budgets)})" if budgets else ""
 
 
 def label_configs(df: pd.DataFrame) -> pd.DataFrame:
     """The table with each experiment name that several configs share (`ratio` cells of two
-    budgets, an experiment rerun with `--set`) told apart as `NAME [KEY]`, so that a report
-    never averages runs of different configs together."""
-    keys = df[df.status == "complete"].groupby("experiment").experiment_key.nunique()
-    shared = set(keys[keys > 1].index)
-    if not shared:
-        return df
+    budgets, an experiment rerun with `--set`) told apart as `NAME (BUDGET)` where the budget
+    does it, else `NAME [KEY]`, so that a report never averages runs of different configs
+    together."""
     df = df.copy()
-    rows = df.experiment.isin(shared)
-    df.loc[rows, "experiment"] = df.experiment[rows] + " [" + df.experiment_key[rows] + "]"
+    # by budget first (`g2 (cpu)`, `g2 (gpu)`), then by key where that is not enough
+    for tag in (lambda d: d.budget.map(lambda b: f" ({b})" if b else ""),
+                lambda d: " [" + d.experiment_key + "]"):
+        keys = df[df.status == "complete"].groupby("experiment").experiment_key.nunique()
+        rows = df.experiment.isin(set(keys[keys > 1].index))
+        if rows.any():
+            df.loc[rows, "experiment"] = df.experiment[rows] + tag(df[rows])
     return df
 
 

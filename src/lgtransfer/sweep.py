@@ -4,20 +4,25 @@
 *sweep file*: a list of experiments built from bases with overrides, optionally crossed with a
 grid of values (the length-ratio sweep is one base crossed with 7 main x 7 auxiliary lengths):
 
-    sweep: ratio                        # marks a sweep file; its experiments go to OUT/ratio/
+    sweep: ratio                        # marks a sweep file; its experiments: OUT/BUDGET/ratio/
     description: ...
     set: {train.steps: 4000}            # overrides applied to every experiment
-    experiments:
+    experiments:                        # each base loaded at the sweep's budget
       - {base: g1, name: "ratio-m{main}-a{aux}"}
     grid:                               # every combination, `{axis}` filled into the name
       main: {keys: [group.0.max_length], values: [4, 8, 16]}
       aux: {keys: [group.1.max_length, group.2.max_length], values: [8, 16, 32]}
+    budgets:                            # optional: the budgets it runs at, and per budget a
+      cpu: {set: {seeds: [0, 1]},       # `set` applied after the others and `grid` axes that
+            grid: {main: {keys: [group.0.max_length], values: [3, 6]}}}   # replace its own
+      gpu: {}
 
-Every run lives in `OUT/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{key}`, the key a hash of its
-resolved config without the experiment's name (`config.runs`), so a finished run is never redone
-and a changed config never reuses a folder. A run that another experiment already has under OUT
-(A1's both-auxiliary runs are G1's) is not trained again: it stays in that experiment's folder,
-and `experiment.json` in each experiment folder lists the runs the experiment is made of.
+Every run lives in `OUT/BUDGET/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{key}`, the key a hash of
+its resolved config (budget included) without the experiment's name (`config.runs`), so a
+finished run is never redone and a changed config never reuses a folder. A run that another
+experiment already has under OUT (A1's both-auxiliary runs are G1's) is not trained again: it
+stays in that experiment's folder, and `experiment.json` in each experiment folder lists the
+runs the experiment is made of.
 
 Executors:
 - `inline`: one run after another in this process.
@@ -31,7 +36,6 @@ Executors:
 
 from __future__ import annotations
 
-import copy
 import itertools
 import multiprocessing
 import os
@@ -42,9 +46,12 @@ from typing import Any
 
 from lgtransfer import rundir
 from lgtransfer.config import (
+    BUDGETS,
     ExperimentConfig,
     RunSpec,
     apply_override,
+    at_budget,
+    budget_of,
     content_hash,
     expand,
     load_raw,
@@ -64,7 +71,8 @@ class ExperimentEntry:
     """One experiment named on the command line or in a sweep file, and its folder."""
 
     config: ExperimentConfig
-    folder: Path  # relative to the output folder: EXPERIMENT or SWEEP/EXPERIMENT
+    folder: Path  # relative to the output folder: BUDGET/EXPERIMENT or BUDGET/SWEEP/EXPERIMENT
+    sweep: str = ""  # the sweep file's `sweep:` name, for an experiment of a sweep
 
 
 @dataclass
@@ -91,19 +99,21 @@ class PlannedRun:
         return f"partial (resumes at step {step})" if step else "pending"
 
 
-def load_experiments(names: list[str], overrides: list[str] | None = None
-                     ) -> list[ExperimentEntry]:
-    """Every experiment that the given presets, experiment files and sweep files name."""
+def load_experiments(names: list[str], overrides: list[str] | None = None,
+                     budget: str | None = None) -> list[ExperimentEntry]:
+    """Every experiment that the given presets, experiment files and sweep files name, at
+    `budget` (None: each file's own, else this machine's default; `config.files`)."""
     out: list[ExperimentEntry] = []
     for name in names:
         raw = load_raw(name)
         if "sweep" in raw:
-            out += _sweep_experiments(raw, name, overrides or [])
+            out += _sweep_experiments(raw, name, overrides or [], budget)
         else:
+            raw = at_budget(raw, name, budget)
             for assignment in overrides or []:
                 apply_override(raw, assignment)
             cfg = parse_experiment(raw, name)
-            out.append(ExperimentEntry(cfg, Path(cfg.name)))
+            out.append(ExperimentEntry(cfg, Path(cfg.budget) / cfg.name))
     folders = [e.folder for e in out]
     if len(set(folders)) < len(folders):
         raise UsageError("two experiments share a name: "
@@ -111,12 +121,19 @@ def load_experiments(names: list[str], overrides: list[str] | None = None
     return out
 
 
-def _sweep_experiments(raw: dict, source: str, overrides: list[str]
+def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None
                        ) -> list[ExperimentEntry]:
-    unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid"}
+    unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid",
+                          "budgets", "budget"}
     if unknown:
         raise UsageError(f"{source}: unknown sweep key {sorted(unknown)[0]!r}")
-    sweep, entries, grid = str(raw["sweep"]), raw.get("experiments"), raw.get("grid") or {}
+    budget = budget_of(raw, source, asked)
+    own = (raw.get("budgets") or {}).get(budget) or {}
+    if set(own) - {"set", "grid"}:
+        raise UsageError(f"{source}: a sweep's budget may give only 'set' and 'grid', got "
+                         f"{sorted(set(own) - {'set', 'grid'})[0]!r}")
+    sweep, entries = str(raw["sweep"]), raw.get("experiments")
+    grid = {**(raw.get("grid") or {}), **(own.get("grid") or {})}
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"{source}: a sweep needs a non-empty list 'experiments'")
     if not isinstance(grid, dict) or not all(
@@ -129,10 +146,13 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str]
             raise UsageError(f"{source}: each sweep experiment needs 'base' and 'name'")
         for values in itertools.product(*(grid[a]["values"] for a in axes)):
             point = dict(zip(axes, values, strict=True))
-            base = copy.deepcopy(load_raw(str(entry["base"])))
+            base = load_raw(str(entry["base"]))
             if "sweep" in base:
                 raise UsageError(f"{source}: base {entry['base']!r} is itself a sweep")
-            for key, value in {**(raw.get("set") or {}), **(entry.get("set") or {})}.items():
+            base = at_budget(base, str(entry["base"]), budget)
+            # the budget's `set` last: it adapts the entries' own (A1's single-aux groups)
+            for key, value in [*{**(raw.get("set") or {}), **(entry.get("set") or {})}.items(),
+                               *(own.get("set") or {}).items()]:
                 set_key(base, key, value)
             for axis, value in point.items():
                 for key in grid[axis]["keys"]:
@@ -141,7 +161,7 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str]
             for assignment in overrides:
                 apply_override(base, assignment)
             cfg = parse_experiment(base, f"{source}: {base['name']}")
-            out.append(ExperimentEntry(cfg, Path(sweep) / cfg.name))
+            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep))
     return out
 
 
@@ -161,7 +181,8 @@ def existing_runs(out: Path) -> dict[str, Path]:
     """Run key -> folder of every run under `out` that has a manifest (complete ones first).
 
     A run is found by the key in its manifest and by the hash of its `config.yaml`, so folders
-    made before runs were keyed by content (their names carry the older key) are reused too."""
+    made before runs were keyed by content (their names carry the older key), or before they
+    had a budget, are reused too."""
     found: dict[str, Path] = {}
     for path in sorted(out.rglob(rundir.MANIFEST)) if out.is_dir() else []:
         if ".submitit" in path.parts:
@@ -169,13 +190,21 @@ def existing_runs(out: Path) -> dict[str, Path]:
         try:
             manifest = rundir.read_json(path)
             keys = {manifest["config_hash"],
-                    content_hash(rundir.read_yaml(path.parent / "config.yaml"))}
+                    *config_keys(rundir.read_yaml(path.parent / "config.yaml"))}
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # a damaged run folder: resumed (or redone) as its own experiment's
         for key in keys:
             if key not in found or manifest.get("status") == "complete":
                 found[key] = path.parent
     return found
+
+
+def config_keys(config: dict) -> set[str]:
+    """The run key of a recorded config. One recorded before budgets (no `budget` in it) gets
+    one key per budget: the run of the same content at whichever budget asks finds it."""
+    if "budget" in config:
+        return {content_hash(config)}
+    return {content_hash({**config, "budget": budget}) for budget in BUDGETS}
 
 
 def record_experiments(experiments: list[ExperimentEntry], planned: list[PlannedRun],

@@ -1,29 +1,41 @@
-"""Experiment files: YAML reading, presets, `base:` inheritance and `--set key=value` overrides.
+"""Experiment files: YAML reading, presets, `base:` inheritance, budgets and `--set key=value`
+overrides.
 
 These work on the raw YAML data (nested dicts and lists), before `parse.py` types it: a base's
 sections merge key by key under the file's own, and an override sets one dotted key, checked
 against the schema so that a typo is an error rather than a silently ignored setting.
+
+Budgets: one file per experiment holds its fields and a `budgets:` mapping, budget -> dotted
+overrides (`cpu: {group.0.max_length: 6}`). At a budget the experiment is, in this order: the
+budget's defaults (`experiments/budgets.yaml`), the file's fields, that budget's overrides, then
+`--set`. A file without `budgets:` is budget-free: it runs as written at any budget, which is
+still recorded (in its runs' keys and folders). A top-level `budget: cpu` fixes a file's budget.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import re
+import shutil
 import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lgtransfer.config.schema import ExperimentConfig
+from lgtransfer.config.schema import BUDGETS, ExperimentConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.rundir import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
+BUDGETS_FILE = PRESET_DIR / "budgets.yaml"  # each budget's defaults; not an experiment
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 
 
 def preset_names() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if p != BUDGETS_FILE)
 
 
 def load_raw(name_or_path: str) -> dict:
@@ -31,7 +43,12 @@ def load_raw(name_or_path: str) -> dict:
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
+        # NAME-paper: a preset from before one file per experiment held all its budgets
+        old = re.fullmatch(r"(.+)-paper", name_or_path)
+        if not path.exists() and old and old[1] in preset_names():
+            raise UsageError(f"preset {name_or_path!r} is now a budget of {old[1]!r}: "
+                             f"lgt run {old[1]} --budget paper")
+        if not path.exists() or path == BUDGETS_FILE:
             raise UsageError(f"unknown experiment {name_or_path!r}: not a file, and not a preset "
                              f"({', '.join(preset_names())})")
     elif not path.is_file():
@@ -50,11 +67,67 @@ def load_raw(name_or_path: str) -> dict:
         finally:
             _loading.discard(base)
         parent.pop("description", None)
+        if "budgets" in raw:  # a file's own budgets replace its base's, whole
+            parent.pop("budgets", None)
         raw = merged(parent, raw)
     return raw
 
 
 _loading: set[str] = set()
+
+
+def has_gpu() -> bool:
+    """Whether this machine has an NVIDIA GPU, asked of the driver rather than of torch (whose
+    import takes seconds that `lgt run --dry-run` must not pay): the driver's /proc file, or
+    `nvidia-smi` on PATH; none when CUDA_VISIBLE_DEVICES hides every device."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "0").strip() in ("", "-1"):
+        return False
+    return NVIDIA_DRIVER.exists() or shutil.which("nvidia-smi") is not None
+
+
+def default_budget() -> str:
+    return "gpu" if has_gpu() else "cpu"
+
+
+def budget_of(raw: dict, source: str, asked: str | None) -> str:
+    """The budget to load raw experiment or sweep data at: `asked` (`--budget`), else the
+    file's own `budget:` (which `asked` may not contradict), else this machine's default.
+    Removes `budget` from `raw`; checks that the file's `budgets:` has it."""
+    fixed = raw.pop("budget", None)
+    if asked is not None and fixed is not None and asked != fixed:
+        raise UsageError(f"{source} runs at the {fixed!r} budget only (its file says "
+                         f"budget: {fixed}); leave out --budget {asked}")
+    budget = str(asked or fixed or default_budget())
+    if budget not in BUDGETS:
+        raise UsageError(f"unknown budget {budget!r}; budgets: {', '.join(BUDGETS)}")
+    budgets = raw.get("budgets")
+    if budgets is None:
+        return budget
+    if not isinstance(budgets, dict) or not all(
+            isinstance(v, dict | None) for v in budgets.values()):
+        raise UsageError(f"{source}: 'budgets' must map each budget to a mapping")
+    unknown = sorted(set(budgets) - set(BUDGETS))
+    if unknown:
+        raise UsageError(f"{source}: unknown budget {unknown[0]!r} in 'budgets' "
+                         f"(budgets: {', '.join(BUDGETS)})")
+    if budget not in budgets:
+        raise UsageError(f"{source} has no {budget!r} budget; it has {', '.join(budgets)} "
+                         f"(lgt run {source} --budget {next(iter(budgets))})")
+    return budget
+
+
+def at_budget(raw: dict, source: str, asked: str | None) -> dict:
+    """Raw experiment data (base chain merged) at a budget: the budget's defaults, the file's
+    fields, then that budget's overrides; a budget-free file as written. Records the budget."""
+    raw = copy.deepcopy(raw)
+    budget = budget_of(raw, source, asked)
+    budgets = raw.pop("budgets", None)
+    if budgets is not None:
+        raw = merged(read_yaml(BUDGETS_FILE)[budget], raw)
+        for key, value in (budgets[budget] or {}).items():
+            set_key(raw, str(key), value)
+    raw["budget"] = budget
+    return raw
 
 
 def merged(base: dict, top: dict) -> dict:
@@ -83,6 +156,9 @@ def apply_override(raw: dict, assignment: str) -> None:
 def set_key(raw: dict, key: str, value: Any) -> None:
     """Set the dotted `key` (e.g. `train.steps`, `group.0.max_length`) of raw experiment data to
     `value`, in place; a key the schema does not have is an error."""
+    if key == "budget":  # it picks the defaults and overrides, so it must come before them
+        raise UsageError("the budget is chosen with --budget (or a file's top-level budget:), "
+                         "not set as a key")
     parts = key.split(".")
     node, cls = raw, ExperimentConfig
     for depth, part in enumerate(parts):

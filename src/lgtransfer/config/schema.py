@@ -19,6 +19,8 @@ BASELINES = ("none", "same_steps", "same_main_examples", "both")
 # the variants of an experiment: the whole group, and the main task alone (two baselines)
 WITH_AUX, MAIN_ONLY, SAME_EXAMPLES = "with_aux", "main_only", "main_only_same_examples"
 SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
+# the budgets an experiment runs at (their defaults: experiments/budgets.yaml; files.py)
+BUDGETS = ("cpu", "gpu", "paper")
 
 
 @dataclass
@@ -106,6 +108,9 @@ class ExperimentConfig:
     # | same_main_examples (as many main-task examples: steps x the main task's weight share)
     # | both; true and false mean same_steps and none
     baseline: bool | str = "same_steps"
+    # cpu | gpu | paper: set by the loader (`--budget`, never in a file's fields), part of every
+    # run's key, so runs of two budgets are never one run; "" for a config built by hand
+    budget: str = ""
 
     @property
     def eval_max_length(self) -> int:
@@ -185,6 +190,8 @@ class ExperimentConfig:
         if self.baseline not in (True, False, *BASELINES):
             raise UsageError(f"baseline must be one of {', '.join(BASELINES)} (or true/false), "
                              f"got {self.baseline!r}")
+        if self.budget not in ("", *BUDGETS):
+            raise UsageError(f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
         if len(self.group) > 26:
             raise UsageError("a task group holds at most 26 tasks (one marker letter each)")
         self.model.validate()

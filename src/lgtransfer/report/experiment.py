@@ -20,6 +20,7 @@ from lgtransfer.report.stages import stage_position, stages_section
 from lgtransfer.results import (
     accuracy_curve,
     best_seed,
+    budget_label,
     final_curves,
     load_eval,
     per_seed,
@@ -131,7 +132,8 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
              "L; accuracy past main length = mean main-task accuracy on (main length, aux "
              "length]; generalization gap = mean |aux - main| accuracy strictly between the two "
              "training lengths (0 = perfect transfer).")
-    return Section(f"Experiment {df.experiment.iloc[0]}", intro, [exp_dir / "report.png"],
+    return Section(f"Experiment {df.experiment.iloc[0]}{budget_label(df)}", intro,
+                   [exp_dir / "report.png"],
                    [_display(table)])
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from lgtransfer.config.schema import SCRATCH
 from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
 from lgtransfer.report.render import Section, pyplot
-from lgtransfer.results import final_curves, load_eval
+from lgtransfer.results import budget_label, final_curves, load_eval
 
 _STEP = re.compile(r"step[-_]?(\d+)/?$")
 
@@ -221,5 +221,5 @@ def stages_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Section
                                     "gap": "generalization gap"})
     shown["max gen. length"] = shown["max gen. length"].map(lambda v: f"{v:.1f}")
     shown = shown.map(lambda v: f"{v:.3f}" if isinstance(v, float) and not np.isnan(v) else v)
-    return Section(f"Experiment {name}: pretraining stages", text,
+    return Section(f"Experiment {name}{budget_label(df)}: pretraining stages", text,
                    [exp_dir / "stages.png", exp_dir / "stages_curves.png"], [shown])

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from lgtransfer.config.schema import BUDGETS
 from lgtransfer.errors import UsageError
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections
 from lgtransfer.report.render import Section, render
 from lgtransfer.results import (
+    budget_label,
     collect,
     experiment_folders,
     label_configs,
@@ -55,4 +57,5 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
                        "ci_high", "best_seed"]].round(3)
         sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
-    return render(f"Report: {root.name}", sections + heads_sections(root), root)
+    budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
+    return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
