@@ -21,7 +21,7 @@ import torch
 
 from lgtransfer import rundir
 from lgtransfer.config import expand, load_experiment
-from lgtransfer.heads import HeadOptions, run_heads
+from lgtransfer.heads.analysis import HeadOptions, run_heads
 from lgtransfer.model import build_model
 from lgtransfer.train import pick_device
 

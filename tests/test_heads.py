@@ -15,7 +15,7 @@ from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
 from lgtransfer.config import ModelConfig
-from lgtransfer.heads_measure import (
+from lgtransfer.heads.measure import (
     ablated,
     ablation_correct,
     aligned_pair,
@@ -27,7 +27,7 @@ from lgtransfer.heads_measure import (
     same_prompts,
     single_head_masks,
 )
-from lgtransfer.headstats import causal_interval, summarize
+from lgtransfer.heads.stats import causal_interval, summarize_reuse
 from lgtransfer.mixture import to_sequences
 from lgtransfer.model import hf_config, load_model
 from lgtransfer.stats import (
@@ -209,7 +209,7 @@ def test_summary_from_known_rows():
             rows.append({**base, "task": "m|y", "metric": "attn_diff", "value": sign * gap**2})
             rows.append({**base, "task": "m", "metric": "causal_extra_drop", "value": 0.1})
             rows.append({**base, "task": "m", "metric": "accuracy", "value": float(step > 2)})
-    s = summarize(rows, n_boot=200)
+    s = summarize_reuse(rows, n_boot=200)
     assert s["runs"]["a"]["learned_steps"] == [3, 4, 5, 6]
     learned = s["runs"]["b"]["over_learned_checkpoints"]["attn_diff/in_dist"]
     assert learned["n"] == 4 and learned["spearman"]["value"] == -1.0
@@ -343,14 +343,14 @@ def test_lgt_heads_bad_input_exits_2_with_one_line(argv, message, tiny_run, tmp_
 
 
 def test_no_heads_section_before_the_analysis(tmp_path):
-    from lgtransfer.heads import heads_section
+    from lgtransfer.heads.plots import heads_section
 
     assert heads_section(tmp_path) is None
 
 
 def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
     """A checkpoint whose step eval.jsonl lacks gets its gap measured on the same eval sets."""
-    from lgtransfer.heads import checkpoint_gap, find_runs, gaps_from_eval
+    from lgtransfer.heads.analysis import checkpoint_gap, find_runs, gaps_from_eval
     from lgtransfer.mixture import Mixture
 
     _, run_dir = tiny_run

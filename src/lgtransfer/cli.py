@@ -196,7 +196,7 @@ def cmd_heads(args: argparse.Namespace) -> None:
     import time
     from pathlib import Path
 
-    from lgtransfer.heads import HeadOptions, run_heads
+    from lgtransfer.heads.analysis import HeadOptions, run_heads
 
     opts = HeadOptions(k=args.k, ablation=args.ablation, n=args.n, steps=args.steps,
                        random_draws=args.random_draws, device=args.device,

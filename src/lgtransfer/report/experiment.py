@@ -146,7 +146,7 @@ def write_experiment_report(exp_dir: Path, run_dirs: list[Path] | None = None) -
 
 def heads_sections(path: Path) -> list[Section]:
     """The attention-head part, once `lgt heads` has analysed this folder (else nothing)."""
-    from lgtransfer.heads_plots import heads_section
+    from lgtransfer.heads.plots import heads_section
 
     section = heads_section(path)
     return [section] if section else []

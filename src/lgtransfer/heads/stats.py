@@ -1,6 +1,6 @@
 """The head analysis's own statistics: the causal test's interval and `summary.json` (the
 correlations of each reuse metric with the gap, the top-k overlap, the causal test). The
-generic ones (correlations, bootstrap intervals, Jaccard) live in `stats.py`."""
+generic ones (correlations, bootstrap intervals, Jaccard) live in `lgtransfer.stats`."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def causal_interval(correct: np.ndarray, n_boot: int = 2000, seed: int = 0,
 
 # ----------------------------------------------------------------------------- summary.json
 
-METRICS = ("attn_diff", "importance_diff")  # the reuse metrics correlated with the gap
+REUSE_METRICS = ("attn_diff", "importance_diff")  # the reuse metrics correlated with the gap
 # A checkpoint counts as "learned" when the main task's in-distribution exact match reaches this.
 # Before that the gap is near 0 only because neither task works past L_main yet, which would
 # make any metric that changes with training correlate with the gap for that reason alone.
@@ -47,7 +47,7 @@ def scalar_series(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
             continue
         if r["metric"] == "gap":
             key = "gap"
-        elif r["metric"] in METRICS:
+        elif r["metric"] in REUSE_METRICS:
             key = f"{r['metric']}/{r['band']}"
         elif (r["metric"], r["band"], r["task"]) == ("accuracy", "in_dist", main.get(r["run"])):
             key = "main_acc"
@@ -60,7 +60,7 @@ def scalar_series(rows: list[dict]) -> dict[str, dict[str, dict[int, float]]]:
     return out
 
 
-def summarize(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
+def summarize_reuse(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> dict:
     """What summary.json holds, from the rows of heads.jsonl:
 
     - per run: Spearman/Pearson of each metric against the gap over its checkpoints

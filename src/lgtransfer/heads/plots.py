@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 
 from lgtransfer import rundir
-from lgtransfer.headstats import METRICS
+from lgtransfer.heads.stats import REUSE_METRICS
 from lgtransfer.report.render import Section, pyplot, render
 
-FIGURES = ("heads_maps.png", "heads_training.png", "heads_scatter.png", "heads_causal.png")
+HEAD_FIGURES = (
+    "heads_maps.png", "heads_training.png", "heads_scatter.png", "heads_causal.png")
 
 
 def short(run: str) -> str:
@@ -63,7 +64,7 @@ def plot_maps(df: pd.DataFrame, path: Path) -> None:
 
 def _scalars(df: pd.DataFrame) -> pd.DataFrame:
     """(run, step, key, value): the gap and each metric/band scalar, pairs averaged."""
-    s = df[df.layer.isna() & df.metric.isin([*METRICS, "gap"])].copy()
+    s = df[df.layer.isna() & df.metric.isin([*REUSE_METRICS, "gap"])].copy()
     s["key"] = np.where(s.metric == "gap", "gap", s.metric + "/" + s.band.fillna(""))
     return s.groupby(["run", "step", "key"], as_index=False).value.mean()
 
@@ -72,9 +73,10 @@ def plot_training(df: pd.DataFrame, path: Path) -> None:
     """Each reuse metric against the step (one line per run and band), the gap on a twin axis."""
     plt = pyplot()
     s = _scalars(df)
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(6 * len(METRICS), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(REUSE_METRICS), figsize=(6 * len(REUSE_METRICS), 3.8),
+                             squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, metric in zip(axes[0], METRICS, strict=True):
+    for ax, metric in zip(axes[0], REUSE_METRICS, strict=True):
         twin = ax.twinx()
         for i, run in enumerate(sorted(s.run.unique())):
             color = colors[i % len(colors)]
@@ -145,10 +147,10 @@ def write_outputs(path: Path, rows: list[dict], summary: dict) -> None:
     """The four figures and heads.md / heads.html into `path/heads/`."""
     out = path / "heads"
     df = pd.DataFrame(rows)
-    plot_maps(df, out / FIGURES[0])
-    plot_training(df, out / FIGURES[1])
-    plot_scatter(df, out / FIGURES[2], summary)
-    plot_causal(summary, out / FIGURES[3])
+    plot_maps(df, out / HEAD_FIGURES[0])
+    plot_training(df, out / HEAD_FIGURES[1])
+    plot_scatter(df, out / HEAD_FIGURES[2], summary)
+    plot_causal(summary, out / HEAD_FIGURES[3])
     section = heads_section(path)
     if section is not None:
         render(section.title, [section], out, stem="heads")
@@ -222,6 +224,6 @@ def heads_section(dir: Path) -> Section | None:
             f"together and the main task's accuracy compared with {opts.get('random_draws')} "
             "draws of as many random heads; extra drop = acc(random) - acc(top-k), positive when "
             "the auxiliary task's heads matter more to the main task than random heads do.")
-    figures = [out / f for f in FIGURES if (out / f).is_file()]
+    figures = [out / f for f in HEAD_FIGURES if (out / f).is_file()]
     return Section("Attention heads", text, figures,
                    [correlation_table(summary), causal_table(summary)])

@@ -2,7 +2,7 @@
 training, correlated with the generalization gap, and tested causally. `lgt heads DIR`.
 
 At every checkpoint of every with-aux run (DIR is one run folder, or an experiment or sweep
-folder), in two length bands, this measures (see `heads_measure.py` for how):
+folder), in two length bands, this measures (see `heads.measure` for how):
 
 - per task, each head's **importance** (exact-match drop under mean or zero ablation), on that
   task's own fixed evaluation examples (the run's evaluation sets, the first n of them);
@@ -12,7 +12,7 @@ folder), in two length bands, this measures (see `heads_measure.py` for how):
 - the **causal test**: ablate the k heads most important to the aux tasks (importance averaged
   over the aux tasks and bands) and measure the main task's accuracy, against k random heads
   (several draws); extra drop = mean acc(random) - acc(top-k), with a bootstrap interval over
-  examples and draws;
+  examples and draws (`heads.causal`);
 - the generalization gap, from eval.jsonl at that step (measured here when the step is missing).
 
 Bands: `in_dist` = the main task's longest training length L_main; `transfer` = L_main +
@@ -23,8 +23,8 @@ several (`--in-dist 8,16 --transfer 20,24`) and results are averaged over them.
 
 Writes `DIR/heads/heads.jsonl` (one row per run, step, task or `main|aux` pair, metric, band,
 layer, head; layer and head are null on the scalar rows, the mean over heads),
-`DIR/heads/summary.json` (`headstats.summarize`), the figures and heads.md/html
-(`heads_plots.py`).
+`DIR/heads/summary.json` (`heads.stats.summarize_reuse`), the figures and heads.md/html
+(`heads.plots`).
 """
 
 from __future__ import annotations
@@ -39,22 +39,19 @@ import torch
 
 from lgtransfer import rundir
 from lgtransfer.errors import UsageError
-from lgtransfer.heads_measure import (
-    ablation_correct,
+from lgtransfer.heads.causal import causal_test
+from lgtransfer.heads.measure import (
     aligned_pair,
     attention_difference,
     head_shape,
     importance_map,
     select_rows,
 )
-from lgtransfer.heads_plots import heads_section
-from lgtransfer.headstats import causal_interval, summarize
+from lgtransfer.heads.stats import summarize_reuse
 from lgtransfer.metrics import generalization_gap
 from lgtransfer.mixture import GroupTask, Mixture, SeqBatch, map_ids
 from lgtransfer.stats import jaccard, spearman, top_k
 from lgtransfer.tasks import get_task
-
-__all__ = ["HeadOptions", "analyze_run", "find_runs", "heads_section", "run_heads"]
 
 ABLATIONS = ("mean", "zero")
 
@@ -90,8 +87,8 @@ class HeadOptions:
 
 
 @dataclass
-class RunInfo:
-    """What the analysis needs to know about a run folder."""
+class TrainedRun:
+    """A trained run's folder, read back for analysis: identity, task group, checkpoints."""
 
     dir: Path
     name: str  # the run's path relative to the analysed folder
@@ -112,7 +109,7 @@ class RunInfo:
         return [t for t in self.group if t.role == "aux"]
 
 
-def length_bands(run: RunInfo, opts: HeadOptions) -> dict[str, list[int]]:
+def length_bands(run: TrainedRun, opts: HeadOptions) -> dict[str, list[int]]:
     """The band -> lengths measured (see the module docstring for the defaults)."""
     l_main, l_aux = run.main.max_length, max(t.max_length for t in run.aux)
     bands = {"in_dist": opts.in_dist or [l_main]}
@@ -121,95 +118,124 @@ def length_bands(run: RunInfo, opts: HeadOptions) -> dict[str, list[int]]:
     return bands
 
 
-def _first(batch: SeqBatch, n: int) -> SeqBatch:
-    return select_rows(batch, np.arange(min(n, len(batch))))
-
-
-def _fits(task: str, length: int) -> bool:
+def task_takes_length(task: str, length: int) -> bool:
+    """Whether `task` generates examples of this length."""
     t = get_task(task)
     return t.min_length <= length <= t.max_length
 
 
-def analyze_checkpoint(model: torch.nn.Module, run: RunInfo, mixture: Mixture,
-                       bands: dict[str, list[int]], opts: HeadOptions, device: torch.device,
-                       step: int) -> list[dict]:
-    """Every measurement at one checkpoint, as rows (task, metric, band, layer, head, value)."""
-    n_layers, n_heads, _ = head_shape(model)
-    max_tokens = opts.max_tokens or (2**18 if device.type == "cuda" else 2**15)
-    rows: list[dict] = []
+@dataclass
+class Checkpoint:
+    """One loaded checkpoint and what measuring it needs."""
 
-    def emit(task: str, metric: str, band: str | None, value: float | np.ndarray) -> None:
-        if isinstance(value, np.ndarray):  # one row per head
+    model: torch.nn.Module
+    run: TrainedRun
+    mixture: Mixture
+    opts: HeadOptions
+    device: torch.device
+    step: int
+
+    @property
+    def max_tokens(self) -> int:
+        return self.opts.max_tokens or (2**18 if self.device.type == "cuda" else 2**15)
+
+    def eval_batches(self, task: str, lengths: list[int]) -> list[SeqBatch]:
+        """The first opts.n evaluation examples of `task` at each length it takes."""
+        batches = [self.mixture.eval_set(task, n) for n in lengths if task_takes_length(task, n)]
+        return [select_rows(b, np.arange(min(self.opts.n, len(b)))) for b in batches]
+
+
+class RowWriter:
+    """Collects heads.jsonl rows (task, metric, band, layer, head, value) for one checkpoint."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add_row(self, task: str, metric: str, band: str | None,
+                value: float | np.ndarray) -> None:
+        """A (layers, heads) array adds one row per head, then the mean over heads."""
+        if isinstance(value, np.ndarray):
             for (layer, head), v in np.ndenumerate(value):
-                rows.append({"task": task, "metric": metric, "band": band, "layer": layer,
-                             "head": head, "value": float(v)})
-        rows.append({"task": task, "metric": metric, "band": band, "layer": None, "head": None,
-                     "value": float(np.mean(value))})
+                self.rows.append({"task": task, "metric": metric, "band": band, "layer": layer,
+                                  "head": head, "value": float(v)})
+        self.rows.append({"task": task, "metric": metric, "band": band, "layer": None,
+                          "head": None, "value": float(np.mean(value))})
 
-    main, aux = run.main.task, [t.task for t in run.aux]
-    aux_ranking = []
+
+def measure_importance(ck: Checkpoint, band: str, lengths: list[int],
+                       out: RowWriter) -> dict[str, np.ndarray]:
+    """Each task's accuracy and importance map in one band; returns the maps by task."""
+    maps: dict[str, np.ndarray] = {}
+    for task in [ck.run.main.task, *(t.task for t in ck.run.aux)]:
+        batches = ck.eval_batches(task, lengths)
+        if not batches:
+            continue
+        results = [importance_map(ck.model, b, ck.opts.ablation, ck.device, ck.max_tokens)
+                   for b in batches]
+        out.add_row(task, "accuracy", band, float(np.mean([acc for acc, _ in results])))
+        maps[task] = np.mean([m for _, m in results], axis=0)
+        out.add_row(task, "importance", band, maps[task])
+    return maps
+
+
+def measure_pair(ck: Checkpoint, other: str, band: str, lengths: list[int],
+                 maps: dict[str, np.ndarray], out: RowWriter) -> None:
+    """The reuse metrics of (main, other) in one band: importance difference, top-k overlap,
+    rank correlation of the maps, attention difference on aligned inputs."""
+    main, k = ck.run.main.task, ck.opts.k
+    pair = f"{main}|{other}"
+    if main in maps and other in maps:
+        out.add_row(pair, "importance_diff", band, np.abs(maps[main] - maps[other]))
+        out.add_row(pair, "topk_jaccard", band, jaccard(top_k(maps[main], k),
+                                                        top_k(maps[other], k)))
+        out.add_row(pair, "importance_spearman", band,
+                    spearman(maps[main].ravel(), maps[other].ravel()))
+    fits = [n for n in lengths if task_takes_length(main, n) and task_takes_length(other, n)]
+    if fits:
+        names = [t.task for t in ck.run.group]
+        diffs = [attention_difference(ck.model, *(map_ids(b, ck.mixture.id_map) for b in (
+            aligned_pair(names, main, other, n, ck.opts.n, ck.opts.seed))), ck.device,
+            ck.max_tokens) for n in fits]
+        out.add_row(pair, "attn_diff", band, np.mean(diffs, axis=0))
+
+
+def add_causal_test(ck: Checkpoint, bands: dict[str, list[int]], aux_importance: np.ndarray,
+                    out: RowWriter) -> None:
+    """The causal test's rows: its numbers per band, then one row per top-k head."""
+    main, opts = ck.run.main.task, ck.opts
+    batches = {band: ck.eval_batches(main, lengths) for band, lengths in bands.items()}
+    top, by_band = causal_test(
+        ck.model, aux_importance, {b: v for b, v in batches.items() if v}, k=opts.k,
+        random_draws=opts.random_draws, ablation=opts.ablation, n_boot=opts.n_boot,
+        seed=opts.seed, step=ck.step, device=ck.device, max_tokens=ck.max_tokens)
+    for band, metrics in by_band.items():
+        for metric, value in metrics.items():
+            out.add_row(main, metric, band, float(value))
+    n_heads = head_shape(ck.model)[1]
+    out.rows += [{"task": main, "metric": "causal_topk_head", "band": None,
+                  "layer": i // n_heads, "head": i % n_heads, "value": 1.0} for i in top]
+
+
+def analyze_checkpoint(ck: Checkpoint, bands: dict[str, list[int]]) -> list[dict]:
+    """Every measurement at one checkpoint, as rows (task, metric, band, layer, head, value)."""
+    out = RowWriter()
+    aux = [t.task for t in ck.run.aux]
+    aux_maps = []
     for band, lengths in bands.items():
-        maps: dict[str, np.ndarray] = {}
-        for task in [main, *aux]:
-            fits = [n for n in lengths if _fits(task, n)]
-            if not fits:
-                continue
-            results = [importance_map(model, _first(mixture.eval_set(task, n), opts.n),
-                                      opts.ablation, device, max_tokens) for n in fits]
-            emit(task, "accuracy", band, float(np.mean([acc for acc, _ in results])))
-            maps[task] = np.mean([m for _, m in results], axis=0)
-            emit(task, "importance", band, maps[task])
+        maps = measure_importance(ck, band, lengths, out)
         for other in aux:
-            pair = f"{main}|{other}"
-            if main in maps and other in maps:
-                emit(pair, "importance_diff", band, np.abs(maps[main] - maps[other]))
-                top_main, top_aux = top_k(maps[main], opts.k), top_k(maps[other], opts.k)
-                emit(pair, "topk_jaccard", band, jaccard(top_main, top_aux))
-                emit(pair, "importance_spearman", band,
-                     spearman(maps[main].ravel(), maps[other].ravel()))
-            fits = [n for n in lengths if _fits(main, n) and _fits(other, n)]
-            if fits:
-                names = [t.task for t in run.group]
-                diffs = [attention_difference(model, *(map_ids(b, mixture.id_map) for b in (
-                    aligned_pair(names, main, other, n, opts.n, opts.seed))), device, max_tokens)
-                    for n in fits]
-                emit(pair, "attn_diff", band, np.mean(diffs, axis=0))
-        aux_ranking += [maps[t] for t in aux if t in maps]
-
-    # causal test: one set of heads, those most important to the aux tasks over every band
-    if aux_ranking:
-        top = top_k(np.mean(aux_ranking, axis=0), opts.k)
-        rng = np.random.default_rng([opts.seed, step])
-        draws = [rng.choice(n_layers * n_heads, opts.k, replace=False)
-                 for _ in range(opts.random_draws)]
-        masks = torch.zeros(2 + len(draws), n_layers * n_heads, dtype=torch.bool)
-        masks[1, sorted(top)] = True
-        for i, heads in enumerate(draws):
-            masks[2 + i, heads] = True
-        masks = masks.view(-1, n_layers, n_heads)
-        for band, lengths in bands.items():
-            fits = [n for n in lengths if _fits(main, n)]
-            if not fits:
-                continue
-            correct = np.concatenate([ablation_correct(
-                model, _first(mixture.eval_set(main, n), opts.n), masks, opts.ablation, device,
-                max_tokens) for n in fits], axis=1).astype(float)  # (2 + R, examples)
-            acc = correct.mean(axis=1)
-            lo, hi = causal_interval(correct, opts.n_boot, opts.seed)
-            for metric, value in (("causal_clean_acc", acc[0]), ("causal_topk_acc", acc[1]),
-                                  ("causal_random_acc", acc[2:].mean()),
-                                  ("causal_extra_drop", acc[2:].mean() - acc[1]),
-                                  ("causal_extra_drop_lo", lo), ("causal_extra_drop_hi", hi)):
-                emit(main, metric, band, float(value))
-        rows += [{"task": main, "metric": "causal_topk_head", "band": None,
-                  "layer": i // n_heads, "head": i % n_heads, "value": 1.0} for i in sorted(top)]
-    return rows
+            measure_pair(ck, other, band, lengths, maps, out)
+        aux_maps += [maps[t] for t in aux if t in maps]
+    # one set of heads for the causal test: those most important to the aux tasks, all bands
+    if aux_maps:
+        add_causal_test(ck, bands, np.mean(aux_maps, axis=0), out)
+    return out.rows
 
 
 # ----------------------------------------------------------------------------- runs
 
 
-def find_runs(path: Path) -> list[RunInfo]:
+def find_runs(path: Path) -> list[TrainedRun]:
     """The with-aux run folders to analyse: `path` itself, or every complete run under it."""
     if not path.is_dir():
         raise UsageError(f"no such folder {path}")
@@ -230,14 +256,14 @@ def find_runs(path: Path) -> list[RunInfo]:
     return runs
 
 
-def read_run(run_dir: Path, root: Path) -> RunInfo:
+def read_run(run_dir: Path, root: Path) -> TrainedRun:
     """A run's identity and task group, from its config.yaml."""
     import yaml
 
     try:
         cfg = rundir.read_yaml(run_dir / "config.yaml")
         group = [GroupTask(**g) for g in cfg["group"]]
-        info = RunInfo(run_dir, run_dir.relative_to(root).as_posix() if run_dir != root
+        info = TrainedRun(run_dir, run_dir.relative_to(root).as_posix() if run_dir != root
                        else run_dir.name, cfg["name"], cfg["variant"], int(cfg["seed"]), group,
                        int(cfg["eval"]["n"]), int(cfg["eval"]["seed"]))
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as e:
@@ -245,7 +271,7 @@ def read_run(run_dir: Path, root: Path) -> RunInfo:
     return info
 
 
-def find_checkpoints(run: RunInfo) -> None:
+def find_checkpoints(run: TrainedRun) -> None:
     """Fill run.checkpoints with every complete `checkpoints/step-N` folder."""
     ckpt = run.dir / "checkpoints"
     if not ckpt.is_dir():
@@ -257,7 +283,7 @@ def find_checkpoints(run: RunInfo) -> None:
         raise UsageError(f"no checkpoint in {ckpt}")
 
 
-def gaps_from_eval(run: RunInfo) -> dict[int, float]:
+def gaps_from_eval(run: TrainedRun) -> dict[int, float]:
     """Generalization gap at every step that eval.jsonl has."""
     curves: dict[int, dict[str, dict[int, float]]] = {}
     for r in rundir.read_jsonl(run.dir / "eval.jsonl"):
@@ -271,14 +297,14 @@ def gaps_from_eval(run: RunInfo) -> dict[int, float]:
     return out
 
 
-def checkpoint_gap(model: torch.nn.Module, run: RunInfo, mixture: Mixture,
+def checkpoint_gap(model: torch.nn.Module, run: TrainedRun, mixture: Mixture,
                    device: torch.device) -> float:
     """The gap measured here, for a checkpoint whose step eval.jsonl lacks."""
     from lgtransfer.evaluate import evaluate
 
     l_main, l_aux = run.main.max_length, max(t.max_length for t in run.aux)
     lengths = {t.task: [n for n in range(min(l_main, l_aux) + 1, max(l_main, l_aux))
-                        if _fits(t.task, n)] for t in run.group}
+                        if task_takes_length(t.task, n)] for t in run.group}
     curves: dict[str, dict[int, float]] = {}
     for r in evaluate(model, mixture, {k: v for k, v in lengths.items() if v}, device):
         curves.setdefault(r["task"], {})[r["length"]] = r["accuracy"]
@@ -288,7 +314,7 @@ def checkpoint_gap(model: torch.nn.Module, run: RunInfo, mixture: Mixture,
                               l_main, l_aux)
 
 
-def analyze_run(run: RunInfo, opts: HeadOptions, progress: bool = False) -> list[dict]:
+def analyze_run(run: TrainedRun, opts: HeadOptions, progress: bool = False) -> list[dict]:
     """Rows of every measurement at every selected checkpoint of one run, with the gap."""
     from lgtransfer.model import load_model
     from lgtransfer.pretrained import checkpoint_id_map
@@ -300,7 +326,7 @@ def analyze_run(run: RunInfo, opts: HeadOptions, progress: bool = False) -> list
     mixture = Mixture(run.group, run.eval_n, run.eval_seed, id_map)
     bands = length_bands(run, opts)
     for band, lengths in bands.items():
-        if not any(_fits(t.task, n) for t in run.group for n in lengths):
+        if not any(task_takes_length(t.task, n) for t in run.group for n in lengths):
             raise UsageError(f"no task of {run.name} takes the {band} lengths {lengths}")
     gaps = gaps_from_eval(run)
     steps = sorted(run.checkpoints)
@@ -316,7 +342,7 @@ def analyze_run(run: RunInfo, opts: HeadOptions, progress: bool = False) -> list
         gap = gaps[step] if step in gaps else checkpoint_gap(model, run, mixture, device)
         found = [{"task": run.main.task, "metric": "gap", "band": None, "layer": None,
                   "head": None, "value": gap}]
-        found += analyze_checkpoint(model, run, mixture, bands, opts, device, step)
+        found += analyze_checkpoint(Checkpoint(model, run, mixture, opts, device, step), bands)
         rows += [{**meta, "step": step, **r} for r in found]
     return rows
 
@@ -324,7 +350,7 @@ def analyze_run(run: RunInfo, opts: HeadOptions, progress: bool = False) -> list
 def run_heads(path: Path, opts: HeadOptions, progress: bool = False) -> Path:
     """Analyse every with-aux run at or under `path`; write `path/heads/` (rows, summary,
     plots, heads.md/html). Returns the summary's path."""
-    from lgtransfer.heads_plots import write_outputs
+    from lgtransfer.heads.plots import write_outputs
 
     opts.validate()
     runs = find_runs(path)
@@ -333,7 +359,7 @@ def run_heads(path: Path, opts: HeadOptions, progress: bool = False) -> Path:
         rows += analyze_run(run, opts, progress)
     out = path / "heads"
     rundir.write_jsonl(out / "heads.jsonl", [_clean(r) for r in rows])
-    summary = {"options": asdict(opts), **summarize(rows, opts.n_boot, opts.seed)}
+    summary = {"options": asdict(opts), **summarize_reuse(rows, opts.n_boot, opts.seed)}
     summary["bands"] = {r.name: length_bands(r, opts) for r in runs}
     rundir.write_json(out / "summary.json", summary)
     write_outputs(path, rows, summary)
