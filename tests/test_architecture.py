@@ -20,7 +20,8 @@ HEAVY = ("torch", "transformers")
 TORCH_FREE = ["errors", "tokenizer", "tasks", "tasks.base", "tasks.arithmetic", "tasks.strings",
               "tasks.mazes", "mixture", "metrics", "stats", "rundir", "config", "config.schema",
               "config.parse", "config.files", "config.runs", "results", "sweep", "report",
-              "report.render", "report.experiment", "report.stages", "pretrained", "cli"]
+              "report.render", "report.experiment", "report.stages", "pretrained", "heads",
+              "heads.stats", "heads.plots", "cli"]
 
 
 def module_name(path: Path) -> str:

@@ -185,6 +185,10 @@ def test_bootstrap_intervals_contain_the_estimate():
     assert c["n"] == 40 and c["spearman"]["ci"][0] <= c["spearman"]["value"] <= 0
     assert all(math.isnan(v) for v in bootstrap_ci([1, 2, 3], [3, 2, 1], pearson))  # too few
     assert correlations([1, 2], [2, 1])["pearson"]["value"] is None  # 2 points: always +-1
+    # an undefined gap (nan) drops its pair instead of turning every statistic into nan
+    with_nan = correlations(np.append(x, 0.3), np.append(-y, math.nan))
+    assert with_nan["n"] == 40 and with_nan["dropped"] == 1
+    assert with_nan["spearman"] == c["spearman"]
     lo, hi = mean_ci([1.0, 2.0, 3.0, 4.0])
     assert 1 <= lo <= 2.5 <= hi <= 4
 
@@ -298,7 +302,7 @@ def test_lgt_heads_end_to_end(tiny_run, capsys):
     (name, facts), = summary["runs"].items()
     assert name == f"{run.name}" or name.endswith(run.name)
     corr = facts["over_checkpoints"]["importance_diff/in_dist"]
-    assert corr["n"] == 4 and set(corr) == {"n", "spearman", "pearson"}
+    assert corr["n"] == 4 and set(corr) == {"n", "dropped", "spearman", "pearson"}
     assert set(facts["causal"]) == {"in_dist", "transfer"}
     assert set(facts["causal"]["in_dist"]) >= {"clean_acc", "topk_acc", "random_acc",
                                               "extra_drop", "ci"}

@@ -71,8 +71,12 @@ def bootstrap_ci(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarra
 def correlations(x: Sequence[float], y: Sequence[float], n_boot: int = 2000,
                  seed: int = 0) -> dict:
     """Spearman and Pearson of x against y with bootstrap intervals, as JSON-ready numbers
-    (None where undefined: fewer than 3 points, where any correlation is +-1, or a constant)."""
-    out: dict = {"n": len(x)}
+    (None where undefined: fewer than 3 points, where any correlation is +-1, or a constant).
+    Pairs with a nan (an undefined generalization gap) are left out, and `n` counts the rest."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(xs) & np.isfinite(ys)
+    x, y = xs[keep], ys[keep]
+    out: dict = {"n": len(x), "dropped": int((~keep).sum())}
     for name, stat in (("spearman", spearman), ("pearson", pearson)):
         value = stat(np.asarray(x), np.asarray(y)) if len(x) >= 3 else math.nan
         lo, hi = bootstrap_ci(x, y, stat, n_boot, seed)
