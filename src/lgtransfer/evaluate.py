@@ -32,7 +32,8 @@ def scored_logits(model: torch.nn.Module, tokens: torch.Tensor,
     Token t is predicted at position t - 1; the LM head runs at those positions only. Right
     padding is harmless under causal attention, so no attention mask is needed.
     """
-    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D)
+    # no KV cache: nothing reads it, and building one costs memory and time on every call
+    hidden = model.model(input_ids=tokens, use_cache=False).last_hidden_state  # (B, T, D)
     scored = mask[:, 1:]
     return model.lm_head(hidden[:, :-1][scored]), tokens[:, 1:][scored]
 
