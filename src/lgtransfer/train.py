@@ -185,7 +185,10 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     optimizer, scheduler = make_optimizer(model, tcfg, resume_state)
     if compiles(tcfg, device):
         # in place: checkpoint keys stay plain; the loss stays eager. Dynamic shapes: one graph
-        # for every batch and bucket shape, not one compile per shape
+        # for every batch and bucket shape, not one compile per shape. The reset first: runs
+        # trained one after another in one process (the inline executor, one GPU) would else
+        # pile up graphs towards dynamo's recompile limit and silently fall back to eager
+        torch._dynamo.reset()
         model.model.compile(dynamic=True)
     dtype = autocast_dtype(tcfg, device)
 
