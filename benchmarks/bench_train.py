@@ -63,17 +63,18 @@ def time_data(make, seconds: float = 3.0) -> float:
 
 def time_training(model, batches, device, buckets: int, compiled: bool) -> float:
     cuda = device.type == "cuda"
+    dtype = torch.bfloat16 if cuda else torch.float32  # train.precision: auto
     if compiled:
         model.model.compile(dynamic=True)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
-    warm = 5
+    warm = min(5, len(batches) // 2)
     tokens = 0
     for i, batch in enumerate(batches):
         if i == warm:
             if cuda:
                 torch.cuda.synchronize()
             t0, tokens = time.perf_counter(), 0
-        train_step(model, opt, batch, device, buckets, 1.0)
+        train_step(model, opt, batch, device, buckets, 1.0, dtype)
         tokens += int(batch.seq_len.sum())
     if cuda:
         torch.cuda.synchronize()
@@ -86,28 +87,34 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--buckets", type=int, default=4)
     args = parser.parse_args()
+    print(json.dumps(measure(args.small, args.steps, args.buckets), indent=2))
+
+
+def measure(small: bool, steps: int = 30, buckets: int = 4, data_seconds: float = 3.0) -> dict:
+    """Every number of this benchmark, as one dict (also used by `gpu_check.py`)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    model_cfg = ModelConfig(n_layer=3, n_head=4, d_model=128, d_ff=512) if args.small \
+    model_cfg = ModelConfig(n_layer=3, n_head=4, d_model=128, d_ff=512) if small \
         else ModelConfig()
-    batch_size = 64 if args.small else 1200
-    eval_n = 64 if args.small else 1024
+    batch_size = 64 if small else 1200
+    eval_n = 64 if small else 1024
     mixture = Mixture(G1, eval_n, 0)
     rng = np.random.default_rng(0)
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                  "torch": torch.__version__, "batch_size": batch_size,
                  "model": model_cfg.__dict__}
 
-    out["data_examples_per_s"] = time_data(lambda i: step_batch(mixture, 0, i, batch_size))
-    out["naive_data_examples_per_s"] = time_data(lambda i: naive_batch(rng, batch_size))
+    out["data_examples_per_s"] = time_data(lambda i: step_batch(mixture, 0, i, batch_size),
+                                           data_seconds)
+    out["naive_data_examples_per_s"] = time_data(lambda i: naive_batch(rng, batch_size),
+                                                 data_seconds)
 
-    steps = args.steps
     ours = [step_batch(mixture, 0, i, batch_size) for i in range(steps)]
     naive = [naive_batch(rng, batch_size) for _ in range(steps)]
     compiled = device.type == "cuda"
     model = build_model(model_cfg, 0).to(device)
-    out["train_tokens_per_s"] = time_training(model, ours, device, args.buckets, compiled)
+    out["train_tokens_per_s"] = time_training(model, ours, device, buckets, compiled)
     model = build_model(model_cfg, 0).to(device)
     out["naive_train_tokens_per_s"] = time_training(model, naive, device, 1, False)
     # what one step costs end to end when the naive data path has to feed it
@@ -125,7 +132,7 @@ def main() -> None:
         torch.cuda.synchronize()
     out["eval_seconds"] = time.perf_counter() - t0
     out["eval_examples"] = eval_n * sum(len(v) for v in lengths.values())
-    print(json.dumps(out, indent=2))
+    return out
 
 
 if __name__ == "__main__":

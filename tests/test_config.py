@@ -156,8 +156,8 @@ def test_scientific_notation_is_a_float():
 
 @pytest.mark.parametrize("assignment", [
     "seeds=[0,0]", "seeds=[-1]", "seeds=[x]", "model.n_head=0", "train.checkpoint_every=0",
-    "train.buckets=0", "train.device=gpu", "train.compile=yes", "eval.seed=-1",
-    "train.betas=[0.9]", "eval.lengths=[]", "eval.lengths=[x]"])
+    "train.buckets=0", "train.device=gpu", "train.compile=always", "eval.seed=-1",
+    "train.betas=[0.9]", "eval.lengths=[]", "eval.lengths=[x]", "train.precision=fp16"])
 def test_impossible_values_fail_at_load(assignment):
     with pytest.raises(UsageError):
         load_experiment("quick", [assignment])
@@ -171,7 +171,9 @@ def test_set_fills_an_empty_section(tmp_path):
 
 def test_execution_settings_do_not_change_the_run_key():
     base = expand(load_experiment("quick"))
-    faster = expand(load_experiment("quick", ["train.threads=1", "train.data_workers=3"]))
+    faster = expand(load_experiment("quick", ["train.threads=1", "train.data_workers=3",
+                                              "train.compile=on", "train.precision=bf16",
+                                              "train.keep_resume=true"]))
     assert [r.key for r in base] == [r.key for r in faster]
 
 

@@ -54,10 +54,11 @@ def test_tiny_run_learns_and_writes_the_contract_files(trained):
     assert min(copy[n] for n in range(1, 6)) >= 0.9, copy  # learned in distribution
     losses = [r["loss"] for r in rundir.read_jsonl(out / "metrics.jsonl")]
     assert losses[-1] < 0.2 * losses[0]
-    # the checkpoint is a plain Hugging Face folder
+    # the checkpoint is a plain Hugging Face folder; the optimizer state is gone once complete
     from transformers import LlamaForCausalLM
 
     LlamaForCausalLM.from_pretrained(out / "checkpoints" / "step-1200")
+    assert not (out / "checkpoints" / "resume.pt").exists()
 
 
 def test_greedy_generation_equals_one_pass_exact_match(trained):
@@ -108,6 +109,14 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     before = (resumed / "eval.jsonl").read_text()
     train_run(run, resumed, progress=False)
     assert (resumed / "eval.jsonl").read_text() == before
+
+
+def test_keep_resume_keeps_the_optimizer_state(tmp_path):
+    run = expand(tiny_experiment(steps=4, keep_resume=True))[0]
+    train_run(run, tmp_path, progress=False)
+    state = torch.load(tmp_path / "checkpoints" / "resume.pt", weights_only=False)
+    assert state["step"] == 4 and state["optimizer"]["state"]
+    assert (tmp_path / "checkpoints" / "step-4" / "model.safetensors").is_file()
 
 
 def test_schedule_is_warmup_stable_decay():

@@ -10,10 +10,12 @@ Unscored target positions (MQAR's query characters) are teacher-forced in both.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
 from lgtransfer import tokenizer as tok
 from lgtransfer.mixture import Mixture, SeqBatch
@@ -32,7 +34,8 @@ def scored_logits(model: torch.nn.Module, tokens: torch.Tensor,
     Token t is predicted at position t - 1; the LM head runs at those positions only. Right
     padding is harmless under causal attention, so no attention mask is needed.
     """
-    hidden = model.model(input_ids=tokens).last_hidden_state  # (B, T, D)
+    # no KV cache: nothing reads it, and building one costs memory and time on every call
+    hidden = model.model(input_ids=tokens, use_cache=False).last_hidden_state  # (B, T, D)
     scored = mask[:, 1:]
     return model.lm_head(hidden[:, :-1][scored]), tokens[:, 1:][scored]
 
@@ -87,6 +90,12 @@ def evaluate(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, Sequen
     return rows
 
 
+def _cache_keyword(model: torch.nn.Module) -> str:
+    """The forward keyword that takes a KV cache: `cache` from transformers 5.2x on (where
+    `past_key_values` is deprecated, to be removed in 5.40), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 @torch.no_grad()
 def greedy_generate(model: torch.nn.Module, batch: SeqBatch, device: torch.device,
                     id_map: np.ndarray | None = None) -> tuple[list[list[int]], np.ndarray]:
@@ -97,27 +106,31 @@ def greedy_generate(model: torch.nn.Module, batch: SeqBatch, device: torch.devic
     Decoding stops after EOS or at the target's length plus one. Returns the generated ids and
     whether each equals its target followed by EOS. A batch in a pretrained model's ids comes
     with the `id_map` that made it (`mixture.map_ids`).
+
+    The cache is a `DynamicCache` made here and filled in place by every forward, so no output
+    field is read back: the same code runs on transformers versions that name the keyword
+    `past_key_values` and on those that name it `cache`.
     """
     eos = tok.EOS if id_map is None else int(id_map[tok.EOS])
     markers = None if id_map is None else id_map[tok.MARKER_OFFSET : tok.VOCAB_SIZE]
+    keyword = _cache_keyword(model)
     model.eval()
     outputs, correct = [], np.zeros(len(batch), dtype=bool)
     for i in range(len(batch)):
         seq = batch.tokens[i, : batch.seq_len[i]]
         scored = batch.loss_mask[i, : batch.seq_len[i]]
         start = _target_start(batch.tokens[i], batch.seq_len[i], markers)
+        cache = {keyword: DynamicCache()}
         ids = torch.tensor(seq[:start], device=device)[None]
-        out = model(input_ids=ids, use_cache=True)
-        past, generated = out.past_key_values, []
+        out = model(input_ids=ids, use_cache=True, **cache)
+        generated = []
         for t in range(start, len(seq) + 1):
             pred = int(out.logits[0, -1].argmax())
             nxt = pred if t >= len(seq) or scored[t] else int(seq[t])
             generated.append(nxt)
             if nxt == eos and (t >= len(seq) or scored[t]):
                 break
-            out = model(input_ids=torch.tensor([[nxt]], device=device), past_key_values=past,
-                        use_cache=True)
-            past = out.past_key_values
+            out = model(input_ids=torch.tensor([[nxt]], device=device), use_cache=True, **cache)
         outputs.append(generated)
         correct[i] = generated == seq[start:].tolist()
     return outputs, correct

@@ -218,6 +218,26 @@ class Mixture:
                        self.id_map)
 
 
+def step_batch(mixture: Mixture, seed: int, step: int, size: int) -> SeqBatch:
+    """The training batch of one step: a pure function of (data seed, step)."""
+    return mixture.train_batch(np.random.default_rng([seed, step]), size)
+
+
+# The data-worker pool of training (`train.batch_stream`) runs these two. They live here, not in
+# train.py, so that a worker process imports numpy only, never torch (seconds per worker).
+_WORKER_MIXTURE: Mixture | None = None
+
+
+def init_worker(mixture: Mixture) -> None:
+    global _WORKER_MIXTURE
+    _WORKER_MIXTURE = mixture
+
+
+def worker_batch(seed: int, step: int, size: int) -> SeqBatch:
+    assert _WORKER_MIXTURE is not None
+    return step_batch(_WORKER_MIXTURE, seed, step, size)
+
+
 def fixed_eval_set(task_name: str, length: int, n: int, seed: int) -> TaskBatch:
     """n examples of exactly `length`, a pure function of (seed, task, length); no duplicate
     prompts unless the task has fewer than n distinct prompts at that length."""

@@ -6,9 +6,12 @@ checkpoint loads with `from_pretrained`. The paper's from-scratch model is the d
 1e5, init std 0.02, about 14M parameters.
 
 Positional encoding is explicit. `nope` swaps the rotary module for one that returns cos = 1 and
-sin = 0, so attention sees no position at all; the choice is saved in the checkpoint's config
-(`lgt_pos_encoding`) and `load_model` restores it. Setting rope_theta to infinity would not do:
-stock RoPE's first inverse frequency is inf**0 = 1, so one dimension pair would still rotate.
+sin = 0, so attention sees no position at all. A NoPE model is a model type of its own
+(`nope_llama.py`), saved with its code: plain `AutoModelForCausalLM.from_pretrained` refuses a
+NoPE checkpoint unless given `trust_remote_code=True`, and then loads it as NoPE; it never loads
+it silently as a RoPE Llama. `load_model` loads it with the installed class, no remote code.
+Setting rope_theta to infinity would not do: stock RoPE's first inverse frequency is inf**0 = 1,
+so one dimension pair would still rotate.
 """
 
 from __future__ import annotations
@@ -18,19 +21,28 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PretrainedConfig,
+    PreTrainedModel,
+)
 from transformers.utils import logging as hf_logging
 
+from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.config.schema import ModelConfig
 from lgtransfer.errors import UsageError
+from lgtransfer.nope_llama import NoPELlamaConfig, NoPELlamaForCausalLM, remove_rotation
 
 hf_logging.disable_progress_bar()  # one bar per checkpoint save would drown the training bar
 
 
 def hf_config(cfg: ModelConfig) -> LlamaConfig:
-    """The Hugging Face config of our from-scratch model."""
-    return LlamaConfig(
+    """The Hugging Face config of our from-scratch model (NoPE: its own model type)."""
+    return (NoPELlamaConfig if cfg.pos_encoding == "nope" else LlamaConfig)(
         vocab_size=vocab_size_padded(),
         hidden_size=cfg.d_model,
         intermediate_size=cfg.d_ff,
@@ -57,22 +69,10 @@ def vocab_size_padded(size: int = tok.VOCAB_SIZE) -> int:
     return -(-size // 64) * 64
 
 
-class NoRotation(nn.Module):
-    """Stands in for the rotary module: cos = 1, sin = 0, i.e. no position information."""
-
-    def forward(self, x: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        head_dim = getattr(self, "head_dim", 64)
-        shape = (*position_ids.shape, head_dim)
-        return (torch.ones(shape, dtype=x.dtype, device=x.device),
-                torch.zeros(shape, dtype=x.dtype, device=x.device))
-
-
 def apply_pos_encoding(model: PreTrainedModel, pos_encoding: str) -> PreTrainedModel:
-    if pos_encoding == "nope":
-        rotation = NoRotation()
-        rotation.head_dim = model.config.hidden_size // model.config.num_attention_heads
-        model.model.rotary_emb = rotation
-    return model
+    """NoPE for a model of a plain Llama type whose config asks for it (checkpoints saved before
+    NoPE had its own type)."""
+    return remove_rotation(model) if pos_encoding == "nope" else model
 
 
 def build_model(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
@@ -80,8 +80,28 @@ def build_model(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
     cfg.validate()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(hf_config(cfg))
-    return apply_pos_encoding(model, cfg.pos_encoding)
+        config = hf_config(cfg)
+        return (NoPELlamaForCausalLM if cfg.pos_encoding == "nope" else LlamaForCausalLM)(config)
+
+
+def load_config(path: str | Path) -> PretrainedConfig:
+    """The config of a model folder; ours for a NoPE checkpoint (no remote code)."""
+    if rundir.read_json(Path(path) / "config.json").get("model_type") == \
+            NoPELlamaConfig.model_type:
+        return NoPELlamaConfig.from_pretrained(path, local_files_only=True)
+    return AutoConfig.from_pretrained(path, local_files_only=True)
+
+
+def model_class(config: PretrainedConfig) -> type[PreTrainedModel]:
+    return NoPELlamaForCausalLM if isinstance(config, NoPELlamaConfig) else AutoModelForCausalLM
+
+
+def fresh_model(config: PretrainedConfig) -> PreTrainedModel:
+    """Random weights in the architecture of `config` (fp32), NoPE if it says so."""
+    if isinstance(config, NoPELlamaConfig):
+        return NoPELlamaForCausalLM(config)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).float()
+    return apply_pos_encoding(model, getattr(config, "lgt_pos_encoding", "rope"))
 
 
 def load_model(path: str | Path, attn_implementation: str | None = None) -> PreTrainedModel:
@@ -91,10 +111,11 @@ def load_model(path: str | Path, attn_implementation: str | None = None) -> PreT
     if not (path / "config.json").is_file():
         raise UsageError(f"no model checkpoint at {path} (config.json missing)")
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    config = load_config(path)
     # fp32 weights whatever the checkpoint's dtype: training keeps fp32 master weights and
     # evaluation runs in fp32 (PAPER.md §6)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, local_files_only=True,
-                                                 **kwargs)
+    model = model_class(config).from_pretrained(path, config=config, dtype=torch.float32,
+                                                local_files_only=True, **kwargs)
     return apply_pos_encoding(model, getattr(model.config, "lgt_pos_encoding", "rope"))
 
 

@@ -250,9 +250,8 @@ def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> ModelSource:
     embeddings grown for the new tokens; the seed draws the new rows (and, with `reinit`, every
     weight)."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
 
-    from lgtransfer.model import apply_pos_encoding, load_model
+    from lgtransfer.model import fresh_model, load_config, load_model
 
     path, commit = resolve(m.init, m.revision)
     check_files(path, weights=not m.reinit)
@@ -260,12 +259,7 @@ def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> ModelSource:
     id_map = None if is_character_vocab(tokenizer) else build_id_map(tokenizer, tasks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if m.reinit:
-            config = AutoConfig.from_pretrained(path, local_files_only=True)
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).float()
-            model = apply_pos_encoding(model, getattr(config, "lgt_pos_encoding", "rope"))
-        else:
-            model = load_model(path)
+        model = fresh_model(load_config(path)) if m.reinit else load_model(path)
         added = grow_embeddings(model, len(tokenizer)) if id_map is not None else 0
     if not (hasattr(model, "model") and hasattr(model, "lm_head")):
         raise UsageError(f"model.init: {type(model).__name__} is not supported (lgtransfer needs "

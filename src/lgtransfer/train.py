@@ -3,10 +3,14 @@
 The batch at step s is a pure function of (data seed, s), so the stream is identical across model
 seeds, can be prefetched by worker processes, and resumes exactly. The model seed only picks the
 initialization. Loss is cross-entropy on target tokens and EOS only; the LM head runs only at
-those positions. On a GPU: bf16 autocast and `torch.compile`; on a CPU: plain fp32.
+those positions. `train.precision` and `train.compile` default (`auto`) to bf16 autocast and
+`torch.compile` on a GPU, plain fp32 on a CPU; either can be turned on or off anywhere, and the
+tests run every combination's code on the CPU. Evaluation always runs in fp32 (PAPER.md §6: bf16
+near-ties could make the one-pass exact match differ from greedy decoding).
 
 Resuming: `checkpoints/resume.pt` names the last complete checkpoint and holds the optimizer,
-scheduler and step; logs past that step are dropped and written again.
+scheduler and step; logs past that step are dropped and written again. A complete run deletes it
+(twice the model's size, of no use once done) unless `train.keep_resume` is set.
 
 A run whose `model.init` names a pretrained model starts from it (`pretrained.py`): the mixture
 then hands out batches in that model's token ids, and checkpoints carry its extended tokenizer
@@ -33,7 +37,14 @@ from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec, TrainConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.evaluate import evaluate, scored_logits
-from lgtransfer.mixture import Mixture, SeqBatch, eval_lengths
+from lgtransfer.mixture import (
+    Mixture,
+    SeqBatch,
+    eval_lengths,
+    init_worker,
+    step_batch,
+    worker_batch,
+)
 from lgtransfer.model import build_model
 
 # ----------------------------------------------------------------------------- set-up
@@ -45,6 +56,17 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"train.device is {name!r} but no CUDA device is available")
     return torch.device(name)
+
+
+def autocast_dtype(tcfg: TrainConfig, device: torch.device) -> torch.dtype:
+    """The dtype matmuls run in under autocast (float32: autocast off); auto: bf16 on CUDA."""
+    if tcfg.precision == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if tcfg.precision == "bf16" else torch.float32
+
+
+def compiles(tcfg: TrainConfig, device: torch.device) -> bool:
+    return tcfg.compile == "on" or (tcfg.compile == "auto" and device.type == "cuda")
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -61,23 +83,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
 
 # ----------------------------------------------------------------------------- data stream
 
-_WORKER_MIXTURE: Mixture | None = None
-
-
-def _init_worker(mixture: Mixture) -> None:
-    global _WORKER_MIXTURE
-    _WORKER_MIXTURE = mixture
-
-
-def _worker_batch(seed: int, step: int, size: int) -> SeqBatch:
-    assert _WORKER_MIXTURE is not None
-    return step_batch(_WORKER_MIXTURE, seed, step, size)
-
-
-def step_batch(mixture: Mixture, seed: int, step: int, size: int) -> SeqBatch:
-    return mixture.train_batch(np.random.default_rng([seed, step]), size)
-
-
 def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
                  workers: int) -> Iterator[SeqBatch]:
     """Batches for steps start..stop-1, made ahead by `workers` processes (0: inline)."""
@@ -86,13 +91,13 @@ def batch_stream(mixture: Mixture, seed: int, start: int, stop: int, size: int,
             yield step_batch(mixture, seed, step, size)
         return
     context = multiprocessing.get_context("spawn")  # never fork a process that runs CUDA
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker,
                              initargs=(mixture,)) as pool:
         ahead: list[Future] = []
         step = start
         while step < stop or ahead:
             while step < stop and len(ahead) < 2 * workers:
-                ahead.append(pool.submit(_worker_batch, seed, step, size))
+                ahead.append(pool.submit(worker_batch, seed, step, size))
                 step += 1
             yield ahead.pop(0).result()
 
@@ -118,15 +123,17 @@ def length_buckets(batch: SeqBatch, buckets: int) -> list[tuple[np.ndarray, np.n
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: SeqBatch,
-               device: torch.device, buckets: int, grad_clip: float) -> tuple[torch.Tensor, ...]:
-    """One optimizer step on a batch (bf16 autocast on CUDA); returns the loss and grad norm."""
+               device: torch.device, buckets: int, grad_clip: float,
+               dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    """One optimizer step on a batch, under autocast to `dtype` unless float32 (the weights and
+    optimizer stay fp32 either way); returns the loss and grad norm."""
     optimizer.zero_grad(set_to_none=True)
     n_scored = int(batch.loss_mask[:, 1:].sum())
     loss = torch.zeros((), device=device)
     for tokens_np, mask_np in length_buckets(batch, buckets):
         tokens = torch.from_numpy(tokens_np).to(device, non_blocking=True)
         mask = torch.from_numpy(mask_np).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             part = masked_loss(model, tokens, mask) / n_scored
         part.backward()
         loss += part.detach()
@@ -171,11 +178,19 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     lengths = eval_lengths(mixture, cfg.eval.lengths, cfg.eval_max_length,
                            [t.max_length for t in run.group])
     prepare_model(model, device, tcfg)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     # the folder appears only once the model is in hand: bad input leaves nothing behind
     manifest = start_manifest(run, run_dir, device, start, source)
     optimizer, scheduler = make_optimizer(model, tcfg, resume_state)
-    if tcfg.compile == "on" or (tcfg.compile == "auto" and device.type == "cuda"):
-        model.model.compile(dynamic=True)  # in place: checkpoint keys stay plain; loss eager
+    if compiles(tcfg, device):
+        # in place: checkpoint keys stay plain; the loss stays eager. Dynamic shapes: one graph
+        # for every batch and bucket shape, not one compile per shape. The reset first: runs
+        # trained one after another in one process (the inline executor, one GPU) would else
+        # pile up graphs towards dynamo's recompile limit and silently fall back to eager
+        torch._dynamo.reset()
+        model.model.compile(dynamic=True)
+    dtype = autocast_dtype(tcfg, device)
 
     stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size,
                           data_workers(tcfg, device))
@@ -185,7 +200,7 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     t_start, tokens_seen = time.perf_counter(), 0
     for step, batch in enumerate(stream, start=start):
         loss, grad_norm = train_step(model, optimizer, batch, device, tcfg.buckets,
-                                     tcfg.grad_clip)
+                                     tcfg.grad_clip, dtype)
         scheduler.step()
         tokens_seen += int(batch.seq_len.sum())
         done = step + 1
@@ -204,6 +219,10 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         if done % tcfg.checkpoint_every == 0 or last:
             save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
     bar.close()
+    if not tcfg.keep_resume:  # the checkpoints stay; the optimizer state is of no further use
+        (run_dir / "checkpoints" / "resume.pt").unlink(missing_ok=True)
+    if device.type == "cuda":
+        manifest["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     finish_manifest(run_dir, manifest, time.perf_counter() - t_start)
 
 
@@ -271,7 +290,10 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
                 "figure": cfg.figure,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
-                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device))}
+                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device)),
+                # execution settings are not in the run key: record what this run used
+                "precision": "bf16" if autocast_dtype(cfg.train, device) == torch.bfloat16
+                else "fp32", "compiled": compiles(cfg.train, device)}
     if run.stage is not None:
         manifest["stage"] = run.stage
     if run.model.init:  # where the weights came from (kept from the first start on resume)

@@ -1,10 +1,10 @@
 """Runs: an experiment expanded into (stage x variant x seed), each keyed by its content.
 
 A run's key is a hash of everything that determines its results: its resolved config without the
-experiment's name, description, figure and seed list, and without settings that change only how
-fast it goes (threads, data workers, compile). So an identical run reached from two experiments
-(A1's both-auxiliary runs are G1's with-aux runs) has one key and is trained once, and renaming
-an experiment file retrains nothing.
+experiment's name, description, figure and seed list, and without execution settings: how fast it
+goes, what it keeps on disk, and the precision (`EXECUTION_ONLY`). So an identical run reached
+from two experiments (A1's both-auxiliary runs are G1's with-aux runs) has one key and is trained
+once, and renaming an experiment file retrains nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +22,11 @@ from lgtransfer.mixture import GroupTask
 
 # Experiment fields that name, describe or multiply runs but do not change any run's results
 NOT_RESULTS = ("name", "description", "figure", "seeds", "baseline")
-# Settings that change how fast a run goes, not what it computes: left out of the run key, so
-# changing them never retrains a finished run.
-EXECUTION_ONLY = ("threads", "data_workers", "compile", "gradient_checkpointing")
+# Settings of how a run executes, not what it computes: left out of the run key, so changing them
+# never retrains a finished run. Precision is one: bf16 autocast (a GPU's default) and fp32 (a
+# CPU's) agree within a tolerance the tests state, so a run has one key on every machine.
+EXECUTION_ONLY = ("threads", "data_workers", "compile", "precision", "gradient_checkpointing",
+                  "keep_resume")
 
 
 @dataclass

@@ -18,6 +18,7 @@ POS_ENCODINGS = ("rope", "nope")
 BASELINES = ("none", "same_steps", "same_main_examples", "both")
 # the variants of an experiment: the whole group, and the main task alone (two baselines)
 WITH_AUX, MAIN_ONLY, SAME_EXAMPLES = "with_aux", "main_only", "main_only_same_examples"
+PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
 SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
 # the budgets an experiment runs at (their defaults: experiments/budgets.yaml; files.py)
 BUDGETS = ("cpu", "gpu", "paper")
@@ -77,11 +78,16 @@ class TrainConfig:
     checkpoint_every: int = 2000  # checkpoints kept for head analysis; the last is always saved
     data_seed: int = 0  # the training stream; the model seed only initializes weights
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    compile: str = "auto"  # auto (on for CUDA) | on | off
+    # Execution-only (left out of the run key): how fast, never what, a run computes
+    # auto (on for CUDA) | on | off: torch.compile with dynamic shapes. YAML reads a bare on/off
+    # as true/false, so `--set train.compile=on` arrives as a bool: taken as on/off.
+    compile: str | bool = "auto"
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 autocast
     threads: int = 0  # CPU threads for torch; 0 = torch's default
     buckets: int = 1  # split each batch into this many length buckets (less padding)
     data_workers: int = -1  # processes making batches ahead; -1 = auto (GPU: some, CPU: none)
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory
+    keep_resume: bool = False  # keep checkpoints/resume.pt (optimizer state) once complete
 
 
 @dataclass
@@ -179,8 +185,13 @@ class ExperimentConfig:
                 raise UsageError(f"{key} must be at least {least}, got {value}")
         if not t.lr > 0 or len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
             raise UsageError("train.lr must be positive and train.betas two numbers in [0, 1)")
+        if isinstance(t.compile, bool):
+            t.compile = "on" if t.compile else "off"
         if t.compile not in ("auto", "on", "off"):
             raise UsageError(f"train.compile must be auto, on or off, got {t.compile!r}")
+        if t.precision not in PRECISIONS:
+            raise UsageError(f"train.precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {t.precision!r}")
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device):
             raise UsageError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
         if min(self.seeds) < 0 or len(set(self.seeds)) < len(self.seeds):
