@@ -44,13 +44,13 @@ SMALL_HEADS = ["--n", "8", "--random-draws", "2", "--steps", "last"]
 def run_g1(out: Path, small: bool) -> dict:
     """`lgt run g1` with one seed; each variant's numbers from its run folder."""
     t0 = time.perf_counter()
-    argv = ["run", "g1", "--set", "seeds=[43]", "--out", str(out), "--quiet",
+    argv = ["run", "g1", "--budget", "gpu", "--set", "seeds=[43]", "--out", str(out), "--quiet",
             "--executor", "inline"]
     for s in SMALL_G1 if small else []:
         argv += ["--set", s]
     assert lgt(argv) == 0
     result = {"command_seconds": round(time.perf_counter() - t0, 1), "runs": {}}
-    for run in sorted((out / "g1").glob("*_seed43_*")):
+    for run in sorted((out / "gpu" / "g1").glob("*_seed43_*")):
         manifest = rundir.read_json(run / "manifest.json")
         rows = rundir.read_jsonl(run / "eval.jsonl")
         last = max(r["step"] for r in rows)

@@ -104,9 +104,12 @@ def test_lgt_results_writes_the_tables(tmp_path, capsys):
 def test_suite_report_has_a_section_per_figure(tmp_path):
     group_runs(tmp_path, "g1", "3a")
     group_runs(tmp_path, "c1", "8", reach=(4, 4, 4))
-    for exp, (m, a) in {"r-4-8": (4, 8), "r-8-4": (8, 4), "r-4-32": (4, 32)}.items():
-        fake_run(tmp_path, exp, "with_aux", 0,
-                 {"reverse_add": step(m, 40), "no_carry": step(a, 40)}, "10", l_main=m, l_aux=a)
+    # ratio cells (L_main, L_aux) -> (main reaches, aux reaches): near ratios transfer, far not
+    cells = {"r-4-8": (4, 8, 8, 8), "r-8-4": (8, 4, 8, 8), "r-4-32": (4, 32, 4, 32)}
+    for seed in range(3):
+        for exp, (m, a, reach_m, reach_a) in cells.items():
+            fake_run(tmp_path, exp, "with_aux", seed, {"reverse_add": step(reach_m, 40),
+                     "no_carry": step(reach_a, 40)}, "10", l_main=m, l_aux=a)
     group_runs(tmp_path, "c2", "8", reach=(8, 8, 7))  # a "control" that does transfer
     for seed in range(3):  # verdicts need an interval: three seeds
         for pos, k in (("rope", 7), ("nope", 5)):
@@ -116,8 +119,9 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
                             ("a-nc", 6, ["no_carry"]), ("a-co", 5, ["carry_only"])):
             fake_run(tmp_path, exp, "with_aux", seed,
                      {"reverse_add": step(k), **{t: step(8) for t in aux}}, "14")
-    fake_run(tmp_path, "dyn", "with_aux", 0, {"reverse_add": step(6), "no_carry": step(8)}, "11",
-             steps=(10, 20, 30, 40))
+    for seed in range(3):  # earlier steps score half: in distribution moves, 7-8 stay at 0
+        fake_run(tmp_path, "dyn", "with_aux", seed, {"reverse_add": step(6), "no_carry": step(8)},
+                 "11", steps=(10, 20, 30, 40))
     report = write_report(tmp_path)
     text = report.read_text()
     for title in ("Task groups", "Controls", "Length ratio", "RoPE vs NoPE",
@@ -138,6 +142,11 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     assert rows["no_carry vs carry_only"].rstrip(" |").endswith("yes")
     assert rows["c1"].rstrip(" |").endswith("yes")  # gain exactly 0 on every seed
     assert rows["c2"].rstrip(" |").endswith("no")  # the control's gain is real: it fails
+    assert rows["ratio sweep"].rstrip(" |").endswith("yes")  # gap 1 at ratio 8, 0 at 0.5 and 2
+    # second half: lengths 1-4 average 0.75 (< 0.9), move more than 5-8 do; 9-10 stay at 0
+    assert rows["in distribution"].rstrip(" |").endswith("no")
+    assert rows["transfer range"].rstrip(" |").endswith("no")
+    assert rows["beyond aux"].rstrip(" |").endswith("yes")
     assert "(n = 3)" in rows["g1"] and "t-interval" in rows["g1"]  # n and the rule beside it
 
 

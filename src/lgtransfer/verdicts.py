@@ -14,7 +14,11 @@ every interval is shown with its n. The rules:
   with 3 seeds it almost always holds. It does not reproduce when the interval lies above the
   margin (a real gain), and is inconclusive in between.
 - `paired_above` (A beats B, seed by seed: both auxiliaries against one, RoPE against NoPE, the
-  paper's ordering of the single auxiliaries) is `transfer` on the paired differences.
+  paper's ordering of the single auxiliaries, far length ratios against near ones) is `transfer`
+  on the paired differences.
+- `above` / `below` (a level: in-distribution accuracy stays high, accuracy past the auxiliary
+  length stays low): reproduces when the whole interval lies on the claimed side of the
+  threshold, does not when it lies wholly on the other side.
 """
 
 from __future__ import annotations
@@ -87,10 +91,23 @@ def transfer(gains: Sequence[float] | np.ndarray, min_effect: float) -> Verdict:
 
 def no_transfer(gains: Sequence[float] | np.ndarray, margin: float) -> Verdict:
     """The claim that there is no gain (equivalence): interval below +margin."""
-    iv = t_interval(gains)
-    return _decide(iv, yes=iv.hi < margin, no=iv.lo > margin,
-                   rule=f"yes if the 95 % t-interval of the per-seed gain lies below the margin "
-                        f"{margin:g}; no if it lies above it")
+    return below(gains, margin, "per-seed gain")
+
+
+def below(values: Sequence[float] | np.ndarray, threshold: float, what: str) -> Verdict:
+    """The claim that a per-seed level is below `threshold`: its whole interval is."""
+    iv = t_interval(values)
+    return _decide(iv, yes=iv.hi < threshold, no=iv.lo > threshold,
+                   rule=f"yes if the 95 % t-interval of the {what} lies below {threshold:g}; "
+                        f"no if it lies above it")
+
+
+def above(values: Sequence[float] | np.ndarray, threshold: float, what: str) -> Verdict:
+    """The claim that a per-seed level is above `threshold`: its whole interval is."""
+    iv = t_interval(values)
+    return _decide(iv, yes=iv.lo > threshold, no=iv.hi < threshold,
+                   rule=f"yes if the 95 % t-interval of the {what} lies above {threshold:g}; "
+                        f"no if it lies below it")
 
 
 def _decide(iv: Interval, yes: bool, no: bool, rule: str) -> Verdict:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from lgtransfer.report.figures.registry import claims_table, figure
 from lgtransfer.report.render import Section, pyplot
+from lgtransfer.verdicts import above, below, paired_above
 
 
 @figure("11", title="Training dynamics (Fig 11)")
@@ -32,21 +33,36 @@ def dynamics(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     path = out / "fig11_dynamics.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    late = main[main.step > main.step.max() / 2]
+    late = main[main.step > main.step.max() / 2]  # the second half of training
     ind = late[late.length <= l_main]
     mid = late[(late.length > l_main) & (late.length <= l_aux)]
     far = late[late.length > l_aux]
-
-    def spread(sel: pd.DataFrame) -> float:  # mean over (seed, length) of the std over steps
-        return float(sel.groupby(["seed", "length"]).accuracy.std().mean()) if len(sel) else 0.0
-
     rows = [("in distribution", f"lengths 1-{l_main} rise fast and stay",
-             f"mean {ind.accuracy.mean():.2f} over the second half", bool(
-                 ind.accuracy.mean() >= 0.9)),
+             "per-seed mean accuracy over the second half",
+             above(list(per_seed(ind, "mean").values()), IN_DIST_LEVEL, "per-seed mean accuracy")),
             ("transfer range", f"lengths {l_main + 1}-{l_aux} highly variable",
-             f"std over steps {spread(mid):.2f} vs {spread(ind):.2f} in distribution",
-             bool(spread(mid) > spread(ind)) if len(mid) else None),
+             f"std over steps, lengths {l_main + 1}-{l_aux} minus 1-{l_main}",
+             paired_above(per_seed(mid, "std"), per_seed(ind, "std"), MIN_EXTRA_STD)
+             if len(mid) else None),
             ("beyond aux", f"lengths > {l_aux} stay low",
-             f"mean {far.accuracy.mean():.2f}" if len(far) else "not evaluated",
-             bool(far.accuracy.mean() < 0.1) if len(far) else None)]
-    return Section("", "", [path], [claims_table(rows)])
+             "per-seed mean accuracy over the second half",
+             below(list(per_seed(far, "mean").values()), BEYOND_LEVEL, "per-seed mean accuracy")
+             if len(far) else None)]
+    return Section("", TEXT, [path], [claims_table(rows)])
+
+
+def per_seed(sel: pd.DataFrame, how: str) -> dict[int, float]:
+    """seed -> the mean accuracy (`mean`), or the mean over lengths of the std of accuracy over
+    steps (`std`: how much each length's curve moves), of a band of lengths."""
+    if how == "mean":
+        return {int(s): float(v) for s, v in sel.groupby("seed").accuracy.mean().items()}
+    per_length = sel.groupby(["seed", "length"]).accuracy.std().groupby(level="seed").mean()
+    return {int(s): float(v) for s, v in per_length.items()}
+
+
+# The rules, fixed before any cpu result was seen: in distribution stays above 0.9; the
+# transfer range's curves move by at least 0.05 more (std over steps) than the in-distribution
+# ones, seed by seed; past the auxiliary length accuracy stays below 0.1.
+IN_DIST_LEVEL, MIN_EXTRA_STD, BEYOND_LEVEL = 0.9, 0.05, 0.1
+TEXT = ("Each band is judged over the second half of training, one number per seed, so the "
+        "intervals have n = seeds.")

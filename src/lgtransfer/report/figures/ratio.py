@@ -3,15 +3,20 @@ is best when the auxiliary length is half or twice the main one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lgtransfer.report.figures.registry import claims_table, figure, seed_mean
+from lgtransfer.report.figures.registry import (
+    claims_table,
+    figure,
+    per_seed_values,
+    seed_mean,
+)
 from lgtransfer.report.render import Section, pyplot
 from lgtransfer.stats import spearman
+from lgtransfer.verdicts import paired_above
 
 # Fig 10 of the paper: generalization gap, mean of 3 seeds; rows L_main, columns L_aux
 RATIO_LENGTHS = [4, 8, 16, 32, 64, 128, 256]
@@ -52,16 +57,30 @@ def ratio(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-    def band(grid: np.ndarray, test: Callable[[float], bool]) -> float:
-        v = [grid[i, j] for i, m in enumerate(rows_m) for j, a in enumerate(cols_a)
-             if test(a / m) and not np.isnan(grid[i, j])]
-        return float(np.mean(v)) if v else float("nan")
-
-    near, far = (band(ours, lambda r: r in (0.5, 2.0)), band(ours, lambda r: r >= 4 or r <= .25))
-    ok = None if np.isnan(near) or np.isnan(far) else bool(near < far)
+    near, far = ratio_bands(seeds, lengths)
     both = ~np.isnan(ours) & ~np.isnan(paper)
     corr = (f"; Spearman with the paper's cells {spearman(ours[both], paper[both]):.2f}"
             if both.sum() > 2 else "")
     rows = [("ratio sweep", "gap smallest at aux/main ratios 0.5 and 2, large at >= 4",
-             f"mean gap {near:.2f} at ratio 0.5/2 vs {far:.2f} at ratio >= 4{corr}", ok)]
+             f"per-seed mean gap at ratio >= 4 or <= 1/4 minus at 0.5 and 2{corr}",
+             paired_above(far, near, MIN_EFFECT) if near and far else None)]
     return Section("", "", [path], [claims_table(rows)])
+
+
+def ratio_bands(seeds: pd.DataFrame, lengths: pd.Series) -> tuple[dict[int, float], ...]:
+    """seed -> the mean gap over cells at ratio 0.5 or 2 (near), and over cells at ratio >= 4
+    or <= 1/4 (far)."""
+    bands: tuple[dict[int, list[float]], ...] = ({}, {})
+    for e in seeds.experiment.unique():
+        m, a = lengths[e]
+        band = 0 if a / m in (0.5, 2.0) else 1 if a / m >= 4 or a / m <= 0.25 else None
+        if band is None:
+            continue
+        for seed, gap in per_seed_values(seeds, e, "gap").items():
+            if not np.isnan(gap):
+                bands[band].setdefault(seed, []).append(gap)
+    near, far = ({s: float(np.mean(v)) for s, v in b.items()} for b in bands)
+    return near, far
+
+
+MIN_EFFECT = 0.05  # far ratios' gap above near ratios' by at least 0.05, seed by seed
