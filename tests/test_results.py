@@ -143,6 +143,7 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     assert rows["c1"].rstrip(" |").endswith("yes")  # gain exactly 0 on every seed
     assert rows["c2"].rstrip(" |").endswith("no")  # the control's gain is real: it fails
     assert rows["ratio sweep"].rstrip(" |").endswith("yes")  # gap 1 at ratio 8, 0 at 0.5 and 2
+    assert rows["ratio pattern"].rstrip(" |").endswith("inconclusive")  # 3 cells: no interval
     # second half: lengths 1-4 average 0.75 (< 0.9), move more than 5-8 do; 9-10 stay at 0
     assert rows["in distribution"].rstrip(" |").endswith("no")
     assert rows["transfer range"].rstrip(" |").endswith("no")
@@ -194,3 +195,14 @@ def test_an_undefined_gap_is_nan_and_shown_as_n_a(tmp_path):
     gap_column = text.splitlines()[[i for i, line in enumerate(text.splitlines())
                                     if "generalization gap |" in line][0] + 2]
     assert gap_column.rstrip(" |").endswith("n/a")
+
+
+def test_ratio_pattern_verdict_can_say_yes_and_no():
+    from lgtransfer.report.figures.ratio import paper_gap, pattern_verdict
+    assert paper_gap(16, 32) == 0.23  # on the paper's grid: its cell
+    assert paper_gap(6, 6) == 0.0 and paper_gap(3, 6) == pytest.approx(np.mean(
+        [0.41, 0.27, 0.23, 0.16, 0.04, 0.34]))  # off it: the mean at ratio 2
+    cells = [(m, a) for m in (3, 6, 12) for a in (3, 6, 12)]
+    like = {c: paper_gap(*c) for c in cells}
+    assert pattern_verdict(like).outcome == "yes"
+    assert pattern_verdict({c: 1 - g for c, g in like.items()}).outcome == "no"
