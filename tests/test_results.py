@@ -206,3 +206,12 @@ def test_ratio_pattern_verdict_can_say_yes_and_no():
     like = {c: paper_gap(*c) for c in cells}
     assert pattern_verdict(like).outcome == "yes"
     assert pattern_verdict({c: 1 - g for c, g in like.items()}).outcome == "no"
+
+
+def test_lgt_report_on_a_folder_of_experiments_writes_the_suite_report(tmp_path):
+    group_runs(tmp_path, "g1", "3a")
+    group_runs(tmp_path, "c1", "8", reach=(4, 4, 4))
+    assert main(["report", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "## Task groups" in text and "## Controls" in text
+    assert (tmp_path / "g1" / "report.md").is_file() and (tmp_path / "c1" / "report.md").is_file()

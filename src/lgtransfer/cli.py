@@ -117,11 +117,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from lgtransfer.report.suite import write_report
-    from lgtransfer.results import select_runs
+    from lgtransfer.results import experiment_folders, select_runs
 
     path = Path(args.dir)
     if not path.is_dir():
         raise UsageError(f"no such folder {path}")
+    if len(experiment_folders(path)) > 1:  # a suite or sweep: a section per paper figure
+        print(f"report: {write_report(path)}")
+        return
     dirs, skipped = select_runs(path)
     if skipped:
         print(f"lgt: note: {skipped} complete run(s) of other configs under {path} left out",
