@@ -223,3 +223,23 @@ def test_both_baselines_train_and_report(tmp_path):
 
     table = pd.read_csv(out / "cpu" / "quick" / "per_seed.csv")
     assert {"acc_past_main_gain", "acc_past_main_gain_same_examples"} <= set(table.columns)
+
+
+def test_runs_shared_in_one_command_carry_their_folders_name(tmp_path):
+    """`lgt run g1 a1`: G1's runs are A1-both's too; they are trained once, in g1's folder and
+    under g1's name, and every table labels each run by the experiment that lists it."""
+    out = tmp_path / "out"
+    sets = [a for s in TINY + ["seeds=[0]"] for a in ("--set", s)]
+    assert main(["run", "g1", "a1", "--out", str(out), "--quiet", *sets]) == 0
+    g1_runs = sorted(p.parent for p in (out / "cpu" / "g1").glob("*/manifest.json"))
+    assert len(g1_runs) == 2
+    for run in g1_runs:
+        assert rundir.read_json(run / "manifest.json")["experiment"] == "g1"
+        assert {r["experiment"] for r in rundir.read_jsonl(run / "eval.jsonl")} == {"g1"}
+    from lgtransfer.results import collect
+
+    df = collect(out / "cpu")
+    both = df[df.run.str.startswith("g1/")]
+    assert set(both.experiment) == {"g1", "a1-both"}  # one run, listed by both experiments
+    assert set(both[both.experiment == "g1"].figure) == {"3a"}
+    assert set(both[both.experiment == "a1-both"].figure) == {"14"}

@@ -64,9 +64,8 @@ def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame
     index = rundir.read_experiment_index(exp_dir) or {}
     frames = []
     for d in run_dirs:
-        shared = not d.is_relative_to(exp_dir)  # trained under another experiment's name
-        frame = _run_frame(d, exp_dir, *((index.get("name"), index.get("figure")) if shared
-                                         and index else ()))
+        frame = _run_frame(d, exp_dir, *((index.get("name"), index.get("figure")) if index
+                                         else _owner(d.parent)))
         if frame is not None and rundir.is_complete(d):
             frames.append(frame)
     if not frames:
@@ -155,7 +154,7 @@ def experiment_folders(root: Path) -> list[Path]:
 def collect(root: Path) -> pd.DataFrame:
     """Every evaluation row under `root`, one tidy table (complete and partial runs alike). A
     run that an experiment shares with another is listed under each (`experiment.json`)."""
-    frames = [_run_frame(d, root) for d in run_folders(root)]
+    frames = [_run_frame(d, root, *_owner(d.parent)) for d in run_folders(root)]
     for index_path in sorted(root.rglob(rundir.EXPERIMENT_INDEX)):
         exp_dir = index_path.parent
         index = rundir.read_experiment_index(exp_dir) or {}
@@ -168,6 +167,14 @@ def collect(root: Path) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     extra = [c for c in df.columns if c not in CONTRACT_COLUMNS]
     return df[CONTRACT_COLUMNS + extra]
+
+
+def _owner(folder: Path) -> tuple[str | None, str | None]:
+    """The name and figure of the experiment whose folder this is (its `experiment.json`), so a
+    run is labelled by where it lives, whatever name it was trained under; (None, None) when
+    the folder has no index (runs made before experiment.json: their eval rows' own name)."""
+    index = rundir.read_experiment_index(folder)
+    return (index.get("name"), index.get("figure")) if index else (None, None)
 
 
 def _run_frame(d: Path, root: Path, experiment: str | None = None,

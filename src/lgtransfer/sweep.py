@@ -294,9 +294,14 @@ def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers < 0:
         raise UsageError(f"--workers must be at least 0, got {workers}")
-    unique = list({p.directory: p for p in planned}.values())  # a shared run is trained once
-    busy = [p for p in unique if rundir.is_active(p.directory)]
-    pending = [p for p in unique if not rundir.is_complete(p.directory) and p not in busy]
+    # a shared run is trained once, under the name of the experiment whose folder holds it
+    unique: dict[Path, PlannedRun] = {}
+    for p in planned:
+        if p.directory not in unique or not p.shared:
+            unique[p.directory] = p
+    busy = [p for p in unique.values() if rundir.is_active(p.directory)]
+    pending = [p for p in unique.values()
+               if not rundir.is_complete(p.directory) and p not in busy]
     if not pending:
         return busy
     if executor == "submitit":

@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import pandas as pd
+
+from lgtransfer import rundir
 from lgtransfer.config.schema import BUDGETS
 from lgtransfer.errors import UsageError
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections
-from lgtransfer.report.render import Section, render
+from lgtransfer.report.render import Section, markdown_table, render
 from lgtransfer.results import (
     budget_label,
     collect,
@@ -58,4 +61,21 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
                        "ci_high", "best_seed"]].round(3)
         sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
+    write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
+
+
+def write_claims(sections: list[Section], root: Path) -> Path:
+    """`claims.md`: every verdict of the report in one table, figure by figure (the README's
+    "What reproduces" table is this file, checked equal to it by a test)."""
+    rows = []
+    for sec in sections:
+        for table in sec.tables:
+            if "reproduces" in table:
+                for r in table.itertuples(index=False):
+                    rows.append({"figure": sec.title, "experiment": r.experiment,
+                                 "paper": r.paper, "ours (mean [95 % interval] (n))": r.ours,
+                                 "verdict": r.reproduces})
+    text = markdown_table(pd.DataFrame(rows)) if rows else "No verdicts: no complete runs."
+    rundir.write_atomic(root / "claims.md", text + "\n")
+    return root / "claims.md"
