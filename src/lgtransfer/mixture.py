@@ -71,6 +71,23 @@ class GroupTask:
             raise UsageError(f"task {self.task!r}: weight must be positive, got {self.weight}")
 
 
+class GroupRoles:
+    """`main` and `aux` of anything holding a task `group` (an experiment's config, a trained
+    run read back by the head analysis)."""
+
+    group: list[GroupTask]
+
+    @property
+    def main(self) -> GroupTask:
+        """The main task (a group has exactly one; `ExperimentConfig.validate` checks)."""
+        return next(t for t in self.group if t.role == "main")
+
+    @property
+    def aux(self) -> list[GroupTask]:
+        """The auxiliary tasks, in the group's order."""
+        return [t for t in self.group if t.role == "aux"]
+
+
 @dataclass
 class SeqBatch:
     """Model-ready sequences: `[BOS] markers prompt markers target [EOS]`, right-padded."""

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import GroupTask
+from lgtransfer.mixture import GroupRoles, GroupTask
 
 POS_ENCODINGS = ("rope", "nope")
 BASELINES = ("none", "same_steps", "same_main_examples", "both")
@@ -101,7 +101,7 @@ class EvalConfig:
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(GroupRoles):
     name: str
     group: list[GroupTask]
     description: str = ""
@@ -122,15 +122,6 @@ class ExperimentConfig:
     def eval_max_length(self) -> int:
         """The longest evaluated length (every variant is evaluated this far)."""
         return self.eval.max_length or max(t.max_length for t in self.group)
-
-    @property
-    def main(self) -> GroupTask:
-        """The main task (a group has exactly one; `validate` checks)."""
-        return next(t for t in self.group if t.role == "main")
-
-    @property
-    def aux(self) -> list[GroupTask]:
-        return [t for t in self.group if t.role == "aux"]
 
     @property
     def baselines(self) -> set[str]:

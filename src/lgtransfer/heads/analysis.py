@@ -49,7 +49,7 @@ from lgtransfer.heads.measure import (
 )
 from lgtransfer.heads.stats import summarize_reuse
 from lgtransfer.metrics import generalization_gap
-from lgtransfer.mixture import GroupTask, Mixture, SeqBatch, map_ids
+from lgtransfer.mixture import GroupRoles, GroupTask, Mixture, SeqBatch, map_ids
 from lgtransfer.stats import jaccard, spearman, top_k
 from lgtransfer.tasks import get_task
 
@@ -87,7 +87,7 @@ class HeadOptions:
 
 
 @dataclass
-class TrainedRun:
+class TrainedRun(GroupRoles):
     """A trained run's folder, read back for analysis: identity, task group, checkpoints."""
 
     dir: Path
@@ -99,14 +99,6 @@ class TrainedRun:
     eval_n: int
     eval_seed: int
     checkpoints: dict[int, Path] = field(default_factory=dict)
-
-    @property
-    def main(self) -> GroupTask:
-        return next(t for t in self.group if t.role == "main")
-
-    @property
-    def aux(self) -> list[GroupTask]:
-        return [t for t in self.group if t.role == "aux"]
 
 
 def length_bands(run: TrainedRun, opts: HeadOptions) -> dict[str, list[int]]:

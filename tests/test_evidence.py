@@ -1,0 +1,53 @@
+"""The committed evidence (`results/cpu/`) regenerates: every table, the claims and the suite
+report are computed again from the committed run files (config, manifest, eval, metrics) and
+must come out identical, so no number in them is typed by hand. The README's "What reproduces"
+table must be the regenerated `claims.md`."""
+
+import shutil
+from pathlib import Path
+
+from lgtransfer import rundir
+from lgtransfer.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EVIDENCE = ROOT / "results" / "cpu"
+RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl")
+TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "report.md")
+README_MARKERS = ("<!-- what-reproduces -->", "<!-- /what-reproduces -->")
+
+
+def copy_run_files(src: Path, dst: Path) -> int:
+    """The evidence a run folder keeps, and each experiment's index; nothing derived."""
+    runs = 0
+    for manifest in src.rglob(rundir.MANIFEST):
+        out = dst / manifest.parent.relative_to(src)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copy2(manifest.parent / name, out / name)
+        runs += 1
+    for index in src.rglob(rundir.EXPERIMENT_INDEX):
+        (dst / index.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(index, dst / index.relative_to(src))
+    return runs
+
+
+def test_committed_evidence_regenerates_identically(tmp_path):
+    assert EVIDENCE.is_dir(), "results/cpu/ is the committed evidence (issue 10)"
+    fresh = tmp_path / "cpu"
+    assert copy_run_files(EVIDENCE, fresh) >= 6
+    assert main(["results", str(fresh)]) == 0
+    assert main(["report", str(fresh)]) == 0
+    for name in TABLES:
+        assert (fresh / name).read_text() == (EVIDENCE / name).read_text(), name
+    for folder in rundir_folders(EVIDENCE):  # each experiment's own per-seed table
+        rel = folder.relative_to(EVIDENCE)
+        assert (fresh / rel / "per_seed.csv").read_text() == (folder / "per_seed.csv").read_text()
+    readme = (ROOT / "README.md").read_text()
+    start, end = (readme.index(m) for m in README_MARKERS)
+    table = readme[start + len(README_MARKERS[0]):end].strip()
+    assert table == (EVIDENCE / "claims.md").read_text().strip()
+
+
+def rundir_folders(root: Path) -> list[Path]:
+    """Experiment folders that hold a report (those with a complete run)."""
+    return sorted(p.parent for p in root.rglob("per_seed.csv") if p.parent != root)
