@@ -50,6 +50,8 @@ def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
             groups.setdefault(m.get("experiment_key", ""), []).append(
                 (m.get("finished", 0.0), run_dir))
     if not groups:
+        for run_dir in candidates:  # say why, when it is a damaged manifest
+            rundir.read_json(run_dir / rundir.MANIFEST)
         raise UsageError(f"no complete run under {exp_dir}")
     latest = max(groups.values(), key=lambda runs: max(t for t, _ in runs))
     skipped = sum(len(runs) for runs in groups.values()) - len(latest)

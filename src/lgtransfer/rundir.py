@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,13 +49,50 @@ def write_yaml(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """A JSON file's data; a damaged one is one line naming `file:line` (exit 2)."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        hint = (" (`lgt run` takes a run whose manifest is damaged as partial and resumes it)"
+                if path.name == MANIFEST else "")
+        raise UsageError(f"{path}:{e.lineno}: damaged JSON ({e.msg}); fix or delete the "
+                         f"file{hint}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: damaged JSON (not text); fix or delete the file") from None
+
+
+_warned_torn: set[Path] = set()
 
 
 def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines log. A torn last line (no newline, not JSON: what a crash
+    during an append leaves) is skipped with one warning; any other damaged line is an error
+    naming `file:line` (exit 2)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: damaged log (not text); delete the run folder to retrain "
+                         "it") from None
+    lines = text.split("\n")  # the last element is "" exactly when the file ends in a newline
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if number == len(lines):  # the unterminated last line
+                if path not in _warned_torn:
+                    _warned_torn.add(path)
+                    print(f"lgt: warning: {path}: skipped its torn last line (a crash during "
+                          "an append leaves one; `lgt run` rewrites it on resume)",
+                          file=sys.stderr)
+                continue
+            raise UsageError(f"{path}:{number}: damaged JSON line ({e.msg}); delete that line, "
+                             "or the run folder to train the run again") from None
+    return rows
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

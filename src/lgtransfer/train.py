@@ -297,7 +297,10 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     if run.stage is not None:
         manifest["stage"] = run.stage
     if run.model.init:  # where the weights came from (kept from the first start on resume)
-        old = rundir.read_json(run_dir / rundir.MANIFEST) if start else {}
+        try:
+            old = rundir.read_json(run_dir / rundir.MANIFEST) if start else {}
+        except (OSError, ValueError):  # a damaged manifest: the run resumes all the same
+            old = {}
         info = source.info if not start else {k: old.get(k) for k in PRETRAINED_KEYS}
         manifest.update({k: info.get(k) for k in PRETRAINED_KEYS})
     if start:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lgtransfer.errors import UsageError
 from lgtransfer.heads.measure import ablation_correct, head_shape
 from lgtransfer.heads.stats import causal_interval
 from lgtransfer.mixture import SeqBatch
@@ -49,6 +50,9 @@ def causal_test(model: torch.nn.Module, aux_importance: np.ndarray,
     """The top-k heads of `aux_importance` (layers x heads) and, per band, the test's numbers
     on the main task's batches of that band (bands without batches are left out)."""
     n_layers, n_heads, _ = head_shape(model)
+    if not 0 < k < n_layers * n_heads:  # a random k-set of every head is no control
+        raise UsageError(f"--k {k} must be between 1 and {n_layers * n_heads - 1}: the model "
+                         f"has {n_layers} x {n_heads} heads")
     top = sorted(top_k(aux_importance, k))
     draws = random_head_sets(n_layers * n_heads, k, random_draws, seed, step)
     masks = condition_masks(top, draws, n_layers, n_heads)

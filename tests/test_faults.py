@@ -1,0 +1,94 @@
+"""Crash artifacts in run folders: a torn last line in a log is skipped with one warning; a
+damaged line elsewhere, a damaged manifest or config is one line naming `file:line` and exit 2,
+never a traceback; `lgt run` resumes a run whose manifest is damaged."""
+
+import shutil
+
+import pytest
+
+from lgtransfer import rundir
+from lgtransfer.cli import main
+
+TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
+        "train.steps=4", "train.batch_size=4", "train.eval_every=2", "train.checkpoint_every=2",
+        "eval.n=4", "seeds=[0]", "baseline=none", "train.keep_resume=true"]
+SETS = [a for s in TINY for a in ("--set", s)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny complete G1 run (with aux only), kept pristine; each test works on a copy."""
+    out = tmp_path_factory.mktemp("faults") / "runs"
+    assert main(["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet",
+                 "--executor", "inline", *SETS]) == 0
+    return out
+
+
+@pytest.fixture
+def runs(trained, tmp_path):
+    copy = tmp_path / "runs"
+    shutil.copytree(trained, copy)
+    (run,) = (copy / "cpu" / "g1").glob("with_aux_*")
+    return copy, run
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_a_torn_last_line_is_skipped_with_one_warning(runs, capsys):
+    out, run = runs
+    rows = rundir.read_jsonl(run / "eval.jsonl")
+    with (run / "eval.jsonl").open("a") as f:
+        f.write('{"experiment": "g1", "variant": "with_a')  # a crash mid-append
+    capsys.readouterr()
+    assert rundir.read_jsonl(run / "eval.jsonl") == rows
+    assert "torn last line" in one_line(capsys.readouterr().err)
+    for argv in (["results", str(out)], ["report", str(out / "cpu" / "g1")],
+                 ["heads", str(run), "--n", "4", "--k", "2", "--random-draws", "2", "--steps",
+                  "last", "--quiet"]):
+        assert main(argv) == 0, argv
+        capsys.readouterr()
+
+
+@pytest.mark.parametrize("name, damage", [
+    ("eval.jsonl", lambda t: t.replace("\n", "\n{oops\n", 1)),  # a damaged line, not the last
+    ("manifest.json", lambda t: t[: len(t) // 2]),
+    ("config.yaml", lambda t: t + "\n  - : [\n"),
+])
+def test_damaged_files_are_one_line_and_exit_2(runs, capsys, name, damage):
+    out, run = runs
+    path = run / name
+    path.write_text(damage(path.read_text()))
+    commands = [["results", str(out)], ["report", str(out / "cpu" / "g1")]]
+    if name != "manifest.json":  # lgt heads reads config and eval, not the manifest
+        commands.append(["heads", str(run), "--n", "4", "--k", "2", "--random-draws", "2",
+                         "--quiet"])
+    for argv in commands:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        line = one_line(capsys.readouterr().err)
+        assert name in line, line
+
+
+def test_lgt_run_resumes_a_run_whose_manifest_is_damaged(runs, capsys):
+    out, run = runs
+    rows = rundir.read_jsonl(run / "eval.jsonl")
+    (run / "manifest.json").write_text('{"status": "comp')  # torn by a crash
+    capsys.readouterr()
+    assert main(["run", "g1", "--budget", "cpu", "--out", str(out), "--dry-run", *SETS]) == 0
+    assert "partial (resumes at step 4)" in capsys.readouterr().out
+    assert main(["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet",
+                 "--executor", "inline", *SETS]) == 0
+    assert rundir.is_complete(run)
+    assert rundir.read_jsonl(run / "eval.jsonl") == rows  # nothing lost, nothing repeated
+
+
+def test_lgt_heads_refuses_more_heads_than_the_model_has(runs, capsys):
+    out, run = runs
+    capsys.readouterr()
+    assert main(["heads", str(run), "--n", "4", "--k", "4", "--quiet"]) == 2
+    assert "--k 4 must be between 1 and 3" in one_line(capsys.readouterr().err)
+    assert not (run / "heads").exists()  # nothing half-written
