@@ -2,7 +2,10 @@
 damaged line elsewhere, a damaged manifest or config is one line naming `file:line` and exit 2,
 never a traceback; `lgt run` resumes a run whose manifest is damaged."""
 
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -92,3 +95,53 @@ def test_lgt_heads_refuses_more_heads_than_the_model_has(runs, capsys):
     assert main(["heads", str(run), "--n", "4", "--k", "4", "--quiet"]) == 2
     assert "--k 4 must be between 1 and 3" in one_line(capsys.readouterr().err)
     assert not (run / "heads").exists()  # nothing half-written
+
+
+def lgt_subprocess(out, extra_env, *extra):
+    env = {**os.environ, **extra_env}
+    return subprocess.run([sys.executable, "-m", "lgtransfer.cli", "run", "g1", "--budget", "cpu",
+                           "--out", str(out), "--quiet", *extra, *STOP_SETS],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+STOP_SETS = [a for s in TINY[:-1] + ["train.steps=8", "train.checkpoint_every=4"]
+             for a in ("--set", s)]
+
+
+@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_to_the_same_rows(
+        tmp_path, name, status):
+    """SIGTERM (preemption, a time limit) and SIGINT (Ctrl-C) at step 3 of 8: a resume point,
+    the manifest `interrupted`, one line, exit 128 + signal; `lgt run` again finishes with
+    exactly the rows of an uninterrupted run, and no checkpoint off the cadence is left."""
+    whole = lgt_subprocess(tmp_path / "whole", {}, "--executor", "inline")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    out = tmp_path / "stopped"
+    first = lgt_subprocess(out, {"LGT_FAULT": f"step:3:{name}"}, "--executor", "inline")
+    assert first.returncode == status, first.stderr[-2000:]
+    assert f"stopped by {name}" in one_line(first.stderr)
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    manifest = rundir.read_json(run / "manifest.json")
+    assert manifest["status"] == "interrupted" and manifest["interrupted_at_step"] == 3
+    assert (run / "checkpoints" / "resume.pt").is_file()
+    again = lgt_subprocess(out, {}, "--executor", "inline")
+    assert again.returncode == 0, again.stderr[-2000:]
+    (ref,) = (tmp_path / "whole" / "cpu" / "g1").glob("with_aux_*")
+    assert rundir.read_jsonl(run / "eval.jsonl") == rundir.read_jsonl(ref / "eval.jsonl")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-4", "step-8"]
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_sigterm_to_a_sweep_stops_its_worker_processes(tmp_path):
+    """Under the local pool the signal reaches the sweep (SLURM signals the job's main process):
+    it stops every worker at a step boundary and starts no further run."""
+    out = tmp_path / "pool"
+    first = lgt_subprocess(out, {"LGT_FAULT": "step:3:SIGTERM:parent"}, "--executor", "local",
+                           "--workers", "2", "--set", "seeds=[0,1]")
+    assert first.returncode == 143, first.stderr[-2000:]
+    states = [rundir.read_json(m)["status"] for m in (out / "cpu" / "g1").glob("*/manifest.json")]
+    assert states and set(states) == {"interrupted"}
+    again = lgt_subprocess(out, {}, "--executor", "local", "--workers", "2",
+                           "--set", "seeds=[0,1]")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(rundir.is_complete(m.parent) for m in (out / "cpu" / "g1").glob("*/manifest.json"))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from lgtransfer.errors import UsageError
+from lgtransfer.errors import Interrupted, UsageError
 
 Command = Callable[[argparse.Namespace], int | None]
 
@@ -330,6 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"lgt: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        name = signal.Signals(e.signum).name
+        print(f"lgt: stopped by {name}: {e.where} (resume point written; `lgt run` again "
+              "resumes it)", file=sys.stderr)
+        return 128 + e.signum
     except BrokenPipeError:  # `lgt sample ... | head`
         return 0
 

@@ -6,3 +6,15 @@ class UsageError(ValueError):
 
     The command line prints its message as one line on stderr and exits with status 2.
     """
+
+
+class Interrupted(Exception):
+    """A run stopped by SIGINT or SIGTERM at a step boundary, its resume point written.
+
+    The command line says so in one line and exits 128 + the signal's number (130 / 143), as a
+    shell does for a process killed by that signal; `lgt run` again resumes the run.
+    """
+
+    def __init__(self, signum: int, where: str) -> None:
+        super().__init__(signum, where)
+        self.signum, self.where = signum, where

@@ -39,12 +39,14 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+from concurrent.futures import CancelledError, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lgtransfer import rundir
+from lgtransfer import rundir, stopping
 from lgtransfer.config import (
     BUDGETS,
     ExperimentConfig,
@@ -58,7 +60,7 @@ from lgtransfer.config import (
     parse_experiment,
     set_key,
 )
-from lgtransfer.errors import UsageError
+from lgtransfer.errors import Interrupted, UsageError
 
 EXECUTORS = ("auto", "inline", "local", "submitit")
 
@@ -324,8 +326,28 @@ def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
         futures = [pool.submit(_work, p.run, p.directory, threads,
                                gpus[i % len(gpus)] if gpus else None, i % n_workers, progress)
                    for i, p in enumerate(pending)]
-        for f in futures:
-            f.result()  # re-raises a worker's error here
+
+        def forward(signum: int) -> None:  # SIGTERM reaches only us: stop the runs, start none
+            for f in futures:
+                f.cancel()
+            for pid in list(pool._processes or {}):
+                os.kill(pid, signal.SIGTERM)
+
+        stopped: Interrupted | None = None
+        with stopping.stop_at_step_boundaries(forward):
+            for f in futures:
+                try:
+                    f.result()  # re-raises a worker's error here
+                except CancelledError:
+                    pass
+                except BrokenProcessPool:  # a worker stopped before its run began
+                    if stopping.requested() is None:
+                        raise
+                except Interrupted as e:
+                    stopped = stopped or e
+            signum = stopping.requested()
+        if stopped or signum is not None:
+            raise stopped or Interrupted(signum or signal.SIGTERM, "the sweep, between runs")
     return busy
 
 

@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgtransfer import pretrained, rundir
+from lgtransfer import pretrained, rundir, stopping
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec, TrainConfig
-from lgtransfer.errors import UsageError
+from lgtransfer.errors import Interrupted, UsageError
 from lgtransfer.evaluate import evaluate, scored_logits
 from lgtransfer.mixture import (
     Mixture,
@@ -198,29 +198,39 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
                position=position, leave=position == 0,
                desc=f"{cfg.name}/{run.variant}/seed{run.seed}", dynamic_ncols=True)
     t_start, tokens_seen = time.perf_counter(), 0
-    for step, batch in enumerate(stream, start=start):
-        loss, grad_norm = train_step(model, optimizer, batch, device, tcfg.buckets,
-                                     tcfg.grad_clip, dtype)
-        scheduler.step()
-        tokens_seen += int(batch.seq_len.sum())
-        done = step + 1
-        last = done == tcfg.steps
-        if done % LOG_EVERY == 0 or last:
-            row = {"step": done, "loss": float(loss), "grad_norm": float(grad_norm),
-                   "lr": scheduler.get_last_lr()[0],
-                   "tokens_per_s": tokens_seen / (time.perf_counter() - t_start)}
-            rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
-            heartbeat(run_dir, manifest)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
-        bar.update(1)
-        if done % tcfg.eval_every == 0 or last:
-            rundir.append_jsonl(run_dir / "eval.jsonl",
-                                eval_rows(model, mixture, lengths, device, run, done))
-        if done % tcfg.checkpoint_every == 0 or last:
-            save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
+    with stopping.stop_at_step_boundaries():
+        for step, batch in enumerate(stream, start=start):
+            loss, grad_norm = train_step(model, optimizer, batch, device, tcfg.buckets,
+                                         tcfg.grad_clip, dtype)
+            scheduler.step()
+            tokens_seen += int(batch.seq_len.sum())
+            done = step + 1
+            last = done == tcfg.steps
+            if done % LOG_EVERY == 0 or last:
+                row = {"step": done, "loss": float(loss), "grad_norm": float(grad_norm),
+                       "lr": scheduler.get_last_lr()[0],
+                       "tokens_per_s": tokens_seen / (time.perf_counter() - t_start)}
+                rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
+                heartbeat(run_dir, manifest)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
+            bar.update(1)
+            if done % tcfg.eval_every == 0 or last:
+                rundir.append_jsonl(run_dir / "eval.jsonl",
+                                    eval_rows(model, mixture, lengths, device, run, done))
+            if done % tcfg.checkpoint_every == 0 or last:
+                save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
+            stopping.fault_point("step", done)
+            signum = stopping.requested()
+            if signum is not None and not last:  # its logs are complete up to `done`
+                bar.close()
+                stop(model, optimizer, scheduler, run, run_dir, done, source, manifest, signum)
     bar.close()
     if not tcfg.keep_resume:  # the checkpoints stay; the optimizer state is of no further use
         (run_dir / "checkpoints" / "resume.pt").unlink(missing_ok=True)
+    for ckpt in (run_dir / "checkpoints").glob("step-*"):  # those a stop wrote off the cadence
+        n = ckpt.name.split("-")[1]
+        if n.isdigit() and int(n) % tcfg.checkpoint_every and int(n) != tcfg.steps:
+            shutil.rmtree(ckpt)
     if device.type == "cuda":
         manifest["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     finish_manifest(run_dir, manifest, time.perf_counter() - t_start)
@@ -337,6 +347,19 @@ def eval_rows(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, list[
         for row in rows:
             row["stage"] = run.stage
     return rows
+
+
+def stop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         scheduler: torch.optim.lr_scheduler.LambdaLR, run: RunSpec, run_dir: Path, step: int,
+         source: pretrained.ModelSource | None, manifest: dict, signum: int) -> None:
+    """A requested stop: the resume point of `step` (its logs are complete up to it), the
+    manifest marked `interrupted`, then `Interrupted` up to the command line."""
+    save_resume_point(model, optimizer, scheduler, run, run_dir, step, source)
+    for key in ("pid", "heartbeat"):
+        manifest.pop(key, None)
+    manifest.update(status="interrupted", interrupted_at_step=step, stopped=rundir.now())
+    rundir.write_json(run_dir / rundir.MANIFEST, manifest)
+    raise Interrupted(signum, f"{run_dir} at step {step}")
 
 
 def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,

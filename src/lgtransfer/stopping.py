@@ -1,0 +1,58 @@
+"""Graceful stop: SIGINT and SIGTERM (Ctrl-C; how SLURM preempts a job or ends it at its time
+limit) only raise a flag; the training loop looks at it at each step boundary, writes a resume
+point and stops (`errors.Interrupted`).
+
+`fault_point` is the hook the fault-injection tests use: with LGT_FAULT=PLACE:STEP:SIGNAL in the
+environment, the process sends itself SIGNAL when it reaches PLACE at STEP (places: `step`, after
+a training step); PLACE:STEP:SIGNAL:parent sends it to the parent process instead (a sweep's, as
+SLURM signals a job's main process). Without it (always, outside tests) it does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_received: list[int] = []  # the signal that asked this process to stop, if any
+
+
+def requested() -> int | None:
+    """The signal number a stop was requested with, or None."""
+    return _received[0] if _received else None
+
+
+@contextlib.contextmanager
+def stop_at_step_boundaries(on_signal: Callable[[int], None] | None = None) -> Iterator[None]:
+    """While inside, SIGINT / SIGTERM request a stop instead of killing the process (and call
+    `on_signal` the first time: a sweep forwards the stop to its worker processes). Repeated
+    signals while stopping change nothing: a stop only writes one resume point."""
+    if threading.current_thread() is not threading.main_thread():  # handlers need the main one
+        yield
+        return
+    _received.clear()
+
+    def handler(signum: int, frame: object) -> None:
+        if not _received and on_signal is not None:
+            on_signal(signum)
+        _received.append(signum)
+
+    old = {s: signal.signal(s, handler) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def fault_point(place: str, step: int) -> None:
+    """Send this process the signal LGT_FAULT names when it reaches `place` at `step`."""
+    spec = os.environ.get("LGT_FAULT")
+    if not spec:
+        return
+    where, at, name, *whom = spec.split(":")
+    if where == place and int(at) == step:
+        os.kill(os.getppid() if whom == ["parent"] else os.getpid(), getattr(signal, name))
