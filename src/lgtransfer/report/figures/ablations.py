@@ -10,6 +10,7 @@ import pandas as pd
 from lgtransfer.report.figures.registry import (
     claims_table,
     figure,
+    num,
     per_seed_values,
     seed_mean,
 )
@@ -44,14 +45,14 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     by_seed = {e: per_seed_values(seeds, e, "acc_past_main_with_aux") for e in names}
     for e in both:
         for s in singles:
-            rows.append((s, f"weaker than both ({e})", f"{acc[s]:.2f} vs {acc[e]:.2f}; both - "
+            rows.append((s, f"weaker than both ({e})", f"{num(acc[s])} vs {num(acc[e])}; both - "
                          "single", paired_above(by_seed[e], by_seed[s], MIN_EFFECT)))
     by_task = {aux_sets[s][0]: s for s in singles}
     for first, second in MORE_RELATED_FIRST:
         if first in by_task and second in by_task:
             a, b = by_task[first], by_task[second]
             rows.append((f"{first} vs {second}", f"{first} transfers more than {second}",
-                         f"{acc[a]:.2f} vs {acc[b]:.2f}; difference",
+                         f"{num(acc[a])} vs {num(acc[b])}; difference",
                          paired_above(by_seed[a], by_seed[b], MIN_EFFECT)))
     return Section("", "Bars: mean main-task accuracy on (L_main, L_aux] over seeds.",
                    [path], [claims_table(rows)])

@@ -11,6 +11,7 @@ from lgtransfer.report.figures.registry import (
     claims_table,
     experiment_figures,
     figure,
+    num,
     per_seed_values,
     seed_mean,
 )
@@ -25,7 +26,7 @@ def groups(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
         with_aux, alone = (seed_mean(seeds, exp, c) for c in (
             "acc_past_main_with_aux", "acc_past_main_main_only"))
         gains = list(per_seed_values(seeds, exp, "acc_past_main_gain").values())
-        ours = f"acc. past L_main {with_aux:.2f} with aux vs {alone:.2f} alone; gain"
+        ours = f"acc. past L_main {num(with_aux)} with aux vs {num(alone)} alone; gain"
         rows.append((exp, "with the aux tasks the main task extrapolates past L_main; alone it "
                      "does not", ours, transfer(gains, MIN_EFFECT)))
         same_examples = per_seed_values(seeds, exp, "acc_past_main_gain_same_examples")
@@ -33,7 +34,7 @@ def groups(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
             alone = seed_mean(seeds, exp, "acc_past_main_main_only_same_examples")
             rows.append((f"{exp} (same main examples)", "as above, against the baseline trained "
                          "on as many main-task examples as the with-aux run",
-                         f"acc. past L_main {with_aux:.2f} with aux vs {alone:.2f} alone; gain",
+                         f"acc. past L_main {num(with_aux)} with aux vs {num(alone)} alone; gain",
                          transfer(list(same_examples.values()), MIN_EFFECT)))
     return Section("", TEXT, experiment_figures(df, out), [claims_table(rows)])
 

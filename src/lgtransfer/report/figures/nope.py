@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lgtransfer.report.figures.registry import claims_table, figure, per_seed_values
+from lgtransfer.report.figures.registry import claims_table, figure, num, per_seed_values
 from lgtransfer.report.render import Section, pyplot
 from lgtransfer.verdicts import paired_above
 
@@ -37,7 +37,7 @@ def nope(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     for g in groups:
         r, n = gap["mean"].get(f"{g}-rope", np.nan), gap["mean"].get(f"{g}-nope", np.nan)
         rows.append((g, "RoPE transfers better: its gap is lower than NoPE's",
-                     f"gap RoPE {r:.2f} vs NoPE {n:.2f}; NoPE - RoPE",
+                     f"gap RoPE {num(r)} vs NoPE {num(n)}; NoPE - RoPE",
                      paired_above(per_seed_values(seeds, f"{g}-nope", "gap"),
                                   per_seed_values(seeds, f"{g}-rope", "gap"), MIN_EFFECT)))
     return Section("", "", [path], [claims_table(rows)])

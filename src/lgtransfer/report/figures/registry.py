@@ -33,11 +33,20 @@ def figure(*ids: str, title: str) -> Callable[[SectionFn], SectionFn]:
     return register
 
 
+def num(x: float) -> str:
+    """A measured number for a claims row: two decimals, or n/a where undefined."""
+    return "n/a" if x != x else f"{x:.2f}"
+
+
 def claims_table(rows: list[tuple[str, str, str, bool | Verdict | None]]) -> pd.DataFrame:
     """(experiment, the paper's claim, what we measured, the verdict) per row. A `Verdict`
-    brings its rule, written beside the result, and its interval with n."""
+    brings its rule, written beside the result, and its interval with n. A verdict with no data
+    at all (n = 0: an experiment whose own runs are not done, listed through a shared baseline)
+    makes no row."""
     out = []
     for e, p, o, ok in rows:
+        if isinstance(ok, Verdict) and ok.measured.n == 0:
+            continue
         if isinstance(ok, Verdict):
             out.append({"experiment": e, "paper": p, "ours": f"{o}; {ok.measured}",
                         "rule": ok.rule, "reproduces": ok.outcome})
