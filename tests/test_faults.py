@@ -145,3 +145,63 @@ def test_sigterm_to_a_sweep_stops_its_worker_processes(tmp_path):
                            "--set", "seeds=[0,1]")
     assert again.returncode == 0, again.stderr[-2000:]
     assert all(rundir.is_complete(m.parent) for m in (out / "cpu" / "g1").glob("*/manifest.json"))
+
+
+DISK_SETS = [a for s in TINY[:-1] + ["train.steps=8", "train.checkpoint_every=2"]
+             for a in ("--set", s)]
+
+
+def lgt_disk(out, fault=None):
+    env = {**os.environ, **({"LGT_FAULT": fault} if fault else {})}
+    return subprocess.run([sys.executable, "-m", "lgtransfer.cli", "run", "g1", "--budget", "cpu",
+                           "--out", str(out), "--quiet", "--executor", "inline", *DISK_SETS],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def disk_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("disk") / "whole"
+    assert lgt_disk(out).returncode == 0
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    return rundir.read_jsonl(run / "eval.jsonl")
+
+
+@pytest.mark.parametrize("place", ["checkpoint", "resume", "eval"])
+def test_a_full_disk_stops_cleanly_and_the_run_resumes_to_the_same_rows(
+        tmp_path, disk_reference, place):
+    """ENOSPC while writing a checkpoint, the resume point or evaluation rows at step 4: one
+    line naming the path and the free space, exit 74, no temporary file left; once space is
+    back, `lgt run` resumes and ends with the rows of an uninterrupted run."""
+    out = tmp_path / "runs"
+    first = lgt_disk(out, f"{place}:4:ENOSPC")
+    assert first.returncode == 74, first.stderr[-2000:]
+    line = one_line(first.stderr)
+    assert "disk full writing" in line and "MB free" in line and "`lgt run` again" in line
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    assert not list(run.rglob("*.tmp"))
+    assert rundir.last_step(run) == 2  # the last complete checkpoint is the resume point
+    again = lgt_disk(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
+
+
+def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, disk_reference):
+    """The same on a real full file system, where this machine lets the tests mount one (root
+    on Linux): a 600 KB tmpfs fills during the run; after it is grown, the run resumes."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (the ENOSPC tests above cover the same paths)")
+    try:
+        first = lgt_disk(mnt / "runs")
+        assert first.returncode == 74, first.stderr[-2000:]
+        assert "disk full writing" in one_line(first.stderr)
+        (run,) = (mnt / "runs" / "cpu" / "g1").glob("with_aux_*")
+        assert not list(run.rglob("*.tmp"))
+        subprocess.run(["mount", "-o", "remount,size=20m", str(mnt)], check=True)
+        again = lgt_disk(mnt / "runs")
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)

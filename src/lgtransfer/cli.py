@@ -8,12 +8,13 @@ status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from lgtransfer.errors import Interrupted, UsageError
+from lgtransfer.errors import DiskFull, Interrupted, UsageError
 
 Command = Callable[[argparse.Namespace], int | None]
 
@@ -331,6 +332,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"lgt: error: {e}", file=sys.stderr)
         return 2
+    except DiskFull as e:
+        free = "unknown" if e.free_bytes is None else f"{e.free_bytes / 2**20:.1f} MB"
+        print(f"lgt: error: disk full writing {e.path} ({free} free there); the run in "
+              f"{e.run_dir} stopped cleanly: free some space and `lgt run` again resumes it",
+              file=sys.stderr)
+        return DiskFull.STATUS
+    except OSError as e:  # a full disk outside a run (a report, a table): nothing to resume
+        if e.errno != errno.ENOSPC:
+            raise
+        print(f"lgt: error: disk full writing {e.filename or 'a file'}; free some space and "
+              "run the command again", file=sys.stderr)
+        return DiskFull.STATUS
     except Interrupted as e:
         name = signal.Signals(e.signum).name
         print(f"lgt: stopped by {name}: {e.where} (resume point written; `lgt run` again "

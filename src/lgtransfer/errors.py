@@ -18,3 +18,15 @@ class Interrupted(Exception):
     def __init__(self, signum: int, where: str) -> None:
         super().__init__(signum, where)
         self.signum, self.where = signum, where
+
+
+class DiskFull(Exception):
+    """A write failed for lack of space (ENOSPC). The run's temporary files are removed and it
+    stays resumable; the command line says where and how much is free, and exits 74 (EX_IOERR).
+    """
+
+    STATUS = 74
+
+    def __init__(self, path: str, free_bytes: int | None, run_dir: str) -> None:
+        super().__init__(path, free_bytes, run_dir)
+        self.path, self.free_bytes, self.run_dir = path, free_bytes, run_dir

@@ -5,12 +5,15 @@ point and stops (`errors.Interrupted`).
 `fault_point` is the hook the fault-injection tests use: with LGT_FAULT=PLACE:STEP:SIGNAL in the
 environment, the process sends itself SIGNAL when it reaches PLACE at STEP (places: `step`, after
 a training step); PLACE:STEP:SIGNAL:parent sends it to the parent process instead (a sweep's, as
-SLURM signals a job's main process). Without it (always, outside tests) it does nothing.
+SLURM signals a job's main process). SIGNAL `ENOSPC` raises the error a full disk gives instead
+(places `checkpoint`, `resume`, `eval`: while writing those). Without it (always, outside tests)
+it does nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -54,5 +57,8 @@ def fault_point(place: str, step: int) -> None:
     if not spec:
         return
     where, at, name, *whom = spec.split(":")
-    if where == place and int(at) == step:
-        os.kill(os.getppid() if whom == ["parent"] else os.getpid(), getattr(signal, name))
+    if where != place or int(at) != step:
+        return
+    if name == "ENOSPC":  # a full disk at this write
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), whom[0] if whom else place)
+    os.kill(os.getppid() if whom == ["parent"] else os.getpid(), getattr(signal, name))

@@ -19,6 +19,7 @@ and the id map.
 
 from __future__ import annotations
 
+import errno
 import math
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from tqdm import tqdm
 from lgtransfer import pretrained, rundir, stopping
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec, TrainConfig
-from lgtransfer.errors import Interrupted, UsageError
+from lgtransfer.errors import DiskFull, Interrupted, UsageError
 from lgtransfer.evaluate import evaluate, scored_logits
 from lgtransfer.mixture import (
     Mixture,
@@ -148,6 +149,7 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
     extended, with the id map in `lgt_run.json`; else ours)."""
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
+    stopping.fault_point("checkpoint", step_of(path))
     tokenizer = source.tokenizer if source and source.tokenizer is not None else None
     (tokenizer if tokenizer is not None else tok.hf_tokenizer()).save_pretrained(tmp)
     meta = {"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
@@ -163,7 +165,37 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
 
 
 def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int = 0) -> None:
-    """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one."""
+    """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one. A
+    full disk stops it cleanly (`errors.DiskFull`): temporary files removed, still resumable."""
+    try:
+        _train_run(run, run_dir, progress, position)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        remove_temporaries(run_dir)
+        try:
+            free: int | None = shutil.disk_usage(run_dir).free
+        except OSError:
+            free = None
+        raise DiskFull(str(e.filename or run_dir), free, str(run_dir)) from None
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    """What an interrupted write leaves: a checkpoint folder or resume point being written, and
+    the temporary files of atomic writes. The last complete checkpoint stays the resume point."""
+    for tmp in [*run_dir.glob("checkpoints/*.tmp"), *run_dir.rglob(".*.tmp")]:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def step_of(checkpoint: Path) -> int:
+    """The step of a `step-N` checkpoint folder."""
+    return int(checkpoint.name.split("-")[1])
+
+
+def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> None:
     if rundir.is_complete(run_dir):
         return
     cfg, tcfg = run.experiment, run.train
@@ -215,8 +247,9 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
                 bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
             bar.update(1)
             if done % tcfg.eval_every == 0 or last:
-                rundir.append_jsonl(run_dir / "eval.jsonl",
-                                    eval_rows(model, mixture, lengths, device, run, done))
+                rows = eval_rows(model, mixture, lengths, device, run, done)
+                stopping.fault_point("eval", done)
+                rundir.append_jsonl(run_dir / "eval.jsonl", rows)
             if done % tcfg.checkpoint_every == 0 or last:
                 save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
             stopping.fault_point("step", done)
@@ -370,6 +403,12 @@ def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     ckpt_dir = run_dir / "checkpoints"
     save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
     tmp = ckpt_dir / "resume.pt.tmp"
-    torch.save({"step": step, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict()}, tmp)
-    tmp.replace(ckpt_dir / "resume.pt")
+    try:
+        torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict()}, tmp)
+        stopping.fault_point("resume", step)
+        tmp.replace(ckpt_dir / "resume.pt")
+    except OSError:  # resume.pt still names the previous checkpoint: this one is no resume point
+        tmp.unlink(missing_ok=True)
+        shutil.rmtree(ckpt_dir / f"step-{step}", ignore_errors=True)
+        raise
