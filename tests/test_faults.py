@@ -97,65 +97,17 @@ def test_lgt_heads_refuses_more_heads_than_the_model_has(runs, capsys):
     assert not (run / "heads").exists()  # nothing half-written
 
 
-def lgt_subprocess(out, extra_env, *extra):
-    env = {**os.environ, **extra_env}
-    return subprocess.run([sys.executable, "-m", "lgtransfer.cli", "run", "g1", "--budget", "cpu",
-                           "--out", str(out), "--quiet", *extra, *STOP_SETS],
-                          env=env, capture_output=True, text=True, timeout=300)
-
-
-STOP_SETS = [a for s in TINY[:-1] + ["train.steps=8", "train.checkpoint_every=4"]
-             for a in ("--set", s)]
-
-
-@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGINT", 130)])
-def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_to_the_same_rows(
-        tmp_path, name, status):
-    """SIGTERM (preemption, a time limit) and SIGINT (Ctrl-C) at step 3 of 8: a resume point,
-    the manifest `interrupted`, one line, exit 128 + signal; `lgt run` again finishes with
-    exactly the rows of an uninterrupted run, and no checkpoint off the cadence is left."""
-    whole = lgt_subprocess(tmp_path / "whole", {}, "--executor", "inline")
-    assert whole.returncode == 0, whole.stderr[-2000:]
-    out = tmp_path / "stopped"
-    first = lgt_subprocess(out, {"LGT_FAULT": f"step:3:{name}"}, "--executor", "inline")
-    assert first.returncode == status, first.stderr[-2000:]
-    assert f"stopped by {name}" in one_line(first.stderr)
-    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
-    manifest = rundir.read_json(run / "manifest.json")
-    assert manifest["status"] == "interrupted" and manifest["interrupted_at_step"] == 3
-    assert (run / "checkpoints" / "resume.pt").is_file()
-    again = lgt_subprocess(out, {}, "--executor", "inline")
-    assert again.returncode == 0, again.stderr[-2000:]
-    (ref,) = (tmp_path / "whole" / "cpu" / "g1").glob("with_aux_*")
-    assert rundir.read_jsonl(run / "eval.jsonl") == rundir.read_jsonl(ref / "eval.jsonl")
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-4", "step-8"]
-    assert not list(run.rglob("*.tmp"))
-
-
-def test_sigterm_to_a_sweep_stops_its_worker_processes(tmp_path):
-    """Under the local pool the signal reaches the sweep (SLURM signals the job's main process):
-    it stops every worker at a step boundary and starts no further run."""
-    out = tmp_path / "pool"
-    first = lgt_subprocess(out, {"LGT_FAULT": "step:3:SIGTERM:parent"}, "--executor", "local",
-                           "--workers", "2", "--set", "seeds=[0,1]")
-    assert first.returncode == 143, first.stderr[-2000:]
-    states = [rundir.read_json(m)["status"] for m in (out / "cpu" / "g1").glob("*/manifest.json")]
-    assert states and set(states) == {"interrupted"}
-    again = lgt_subprocess(out, {}, "--executor", "local", "--workers", "2",
-                           "--set", "seeds=[0,1]")
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert all(rundir.is_complete(m.parent) for m in (out / "cpu" / "g1").glob("*/manifest.json"))
-
-
 DISK_SETS = [a for s in TINY[:-1] + ["train.steps=8", "train.checkpoint_every=2"]
              for a in ("--set", s)]
 
 
-def lgt_disk(out, fault=None):
+def lgt_disk(out, fault=None, *executor):
+    """`lgt run` of a tiny G1 (8 steps, evaluated and checkpointed every 2) in a subprocess,
+    with LGT_FAULT set to `fault` (`stopping.fault_point`)."""
     env = {**os.environ, **({"LGT_FAULT": fault} if fault else {})}
     return subprocess.run([sys.executable, "-m", "lgtransfer.cli", "run", "g1", "--budget", "cpu",
-                           "--out", str(out), "--quiet", "--executor", "inline", *DISK_SETS],
-                          env=env, capture_output=True, text=True, timeout=300)
+                           "--out", str(out), "--quiet", *(executor or ("--executor", "inline")),
+                           *DISK_SETS], env=env, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +116,42 @@ def disk_reference(tmp_path_factory):
     assert lgt_disk(out).returncode == 0
     (run,) = (out / "cpu" / "g1").glob("with_aux_*")
     return rundir.read_jsonl(run / "eval.jsonl")
+
+
+@pytest.mark.parametrize("name, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_to_the_same_rows(
+        tmp_path, disk_reference, name, status):
+    """SIGTERM (preemption, a time limit) and SIGINT (Ctrl-C) at step 3 of 8: a resume point,
+    the manifest `interrupted`, one line, exit 128 + signal; `lgt run` again finishes with
+    exactly the rows of an uninterrupted run, and no checkpoint off the cadence is left."""
+    out = tmp_path / "stopped"
+    first = lgt_disk(out, f"step:3:{name}")
+    assert first.returncode == status, first.stderr[-2000:]
+    assert f"stopped by {name}" in one_line(first.stderr)
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    manifest = rundir.read_json(run / "manifest.json")
+    assert manifest["status"] == "interrupted" and manifest["interrupted_at_step"] == 3
+    assert (run / "checkpoints" / "resume.pt").is_file()
+    again = lgt_disk(out)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "step-2", "step-4", "step-6", "step-8"]
+    assert not list(run.rglob("*.tmp"))
+
+
+def test_sigterm_to_a_sweep_stops_its_worker_processes(tmp_path):
+    """Under the local pool the signal reaches the sweep (SLURM signals the job's main process):
+    it stops every worker at a step boundary and starts no further run."""
+    out = tmp_path / "pool"
+    first = lgt_disk(out, "step:3:SIGTERM:parent", "--executor", "local", "--workers", "2",
+                     "--set", "seeds=[0,1]")
+    assert first.returncode == 143, first.stderr[-2000:]
+    states = [rundir.read_json(m)["status"] for m in (out / "cpu" / "g1").glob("*/manifest.json")]
+    assert states and set(states) == {"interrupted"}
+    again = lgt_disk(out, None, "--executor", "local", "--workers", "2", "--set", "seeds=[0,1]")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(rundir.is_complete(m.parent) for m in (out / "cpu" / "g1").glob("*/manifest.json"))
 
 
 @pytest.mark.parametrize("place", ["checkpoint", "resume", "eval"])
@@ -205,3 +193,32 @@ def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, disk_reference):
         assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+# SIGKILL points over a run's life (8 steps, evaluated and checkpointed every 2), in order; each
+# restart resumes what the kill before left, so the chain crosses every kind of write
+KILL_POINTS = ["step:1", "mid_step:2", "eval:2", "checkpoint:2", "resume:2", "step:3",
+               "eval:4", "eval_written:4", "checkpoint:4", "resume:4", "mid_step:5", "step:5",
+               "eval:6", "checkpoint:6", "resume:6", "step:7", "mid_step:8", "eval:8",
+               "checkpoint:8", "resume:8", "finish:8", "report:0"]
+
+
+def test_sigkill_anywhere_loses_and_repeats_nothing(tmp_path, disk_reference):
+    """Kill -9 at 22 named points, restarting after each: the run completes with exactly the
+    uninterrupted run's evaluation rows (none lost, none repeated), one metrics row per logged
+    step, no temporary file, and its report."""
+    out = tmp_path / "runs"
+    for point in KILL_POINTS:
+        killed = lgt_disk(out, f"{point}:SIGKILL")
+        assert killed.returncode == -9, (point, killed.stderr[-2000:])
+    last = lgt_disk(out)
+    assert last.returncode == 0, last.stderr[-2000:]
+    runs = sorted((out / "cpu" / "g1").glob("*_seed0_*"))
+    assert [r.name.split("_seed")[0] for r in runs] == ["with_aux"]
+    run = runs[0]
+    assert rundir.is_complete(run)
+    assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
+    steps = [r["step"] for r in rundir.read_jsonl(run / "metrics.jsonl")]
+    assert steps == sorted(set(steps))
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
+    assert (out / "cpu" / "g1" / "report.md").is_file()

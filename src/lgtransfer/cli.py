@@ -85,6 +85,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
+    from lgtransfer import stopping
     from lgtransfer.report.experiment import curves_text, seed_table
     from lgtransfer.report.suite import write_report
     from lgtransfer.results import load_eval
@@ -96,6 +97,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 if p.experiment_dir == out / e.folder and p.directory not in busy_dirs]
         if not dirs:
             continue
+        stopping.fault_point("report", 0)
         report = write_report(out / e.folder, dirs)
         if len(experiments) == 1:
             df = load_eval(out / e.folder, dirs)

@@ -3,11 +3,14 @@ limit) only raise a flag; the training loop looks at it at each step boundary, w
 point and stops (`errors.Interrupted`).
 
 `fault_point` is the hook the fault-injection tests use: with LGT_FAULT=PLACE:STEP:SIGNAL in the
-environment, the process sends itself SIGNAL when it reaches PLACE at STEP (places: `step`, after
-a training step); PLACE:STEP:SIGNAL:parent sends it to the parent process instead (a sweep's, as
-SLURM signals a job's main process). SIGNAL `ENOSPC` raises the error a full disk gives instead
-(places `checkpoint`, `resume`, `eval`: while writing those). Without it (always, outside tests)
-it does nothing.
+environment, the process sends itself SIGNAL when it reaches PLACE at STEP. The places: `step`
+(after a training step), `mid_step` (between the optimizer's step and the schedule's), `eval` and
+`eval_written` (before and after appending evaluation rows), `checkpoint` (halfway through
+writing one), `resume` (before the resume point replaces the last), `finish` (before the
+manifest says complete) and `report` (before `lgt run` writes the report; step 0).
+PLACE:STEP:SIGNAL:parent signals the parent process instead (a sweep's, as SLURM signals a
+job's main process). SIGNAL `ENOSPC` raises the error a full disk gives (at `checkpoint`,
+`resume`, `eval`). Without LGT_FAULT (always, outside tests) it does nothing.
 """
 
 from __future__ import annotations

@@ -234,6 +234,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
         for step, batch in enumerate(stream, start=start):
             loss, grad_norm = train_step(model, optimizer, batch, device, tcfg.buckets,
                                          tcfg.grad_clip, dtype)
+            stopping.fault_point("mid_step", step + 1)  # the weights moved, the schedule not
             scheduler.step()
             tokens_seen += int(batch.seq_len.sum())
             done = step + 1
@@ -250,6 +251,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                 rows = eval_rows(model, mixture, lengths, device, run, done)
                 stopping.fault_point("eval", done)
                 rundir.append_jsonl(run_dir / "eval.jsonl", rows)
+                stopping.fault_point("eval_written", done)
             if done % tcfg.checkpoint_every == 0 or last:
                 save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
             stopping.fault_point("step", done)
@@ -258,15 +260,17 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                 bar.close()
                 stop(model, optimizer, scheduler, run, run_dir, done, source, manifest, signum)
     bar.close()
+    if device.type == "cuda":
+        manifest["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+    stopping.fault_point("finish", tcfg.steps)  # everything written but the manifest's status
+    finish_manifest(run_dir, manifest, time.perf_counter() - t_start)
+    # after `complete`, so a kill in between costs disk space, never a retraining
     if not tcfg.keep_resume:  # the checkpoints stay; the optimizer state is of no further use
         (run_dir / "checkpoints" / "resume.pt").unlink(missing_ok=True)
     for ckpt in (run_dir / "checkpoints").glob("step-*"):  # those a stop wrote off the cadence
         n = ckpt.name.split("-")[1]
         if n.isdigit() and int(n) % tcfg.checkpoint_every and int(n) != tcfg.steps:
             shutil.rmtree(ckpt)
-    if device.type == "cuda":
-        manifest["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
-    finish_manifest(run_dir, manifest, time.perf_counter() - t_start)
 
 
 LOG_EVERY = 50  # steps between rows of metrics.jsonl
