@@ -222,3 +222,21 @@ def test_sigkill_anywhere_loses_and_repeats_nothing(tmp_path, disk_reference):
     assert steps == sorted(set(steps))
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*.tmp"))
     assert (out / "cpu" / "g1" / "report.md").is_file()
+
+
+def test_a_preempted_submitit_job_requeues_itself_and_resumes(tmp_path, monkeypatch,
+                                                              disk_reference):
+    """submitit's protocol, with its local executor: SIGUSR2 (a cluster's notice of preemption
+    or of the time limit) at step 3 stops the run with a resume point, the job requeues itself,
+    and the requeued job resumes at step 3 and ends with the uninterrupted run's rows."""
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("LGT_FAULT", "step:3:SIGUSR2")
+    out = tmp_path / "runs"
+    assert main(["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet",
+                 "--executor", "submitit", "--cluster", "local", *DISK_SETS]) == 0
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    manifest = rundir.read_json(run / "manifest.json")
+    assert manifest["status"] == "complete" and manifest["resumed_from_step"] == 3
+    assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
+    logs = "".join(p.read_text() for p in (out / "cpu" / "g1" / ".submitit").rglob("*.err"))
+    assert "Caught signal SIGUSR2" in logs and "preempted" in logs

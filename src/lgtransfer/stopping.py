@@ -22,7 +22,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = [signal.SIGINT, signal.SIGTERM]  # a submitit job adds SIGUSR2 (`sweep.TrainJob`)
 _received: list[int] = []  # the signal that asked this process to stop, if any
 
 

@@ -287,6 +287,33 @@ def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position
     return str(directory)
 
 
+class TrainJob:
+    """One run as a submitit job that requeues itself when preempted or timed out.
+
+    submitit's checkpointing protocol: before a time limit or a preemption the cluster sends
+    SIGUSR2, and submitit requeues a job whose callable has a `checkpoint` method. Here SIGUSR2
+    first stops the training loop at the next step boundary with a resume point (like SIGTERM),
+    then is raised again for submitit's own handler, which requeues the same call; the requeued
+    job resumes from that point. Everything a run needs is on disk, so the call is its state.
+    """
+
+    def __call__(self, run: RunSpec, directory: Path, threads: int, gpu: str | None,
+                 position: int, progress: bool) -> str:
+        stopping.SIGNALS.append(signal.SIGUSR2)
+        try:
+            return _work(run, directory, threads, gpu, position, progress)
+        except Interrupted as e:
+            if e.signum != signal.SIGUSR2:
+                raise
+            os.kill(os.getpid(), signal.SIGUSR2)  # submitit's handler, restored: requeue
+            raise  # not reached on a cluster that requeues
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args, **kwargs)
+
+
 def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
             progress: bool = True, cluster: str | None = None,
             cluster_options: dict[str, Any] | None = None) -> list[PlannedRun]:
@@ -374,9 +401,9 @@ def _submit(pending: list[PlannedRun], out: Path, cluster: str | None, options: 
     except (ValueError, TypeError) as e:
         raise UsageError(f"--cluster-option: {e}") from None
     threads = 1 if executor.cluster == "local" else 0
-    jobs = executor.map_array(_work, [p.run for p in pending], [p.directory for p in pending],
-                              [threads] * len(pending), [None] * len(pending),
-                              [0] * len(pending), [False] * len(pending))
+    jobs = executor.map_array(TrainJob(), [p.run for p in pending],
+                              [p.directory for p in pending], [threads] * len(pending),
+                              [None] * len(pending), [0] * len(pending), [False] * len(pending))
     print(f"submitted {len(jobs)} job(s) to {executor.cluster}: "
           f"{jobs[0].job_id.split('_')[0]} (logs in {folder})")
     for job in jobs:
