@@ -240,3 +240,21 @@ def test_a_preempted_submitit_job_requeues_itself_and_resumes(tmp_path, monkeypa
     assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
     logs = "".join(p.read_text() for p in (out / "cpu" / "g1" / ".submitit").rglob("*.err"))
     assert "Caught signal SIGUSR2" in logs and "preempted" in logs
+
+
+def test_a_damaged_resume_point_is_one_line_and_deleting_it_retrains(runs, capsys):
+    """Out of scope for repair (the weights themselves are damaged): `lgt run` says which file
+    to delete, and after that trains the run again from step 0 to the same rows."""
+    out, run = runs
+    rows = rundir.read_jsonl(run / "eval.jsonl")
+    (run / "manifest.json").write_text('{"status": "comp')  # so that the run is resumed
+    weights = run / "checkpoints" / "step-4" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    capsys.readouterr()
+    argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
+            "inline", *SETS]
+    assert main(argv) == 2
+    assert "resume point is damaged" in one_line(capsys.readouterr().err)
+    (run / "checkpoints" / "resume.pt").unlink()
+    assert main(argv) == 0
+    assert rundir.read_jsonl(run / "eval.jsonl") == rows

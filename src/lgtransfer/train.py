@@ -286,9 +286,17 @@ def resume_point(run: RunSpec, run_dir: Path
     when `model.init` names one (source None: a fresh model)."""
     resume_file = run_dir / "checkpoints" / "resume.pt"
     if resume_file.exists():
-        state = torch.load(resume_file, map_location="cpu", weights_only=False)
-        step = state["step"]
-        return step, state, pretrained.load_checkpoint(run_dir / "checkpoints" / f"step-{step}")
+        try:
+            state = torch.load(resume_file, map_location="cpu", weights_only=False)
+            step = state["step"]
+            return step, state, pretrained.load_checkpoint(run_dir / "checkpoints" /
+                                                           f"step-{step}")
+        except UsageError:
+            raise
+        except Exception as e:  # damaged weights or optimizer state: out of our hands
+            raise UsageError(f"cannot resume {run_dir}: its resume point is damaged "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); delete "
+                             f"{resume_file} to train the run again from step 0") from None
     if run.model.init:
         return 0, None, pretrained.load_source(run.model, run.seed,
                                                [t.task for t in run.experiment.group])
