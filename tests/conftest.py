@@ -1,5 +1,5 @@
 """Shared test settings: hypothesis runs derandomized, so every test run draws the same cases;
-no GPU is detected for the default budget."""
+no GPU is detected for the default budget; user tasks loaded by a test are forgotten after it."""
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -22,3 +22,15 @@ def _no_gpu_detected(monkeypatch):
     from lgtransfer.config import files
 
     monkeypatch.setattr(files, "has_gpu", lambda: False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_user_tasks():
+    """User tasks a test loads are forgotten after it, as they would be by a new process."""
+    from lgtransfer.tasks import TASKS, user
+
+    tasks, sources, files = dict(TASKS), dict(user.SOURCES), dict(user._files)
+    yield
+    for store, saved in ((TASKS, tasks), (user.SOURCES, sources), (user._files, files)):
+        store.clear()
+        store.update(saved)

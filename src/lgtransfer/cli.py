@@ -34,31 +34,78 @@ def _check_count_and_seed(args: argparse.Namespace) -> None:
         raise UsageError(f"--seed must be non-negative, got {args.seed}")
 
 
-def cmd_tasks(args: argparse.Namespace) -> None:
+def cmd_tasks(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lgtransfer.tasks import TASKS
+    from lgtransfer.tasks.user import load_entry_points, load_files, source_of
 
+    if args.check:
+        from lgtransfer.tasks.check import check_file
+
+        names, problems = check_file(args.check, args.eval_n)
+        for line in problems:
+            print(f"lgt: {line}", file=sys.stderr)
+        if problems:
+            return 2
+        print(f"{args.check}: {len(names)} task(s) OK: {', '.join(names)}")
+        return 0
+    load_files(args.tasks_from)
+    load_entry_points()
     rows = [("task", "family", "length counts", "example (length 5)")]
     for name, task in TASKS.items():
-        length = max(5, task.min_length)
+        length = min(max(5, task.min_length), task.max_length)
         ex = task.sample(np.random.default_rng(0), length)[0]
-        rows.append((name, task.family, task.length_unit, f"{ex.prompt} -> {ex.target}"))
+        origin = source_of(name)
+        where = "" if origin["from"] == "lgtransfer" else f"   [{origin.get('path')}]"
+        rows.append((name, task.family, task.length_unit, f"{ex.prompt} -> {ex.target}{where}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join([c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[3]]))
+    return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
     import numpy as np
 
     from lgtransfer.tasks import get_task
+    from lgtransfer.tasks.user import load_files
 
+    load_files(args.tasks_from)
     task = get_task(args.task)
     task.check_length(args.length)
     _check_count_and_seed(args)
     examples = task.sample(np.random.default_rng(args.seed), args.length, args.count)
     sys.stdout.write("".join(json.dumps(e.as_dict()) + "\n" for e in examples))
+
+
+def _loaded(files: list[str]) -> list[str]:
+    """`--tasks-from` files, loaded, as absolute paths (every experiment then carries them)."""
+    from pathlib import Path
+
+    from lgtransfer.tasks.user import load_file
+
+    paths = [str(Path(f).resolve()) for f in files]
+    for p in paths:
+        load_file(p)
+    return paths
+
+
+def _check_user_tasks(experiments: list) -> None:
+    """A user's task in a group is checked as `lgt tasks --check` would, before any run folder
+    exists; the first problem is the error."""
+    from lgtransfer.tasks import get_task
+    from lgtransfer.tasks.check import check_task
+    from lgtransfer.tasks.user import source_of
+
+    checked: set[str] = set()
+    for e in experiments:
+        for t in e.config.group:
+            if source_of(t.task)["from"] != "lgtransfer" and t.task not in checked:
+                checked.add(t.task)
+                problems = check_task(get_task(t.task), e.config.eval.n)
+                if problems:
+                    raise UsageError(problems[0])
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -67,11 +114,14 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.config import validate_runs
     from lgtransfer.sweep import describe, execute, load_experiments, plan, record_experiments
 
+    files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
     experiments = load_experiments(args.experiment, args.set, args.budget)
     for e in experiments:
+        e.config.tasks_from = sorted({*e.config.tasks_from, *files})
         # every bad input is caught before a run folder exists (a dry run lists runs even when
         # their pretrained models are not on this machine yet)
         validate_runs(e.config, check_models=not args.dry_run)
+    _check_user_tasks(experiments)
     out = Path(args.out)
     planned = plan(experiments, out)
     if args.dry_run:
@@ -235,7 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lgt", description="Length-generalization transfer experiments.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("tasks", help="list every task with one example")
+    tasks_from = {"action": "append", "default": [], "metavar": "FILE",
+                  "help": "a Python file of your own tasks (repeatable; README, 'Your own tasks')"}
+    p = sub.add_parser("tasks", help="list every task with one example, or --check a task file")
+    p.add_argument("--tasks-from", **tasks_from)
+    p.add_argument("--check", metavar="FILE",
+                   help="validate the tasks of FILE: one line per problem, exit 2 if any")
+    p.add_argument("--eval-n", type=int, default=1024,
+                   help="with --check: the evaluation set size to check the task can fill")
     p.set_defaults(func=cmd_tasks)
 
     p = sub.add_parser("sample", help="print examples of a task as JSON lines")
@@ -243,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--length", type=int, required=True)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tasks-from", **tasks_from)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("run", help="train an experiment (every seed, with the baseline), "
@@ -259,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs",
                    help="output folder (default: runs); runs go to OUT/BUDGET/[SWEEP/]EXPERIMENT")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--tasks-from", **tasks_from)
     p.add_argument("--executor", default="auto",
                    help="auto | inline | local (a process pool) | submitit (SLURM job array)")
     p.add_argument("--workers", type=int, default=0,

@@ -184,6 +184,23 @@ class Mixture:
         self._eval_cache: dict[tuple[str, int], TaskBatch] = {}
         self._leaks: list[np.ndarray] = [self._leak_hashes(i) for i in range(len(specs))]
 
+    def __getstate__(self) -> dict:
+        """Pickled by task name (a spawned worker looks each task up, loading user task files
+        first), so a task defined in a user's file travels too."""
+        from lgtransfer.tasks.user import files_of
+
+        state = dict(self.__dict__)
+        state["tasks"] = [t.name for t in self.tasks]
+        state["task_files"] = files_of(state["tasks"])
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from lgtransfer.tasks.user import load_files
+
+        load_files(state.pop("task_files"))
+        state["tasks"] = [get_task(n) for n in state["tasks"]]
+        self.__dict__.update(state)
+
     def index(self, task: str) -> int:
         for i, spec in enumerate(self.specs):
             if spec.task == task:
@@ -270,7 +287,9 @@ def fixed_eval_set(task_name: str, length: int, n: int, seed: int) -> TaskBatch:
             return batch
         fresh = task.batch(rng, np.full(n - len(first), length))
         batch = TaskBatch.concat([batch.select(np.sort(first)), fresh])
-    raise RuntimeError(f"could not draw {n} distinct {task_name} examples of length {length}")
+    raise UsageError(f"could not draw {n} distinct {task_name} examples of length {length}: "
+                     "the task has fewer; declare its space_size, raise its min_length or lower "
+                     "eval.n (`lgt tasks --check` finds this)")
 
 
 # ----------------------------------------------------------------------------- evaluation lengths

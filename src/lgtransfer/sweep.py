@@ -126,7 +126,7 @@ def load_experiments(names: list[str], overrides: list[str] | None = None,
 def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None
                        ) -> list[ExperimentEntry]:
     unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid",
-                          "budgets", "budget"}
+                          "budgets", "budget", "tasks_from", "matrix"}
     if unknown:
         raise UsageError(f"{source}: unknown sweep key {sorted(unknown)[0]!r}")
     budget = budget_of(raw, source, asked)
@@ -135,6 +135,10 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
         raise UsageError(f"{source}: a sweep's budget may give only 'set' and 'grid', got "
                          f"{sorted(set(own) - {'set', 'grid'})[0]!r}")
     sweep, entries = str(raw["sweep"]), raw.get("experiments")
+    if "matrix" in raw:
+        if entries:
+            raise UsageError(f"{source}: a sweep has 'experiments' or a 'matrix', not both")
+        entries = matrix_entries(raw["matrix"], source)
     grid = {**(raw.get("grid") or {}), **(own.get("grid") or {})}
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"{source}: a sweep needs a non-empty list 'experiments'")
@@ -160,11 +164,33 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
                 for key in grid[axis]["keys"]:
                     set_key(base, key, value)
             base["name"] = str(entry["name"]).format(**point)
+            if raw.get("tasks_from"):  # the sweep's own task files, for every experiment
+                base["tasks_from"] = [*base.get("tasks_from", []), *raw["tasks_from"]]
             for assignment in overrides:
                 apply_override(base, assignment)
             cfg = parse_experiment(base, f"{source}: {base['name']}")
             out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep))
     return out
+
+
+def matrix_entries(matrix: object, source: str) -> list[dict]:
+    """A transfer matrix: every ordered pair of distinct tasks (main trained to `main_length`,
+    auxiliary to `aux_length`) as one experiment `MAIN-from-AUX` on the base experiment. The
+    main-alone baselines are shared by the pairs with the same main task (one run each)."""
+    keys = {"tasks", "main_length", "aux_length", "base"}
+    if not isinstance(matrix, dict) or set(matrix) - keys or not {"tasks", "main_length",
+                                                                  "aux_length"} <= set(matrix):
+        raise UsageError(f"{source}: 'matrix' needs tasks, main_length and aux_length "
+                         "(and optionally base)")
+    tasks = matrix["tasks"]
+    if not isinstance(tasks, list) or len(tasks) < 2 or len(set(map(str, tasks))) < len(tasks):
+        raise UsageError(f"{source}: matrix.tasks must list at least two distinct tasks")
+    return [{"base": str(matrix.get("base", "g1")), "name": f"{m}-from-{a}",
+             "set": {"group": [{"task": str(m), "role": "main",
+                                "max_length": matrix["main_length"]},
+                               {"task": str(a), "role": "aux",
+                                "max_length": matrix["aux_length"]}]}}
+            for m in tasks for a in tasks if m != a]
 
 
 def plan(experiments: list[ExperimentEntry], out: Path) -> list[PlannedRun]:

@@ -47,6 +47,7 @@ from lgtransfer.mixture import (
     worker_batch,
 )
 from lgtransfer.model import build_model
+from lgtransfer.tasks.user import load_files, source_of
 
 # ----------------------------------------------------------------------------- set-up
 
@@ -198,6 +199,7 @@ def step_of(checkpoint: Path) -> int:
 def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> None:
     if rundir.is_complete(run_dir):
         return
+    load_files(run.experiment.tasks_from)  # user tasks, in whichever process trains the run
     cfg, tcfg = run.experiment, run.train
     device = pick_device(tcfg.device)
     if tcfg.threads:
@@ -351,6 +353,8 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
                 else "fp32", "compiled": compiles(cfg.train, device)}
     if run.stage is not None:
         manifest["stage"] = run.stage
+    # where each task's code came from (a user's file or package: with its sha256)
+    manifest["task_sources"] = {t.task: source_of(t.task) for t in run.group}
     if run.model.init:  # where the weights came from (kept from the first start on resume)
         try:
             old = rundir.read_json(run_dir / rundir.MANIFEST) if start else {}

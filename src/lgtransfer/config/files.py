@@ -57,6 +57,8 @@ def load_raw(name_or_path: str) -> dict:
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: an experiment file must be a YAML mapping")
     raw.setdefault("name", path.stem)
+    if "tasks_from" in raw:  # user task files, relative to this file; loaded now (tasks/user.py)
+        raw["tasks_from"] = task_files(raw["tasks_from"], path.parent, str(path))
     if "base" in raw:  # `base: g2` = that experiment, with this file's fields on top
         base = str(raw.pop("base"))
         if base in _loading:
@@ -74,6 +76,20 @@ def load_raw(name_or_path: str) -> dict:
 
 
 _loading: set[str] = set()
+
+
+def task_files(value: object, folder: Path, source: str) -> list[str]:
+    """`tasks_from:` (a path or a list of them, relative to `folder`) as absolute paths, each
+    loaded, so that the experiment's group can name their tasks."""
+    from lgtransfer.tasks.user import load_file
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise UsageError(f"{source}: tasks_from must be a file path or a list of them")
+    paths = [str((folder / v).resolve()) for v in items]
+    for p in paths:
+        load_file(p)
+    return paths
 
 
 def has_gpu() -> bool:

@@ -117,6 +117,10 @@ class ExperimentConfig(GroupRoles):
     # cpu | gpu | paper: set by the loader (`--budget`, never in a file's fields), part of every
     # run's key, so runs of two budgets are never one run; "" for a config built by hand
     budget: str = ""
+    # user task files (absolute; `tasks/user.py`), loaded by every process that trains the
+    # group. Not part of a run's key: a path is this machine's; each task's file hash is in
+    # the manifest instead.
+    tasks_from: list[str] = field(default_factory=list)
 
     @property
     def eval_max_length(self) -> int:

@@ -1,6 +1,10 @@
-"""Every task of the paper, registered by name. Importing this package registers them all."""
+"""Every task of the paper, registered by name (importing this package registers them all), and
+the public API for your own: subclass `Task` and decorate it with `register`, or write one
+example-making function and decorate it with `simple_task` (README, "Your own tasks")."""
 
 from lgtransfer.tasks import arithmetic, mazes, strings  # noqa: F401  (registration)
 from lgtransfer.tasks.base import TASKS, Example, Task, TaskBatch, get_task, register
+from lgtransfer.tasks.simple import SimpleTask, simple_task
 
-__all__ = ["TASKS", "Example", "Task", "TaskBatch", "get_task", "register"]
+__all__ = ["TASKS", "Example", "SimpleTask", "Task", "TaskBatch", "get_task", "register",
+           "simple_task"]

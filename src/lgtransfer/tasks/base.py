@@ -135,6 +135,11 @@ def register(cls: type[Task]) -> type[Task]:
 
 
 def get_task(name: str) -> Task:
+    """The task registered as `name`; installed packages' tasks load on the first miss."""
+    if name not in TASKS:
+        from lgtransfer.tasks.user import load_entry_points
+
+        load_entry_points()
     try:
         return TASKS[name]
     except KeyError:

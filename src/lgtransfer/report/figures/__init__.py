@@ -24,6 +24,7 @@ from lgtransfer.report.figures import (  # noqa: F401  (imported to register the
     controls,
     dynamics,
     groups,
+    matrix,
     nope,
     pretrained,
     ratio,

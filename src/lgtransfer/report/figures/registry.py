@@ -17,7 +17,7 @@ from lgtransfer.report.render import Section
 from lgtransfer.verdicts import Verdict
 
 PAPER_ORDER = ["3a", "3b", "3c", "4a", "4c", "6", "7", "8", "9", "14", "10", "11", "12", "13",
-               "15"]
+               "15", "matrix"]
 # (a complete run's eval rows, their per-seed metrics, the suite folder) -> the figure's section
 SectionFn = Callable[[pd.DataFrame, pd.DataFrame, Path], Section]
 # paper figure id -> (section title, the function that draws it)

@@ -1,0 +1,59 @@
+"""The transfer matrix (beyond the paper): for every ordered pair of tasks, how much the main
+task gains past its training length from the auxiliary one (a sweep file's `matrix:`). Is
+transfer symmetric? The heatmap answers at a glance; each cell's verdict is `transfer`'s rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lgtransfer.report.figures.registry import claims_table, figure, num, per_seed_values
+from lgtransfer.report.render import Section, pyplot
+from lgtransfer.verdicts import paired_above, transfer
+
+MIN_EFFECT = 0.05  # as for the paper's groups: 5 points of accuracy past the main length
+
+
+@figure("matrix", title="Transfer matrix (beyond the paper)")
+def matrix(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
+    pairs = {e: (sel[sel.role == "main"].task.iloc[0], sel[sel.role == "aux"].task.iloc[0])
+             for e, sel in df[df.variant == "with_aux"].groupby("experiment")
+             if (sel.role == "aux").any()}
+    tasks = sorted({t for pair in pairs.values() for t in pair})
+    gains = {pair: per_seed_values(seeds, e, "acc_past_main_gain") for e, pair in pairs.items()}
+    mean = np.full((len(tasks), len(tasks)), np.nan)
+    std = np.full_like(mean, np.nan)
+    for (m, a), by_seed in gains.items():
+        v = np.array([x for x in by_seed.values() if not np.isnan(x)])
+        if len(v):
+            i, j = tasks.index(m), tasks.index(a)
+            mean[i, j], std[i, j] = v.mean(), v.std(ddof=1) if len(v) > 1 else 0.0
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.5 * len(tasks) + 2.5, 1.2 * len(tasks) + 1.5))
+    im = ax.imshow(mean, cmap="RdBu", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right")
+    ax.set_yticks(range(len(tasks)), tasks)
+    ax.set(xlabel="auxiliary task (long)", ylabel="main task (short)",
+           title="gain in main-task accuracy past its training length")
+    for (i, j), v in np.ndenumerate(mean):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:+.2f}\n± {std[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    path = out / "fig_matrix.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    rows = [(f"{m} from {a}", f"(not in the paper) {m} borrows length from {a}",
+             f"gain {num(float(np.nanmean(list(g.values()))) if g else np.nan)}",
+             transfer(list(g.values()), MIN_EFFECT)) for (m, a), g in sorted(gains.items())]
+    for (m, a), g in sorted(gains.items()):  # symmetry: each unordered pair once
+        if m < a and (a, m) in gains:
+            rows.append((f"{m} vs {a}", f"(not in the paper) {m} gains more from {a} than "
+                         f"{a} from {m}", "per-seed difference of the two gains",
+                         paired_above(g, gains[(a, m)], MIN_EFFECT)))
+    text = ("Rows: the main task, trained short; columns: the auxiliary task, trained long. "
+            "Each cell: mean ± std over seeds of the with-aux minus alone accuracy on "
+            "(L_main, L_aux].")
+    return Section("", text, [path], [claims_table(rows)])
