@@ -64,6 +64,27 @@ def measure(make: Callable[[], object], batch: int, seconds: float) -> float:
     return best
 
 
+def simple_vs_vectorized(batch: int, seconds: float) -> None:
+    """The cost of the simple form (`simple_task`: a Python call per example): `copy` written as
+    one function against the built-in vectorized `copy`, lengths 1-32."""
+    from lgtransfer.tasks import simple_task
+
+    letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+
+    @simple_task("bench_simple_copy", family="string", max_length=32)
+    def simple_copy(rng: np.random.Generator, length: int) -> tuple[str, str]:
+        s = "".join(letters[rng.integers(0, 52, length)])
+        return s + "=", s
+
+    rates = {}
+    for name in ("copy", "bench_simple_copy"):
+        task, rng = get_task(name), np.random.default_rng(0)
+        rates[name] = measure(lambda t=task, r=rng: t.train_batch(r, batch, 1, 32), batch, seconds)
+    print(f"copy 1-32, examples/s: vectorized {rates['copy']:,.0f}, simple form "
+          f"{rates['bench_simple_copy']:,.0f}: the simple form is "
+          f"{rates['copy'] / rates['bench_simple_copy']:.0f}x slower\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
@@ -89,6 +110,7 @@ def main() -> None:
                        args.batch, args.seconds)
         rows.append((f"Mixture {label}", GROUP_FAMILY[label[:2]], rate))
 
+    simple_vs_vectorized(args.batch, args.seconds)
     width = max(len(r[0]) for r in rows)
     print(f"{'what':<{width}}  {'family':<10}  {'examples/s':>12}  {'target':>9}  ok")
     failures = 0
