@@ -18,10 +18,11 @@ HEAVY = ("torch", "transformers")
 # Modules that must not import torch or transformers at import time, directly or through the
 # modules they import (a function may still import them lazily, when it needs a model).
 TORCH_FREE = ["errors", "tokenizer", "tasks", "tasks.base", "tasks.arithmetic", "tasks.strings",
-              "tasks.mazes", "mixture", "metrics", "stats", "rundir", "config", "config.schema",
-              "config.parse", "config.files", "config.runs", "results", "sweep", "report",
-              "report.render", "report.experiment", "report.stages", "pretrained", "heads",
-              "heads.stats", "heads.plots", "cli"]
+              "tasks.mazes", "tasks.simple", "tasks.user", "tasks.check", "stopping", "verdicts",
+              "mixture", "metrics", "stats", "rundir", "config", "config.schema", "config.parse",
+              "config.files", "config.runs", "results", "sweep", "report", "report.render",
+              "report.experiment", "report.stages", "pretrained", "heads", "heads.stats",
+              "heads.plots", "cli"]
 
 
 def module_name(path: Path) -> str:

@@ -134,12 +134,16 @@ def register(cls: type[Task]) -> type[Task]:
     return cls
 
 
-def get_task(name: str) -> Task:
-    """The task registered as `name`; installed packages' tasks load on the first miss."""
-    if name not in TASKS:
-        from lgtransfer.tasks.user import load_entry_points
+# Called with no arguments when a name is not registered, before giving up: `tasks.user` adds
+# the loader of installed packages' entry points, so their tasks load on first use.
+ON_MISS: list[Callable[[], object]] = []
 
-        load_entry_points()
+
+def get_task(name: str) -> Task:
+    """The task registered as `name` (or by an installed package, loaded on the first miss)."""
+    if name not in TASKS:
+        for hook in ON_MISS:
+            hook()
     try:
         return TASKS[name]
     except KeyError:

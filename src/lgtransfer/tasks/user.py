@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from lgtransfer.errors import UsageError
-from lgtransfer.tasks.base import TASKS
+from lgtransfer.tasks.base import ON_MISS, TASKS
 
 ENTRY_POINT_GROUP = "lgtransfer.tasks"
 SOURCES: dict[str, dict] = {}  # task name -> where it came from (built-ins are absent)
@@ -94,6 +94,9 @@ def _register_from(load, where: str):  # noqa: ANN001, ANN202 (a loader and what
         raise UsageError(f"{where}: loading it failed: ValueError: {e}") from None
     except Exception as e:  # the user's code: whatever it raises is one line, not a traceback
         raise UsageError(f"{where}: loading it failed: {type(e).__name__}: {e}") from None
+
+
+ON_MISS.append(load_entry_points)
 
 
 def source_of(name: str) -> dict:
