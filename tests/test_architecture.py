@@ -143,3 +143,10 @@ def test_light_commands_start_without_torch(tmp_path):
                              text=True, timeout=120)
         code, heavy = json.loads(out.stdout.rsplit("HEAVY ", 1)[1])
         assert code == 0 and heavy == [], (argv, code, heavy, out.stderr[-500:])
+
+
+def test_the_command_lines_budgets_are_the_configs():
+    from lgtransfer import cli
+    from lgtransfer.config.schema import BUDGETS
+
+    assert cli.BUDGETS == BUDGETS

@@ -16,6 +16,10 @@ from collections.abc import Callable, Sequence
 
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
 
+# `config.schema.BUDGETS`, written here so that building the parser imports no config code
+# (start-up time of `lgt tasks` / `lgt sample`); tests/test_architecture.py checks they agree
+BUDGETS = ("cpu", "gpu", "paper")
+
 Command = Callable[[argparse.Namespace], int | None]
 
 
@@ -280,7 +284,6 @@ def _lengths(text: str | None) -> list[int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lgtransfer.config.schema import BUDGETS
 
     parser = _Parser(prog="lgt", description="Length-generalization transfer experiments.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from lgtransfer.errors import UsageError
@@ -64,6 +63,7 @@ def load_entry_points() -> list[str]:
     global _entry_points_loaded
     if _entry_points_loaded:
         return []
+    from importlib.metadata import entry_points  # here: importing it costs start-up time
     _entry_points_loaded = True
     names: list[str] = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
