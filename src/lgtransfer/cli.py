@@ -213,17 +213,20 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from lgtransfer.evaluate import greedy_generate
     from lgtransfer.mixture import map_ids, to_sequences
     from lgtransfer.tasks import get_task
+    from lgtransfer.tasks.user import load_files
 
     ckpt = Path(args.checkpoint)
-    task = get_task(args.task)
-    task.check_length(args.length)
     _check_count_and_seed(args)
     if not (ckpt / "lgt_run.json").is_file():
         raise UsageError(f"no lgtransfer checkpoint at {ckpt} (lgt_run.json missing)")
     try:
-        group = rundir.read_json(ckpt / "lgt_run.json")["group"]
+        meta = rundir.read_json(ckpt / "lgt_run.json")
+        group = meta["group"]
     except (ValueError, KeyError):
         raise UsageError(f"{ckpt / 'lgt_run.json'} is not a valid run description") from None
+    load_files(meta.get("tasks_from") or [])  # the run's own task files, if it had any
+    task = get_task(args.task)
+    task.check_length(args.length)
     if args.task not in group:
         raise UsageError(f"task {args.task!r} was not trained in this run ({', '.join(group)})")
     source = pretrained.load_checkpoint(ckpt)  # with the id map of a pretrained model

@@ -154,7 +154,8 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
     tokenizer = source.tokenizer if source and source.tokenizer is not None else None
     (tokenizer if tokenizer is not None else tok.hf_tokenizer()).save_pretrained(tmp)
     meta = {"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
-            "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed}
+            "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
+            "tasks_from": run.experiment.tasks_from}
     if run.stage is not None:
         meta["stage"] = run.stage
     if source and source.id_map is not None:

@@ -52,6 +52,7 @@ from lgtransfer.metrics import generalization_gap
 from lgtransfer.mixture import GroupRoles, GroupTask, Mixture, SeqBatch, map_ids
 from lgtransfer.stats import jaccard, spearman, top_k
 from lgtransfer.tasks import get_task
+from lgtransfer.tasks.user import load_files
 
 ABLATIONS = ("mean", "zero")
 
@@ -260,6 +261,7 @@ def read_run(run_dir: Path, root: Path) -> TrainedRun:
                        int(cfg["eval"]["n"]), int(cfg["eval"]["seed"]))
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as e:
         raise UsageError(f"{run_dir / 'config.yaml'} is not a run config: {e}") from None
+    load_files(cfg.get("tasks_from") or [])  # a user's tasks, where the run names them
     return info
 
 
