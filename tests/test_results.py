@@ -125,7 +125,8 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     report = write_report(tmp_path)
     text = report.read_text()
     for title in ("Task groups", "Controls", "Length ratio", "RoPE vs NoPE",
-                  "Single-auxiliary ablations", "Training dynamics", "Statistics over seeds"):
+                  "Single-auxiliary ablations", "Training dynamics", "Statistics over seeds",
+                  "Cost"):
         assert f"## {title}" in text
     for png in ("fig10_ratio.png", "fig12_nope.png", "fig14_ablations.png", "fig11_dynamics.png"):
         assert (tmp_path / png).is_file()

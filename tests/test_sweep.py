@@ -226,11 +226,12 @@ def test_both_baselines_train_and_report(tmp_path):
 
 
 def test_runs_shared_in_one_command_carry_their_folders_name(tmp_path):
-    """`lgt run g1 a1`: G1's runs are A1-both's too; they are trained once, in g1's folder and
-    under g1's name, and every table labels each run by the experiment that lists it."""
+    """`lgt run g1 a1 c1`: G1's runs are A1-both's too and its baseline is C1's; each is trained
+    once, in g1's folder and under g1's name, and every table labels each run by the experiment
+    that lists it, as part of that experiment's config."""
     out = tmp_path / "out"
     sets = [a for s in TINY + ["seeds=[0]"] for a in ("--set", s)]
-    assert main(["run", "g1", "a1", "--out", str(out), "--quiet", *sets]) == 0
+    assert main(["run", "g1", "a1", "c1", "--out", str(out), "--quiet", *sets]) == 0
     g1_runs = sorted(p.parent for p in (out / "cpu" / "g1").glob("*/manifest.json"))
     assert len(g1_runs) == 2
     for run in g1_runs:
@@ -240,6 +241,12 @@ def test_runs_shared_in_one_command_carry_their_folders_name(tmp_path):
 
     df = collect(out / "cpu")
     both = df[df.run.str.startswith("g1/")]
-    assert set(both.experiment) == {"g1", "a1-both"}  # one run, listed by both experiments
+    assert set(both.experiment) == {"g1", "a1-both", "c1"}  # listed by each experiment of it
     assert set(both[both.experiment == "g1"].figure) == {"3a"}
     assert set(both[both.experiment == "a1-both"].figure) == {"14"}
+    # C1's baseline is G1's main-alone run: in C1's tables it is C1's config, not another one
+    from lgtransfer.results import label_configs, per_seed
+
+    seeds = per_seed(label_configs(df))
+    c1 = seeds[seeds.experiment == "c1"]
+    assert len(c1) == 1 and not c1.acc_past_main_gain.isna().any()

@@ -66,8 +66,7 @@ def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame
     index = rundir.read_experiment_index(exp_dir) or {}
     frames = []
     for d in run_dirs:
-        frame = _run_frame(d, exp_dir, *((index.get("name"), index.get("figure")) if index
-                                         else _owner(d.parent)))
+        frame = _run_frame(d, exp_dir, *_owner(exp_dir if index else d.parent))
         if frame is not None and rundir.is_complete(d):
             frames.append(frame)
     if not frames:
@@ -159,10 +158,9 @@ def collect(root: Path) -> pd.DataFrame:
     frames = [_run_frame(d, root, *_owner(d.parent)) for d in run_folders(root)]
     for index_path in sorted(root.rglob(rundir.EXPERIMENT_INDEX)):
         exp_dir = index_path.parent
-        index = rundir.read_experiment_index(exp_dir) or {}
         for d in rundir.listed_runs(exp_dir):
             if not d.is_relative_to(exp_dir) and (d / rundir.MANIFEST).exists():
-                frames.append(_run_frame(d, root, index.get("name"), index.get("figure")))
+                frames.append(_run_frame(d, root, *_owner(exp_dir)))
     frames = [f for f in frames if f is not None]
     if not frames:
         raise UsageError(f"no run with evaluation results under {root}")
@@ -171,16 +169,32 @@ def collect(root: Path) -> pd.DataFrame:
     return df[CONTRACT_COLUMNS + extra]
 
 
-def _owner(folder: Path) -> tuple[str | None, str | None]:
-    """The name and figure of the experiment whose folder this is (its `experiment.json`), so a
-    run is labelled by where it lives, whatever name it was trained under; (None, None) when
-    the folder has no index (runs made before experiment.json: their eval rows' own name)."""
+def _owner(folder: Path) -> tuple[str | None, str | None, str | None]:
+    """The name, figure and config key of the experiment whose folder this is (its
+    `experiment.json`), so a run is labelled by the experiment that lists it, whatever name it
+    was trained under, and a shared baseline joins that experiment's config; (None, None, None)
+    when the folder has no index (runs made before experiment.json keep their own)."""
     index = rundir.read_experiment_index(folder)
-    return (index.get("name"), index.get("figure")) if index else (None, None)
+    if not index:
+        return None, None, None
+    return index.get("name"), index.get("figure"), index.get("experiment_key") or _own_key(folder)
+
+
+def _own_key(folder: Path) -> str | None:
+    """The config key of the newest run trained in this folder itself (for an experiment.json
+    written before it recorded its key)."""
+    found = []
+    for manifest in folder.glob(f"*/{rundir.MANIFEST}"):
+        try:
+            m = rundir.read_json(manifest)
+        except (OSError, ValueError):
+            continue
+        found.append((m.get("started", 0.0), m.get("experiment_key")))
+    return max(found)[1] if found else None
 
 
 def _run_frame(d: Path, root: Path, experiment: str | None = None,
-               figure: str | None = None) -> pd.DataFrame | None:
+               figure: str | None = None, key: str | None = None) -> pd.DataFrame | None:
     """One run's eval rows with its folder, status and keys (`experiment`, `figure`: those of
     the experiment that lists it, when it was trained under another)."""
     rows = rundir.read_jsonl(d / "eval.jsonl")
@@ -194,7 +208,7 @@ def _run_frame(d: Path, root: Path, experiment: str | None = None,
     frame["run"] = Path(os.path.relpath(d, root)).as_posix() if d != root else d.name
     frame["status"] = m.get("status", "unknown")
     frame["config_hash"] = m.get("config_hash", "")
-    frame["experiment_key"] = m.get("experiment_key", "")
+    frame["experiment_key"] = key or m.get("experiment_key", "")
     frame["figure"] = m.get("figure", "") if figure is None else figure
     frame["pos_encoding"] = (config or {}).get("model", {}).get("pos_encoding", "rope")
     frame["budget"] = (config or {}).get("budget") or ""  # "": a run made before budgets

@@ -172,13 +172,16 @@ def last_step(run_dir: Path) -> int:
     return max(steps, default=0) if (run_dir / "checkpoints" / "resume.pt").exists() else 0
 
 
-def record_experiment_runs(exp_dir: Path, name: str, figure: str, run_dirs: list[Path]) -> None:
+def record_experiment_runs(exp_dir: Path, name: str, figure: str, run_dirs: list[Path],
+                           experiment_key: str = "") -> None:
     """Add runs to an experiment folder's index (`experiment.json`): paths relative to the
-    folder, so a run trained in another experiment's folder is listed under this one too."""
+    folder, so a run trained in another experiment's folder is listed under this one too; and
+    the experiment's config key, which tables give every run it lists."""
     index = read_experiment_index(exp_dir) or {"runs": []}
     runs = index["runs"] + [os.path.relpath(d, exp_dir) for d in run_dirs]
-    write_json(exp_dir / EXPERIMENT_INDEX,
-               {"name": name, "figure": figure, "runs": sorted(set(runs))})
+    write_json(exp_dir / EXPERIMENT_INDEX, {"name": name, "figure": figure,
+                                            "experiment_key": experiment_key,
+                                            "runs": sorted(set(runs))})
 
 
 def read_experiment_index(exp_dir: Path) -> dict | None:

@@ -240,8 +240,10 @@ def record_experiments(experiments: list[ExperimentEntry], planned: list[Planned
     """Write each experiment folder's index of its runs (`experiment.json`), so that its report
     lists the runs it shares with other experiments."""
     for e in experiments:
-        dirs = [p.directory for p in planned if p.experiment_dir == out / e.folder]
-        rundir.record_experiment_runs(out / e.folder, e.config.name, e.config.figure, dirs)
+        mine = [p for p in planned if p.experiment_dir == out / e.folder]
+        rundir.record_experiment_runs(out / e.folder, e.config.name, e.config.figure,
+                                      [p.directory for p in mine],
+                                      mine[0].run.experiment_key if mine else "")
 
 
 def describe(planned: list[PlannedRun]) -> str:

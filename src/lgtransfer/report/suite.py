@@ -60,9 +60,33 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
                        "ci_high", "best_seed"]].round(3)
         sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
+    cost = cost_table(done, root)
+    if len(cost):
+        sections.append(Section("Cost", COST_TEXT.format(
+            total=cost.attrs["total_minutes"], runs=cost.attrs["runs"]), tables=[cost]))
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
     write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
+
+
+COST_TEXT = ("Training time per experiment, from each run's manifest (`train_seconds`: "
+             "training and its evaluations, one run per core). A run two experiments share "
+             "counts under both; the {runs} distinct complete runs took {total} minutes in all.")
+
+
+def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """experiment | runs | minutes per run | minutes: what the complete runs cost to train."""
+    seconds = {}
+    for run in done.run.unique():
+        manifest = rundir.read_json(root / run / rundir.MANIFEST)
+        seconds[run] = float(manifest.get("train_seconds") or 0.0)
+    per = done[["experiment", "run"]].drop_duplicates()
+    per = per.assign(minutes=[seconds[r] / 60 for r in per.run])
+    table = per.groupby("experiment").minutes.agg(["count", "mean", "sum"]).reset_index()
+    table.columns = ["experiment", "runs", "minutes per run", "minutes"]
+    table = table.round(1)
+    table.attrs = {"total_minutes": round(sum(seconds.values()) / 60, 1), "runs": len(seconds)}
+    return table
 
 
 def write_claims(sections: list[Section], root: Path) -> Path:
