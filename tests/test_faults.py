@@ -197,14 +197,15 @@ def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, disk_reference):
 
 # SIGKILL points over a run's life (8 steps, evaluated and checkpointed every 2), in order; each
 # restart resumes what the kill before left, so the chain crosses every kind of write
-KILL_POINTS = ["step:1", "mid_step:2", "eval:2", "checkpoint:2", "resume:2", "step:3",
-               "eval:4", "eval_written:4", "checkpoint:4", "resume:4", "mid_step:5", "step:5",
-               "eval:6", "checkpoint:6", "resume:6", "step:7", "mid_step:8", "eval:8",
-               "checkpoint:8", "resume:8", "finish:8", "report:0"]
+KILL_POINTS = ["step:1", "write_manifest.json:0", "mid_step:2", "eval:2", "checkpoint:2",
+               "resume:2", "step:3", "eval:4", "eval_written:4", "checkpoint:4", "resume:4",
+               "mid_step:5", "step:5", "eval:6", "checkpoint:6", "resume:6", "step:7",
+               "mid_step:8", "eval:8", "checkpoint:8", "resume:8", "finish:8", "report:0",
+               "write_report.md:0"]
 
 
 def test_sigkill_anywhere_loses_and_repeats_nothing(tmp_path, disk_reference):
-    """Kill -9 at 22 named points, restarting after each: the run completes with exactly the
+    """Kill -9 at 24 named points, restarting after each: the run completes with exactly the
     uninterrupted run's evaluation rows (none lost, none repeated), one metrics row per logged
     step, no temporary file, and its report."""
     out = tmp_path / "runs"

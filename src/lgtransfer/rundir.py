@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 import lgtransfer
+from lgtransfer import stopping
 from lgtransfer.errors import UsageError
 
 _UMASK = os.umask(0)
@@ -28,12 +29,18 @@ os.umask(_UMASK)
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it into place: a reader sees the
+    old file or the new, never half of one. A temporary file a killed writer left is removed
+    by the next write of the same file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
+        stopping.fault_point(f"write_{path.name}", 0)  # the fault-injection tests' kill point
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -7,7 +7,9 @@ environment, the process sends itself SIGNAL when it reaches PLACE at STEP. The 
 (after a training step), `mid_step` (between the optimizer's step and the schedule's), `eval` and
 `eval_written` (before and after appending evaluation rows), `checkpoint` (halfway through
 writing one), `resume` (before the resume point replaces the last), `finish` (before the
-manifest says complete) and `report` (before `lgt run` writes the report; step 0).
+manifest says complete), `report` (before `lgt run` writes the report; step 0) and
+`write_NAME` (step 0: the first atomic write of a file NAME, between writing its temporary file
+and renaming it into place).
 PLACE:STEP:SIGNAL:parent signals the parent process instead (a sweep's, as SLURM signals a
 job's main process). SIGNAL `ENOSPC` raises the error a full disk gives (at `checkpoint`,
 `resume`, `eval`). Without LGT_FAULT (always, outside tests) it does nothing.
