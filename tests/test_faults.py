@@ -173,6 +173,23 @@ def test_a_full_disk_stops_cleanly_and_the_run_resumes_to_the_same_rows(
     assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
 
 
+def test_a_full_disk_while_writing_the_report_keeps_the_finished_run(tmp_path, disk_reference):
+    """ENOSPC while `lgt run` writes the report, the runs done: one line naming the report and
+    the free space, exit 74, no temporary file; the rerun trains nothing and writes it."""
+    out = tmp_path / "runs"
+    first = lgt_disk(out, "write_report.md:0:ENOSPC")
+    assert first.returncode == 74, first.stderr[-2000:]
+    line = one_line(first.stderr)
+    assert "disk full writing" in line and "report.md" in line and "MB free" in line
+    assert not list(out.rglob(".*.tmp"))
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    finished = rundir.read_json(run / "manifest.json")["finished"]
+    again = lgt_disk(out)
+    assert again.returncode == 0 and (out / "cpu" / "g1" / "report.md").is_file()
+    assert rundir.read_json(run / "manifest.json")["finished"] == finished  # not retrained
+    assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
+
+
 def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, disk_reference):
     """The same on a real full file system, where this machine lets the tests mount one (root
     on Linux): a 600 KB tmpfs fills during the run; after it is grown, the run resumes."""

@@ -392,6 +392,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _free(path: str | None) -> str:
+    """Free space on the file system of `path` (or its nearest existing parent), in MB."""
+    import shutil
+    from pathlib import Path
+
+    p = Path(path or ".").absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return f"{shutil.disk_usage(p).free / 2**20:.1f} MB"
+    except OSError:
+        return "unknown"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -408,8 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:  # a full disk outside a run (a report, a table): nothing to resume
         if e.errno != errno.ENOSPC:
             raise
-        print(f"lgt: error: disk full writing {e.filename or 'a file'}; free some space and "
-              "run the command again", file=sys.stderr)
+        print(f"lgt: error: disk full writing {e.filename or 'a file'} ({_free(e.filename)} "
+              "free there); free some space and run the command again (finished runs are "
+              "kept)", file=sys.stderr)
         return DiskFull.STATUS
     except Interrupted as e:
         name = signal.Signals(e.signum).name

@@ -40,7 +40,7 @@ def write_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are for sharing
-        stopping.fault_point(f"write_{path.name}", 0)  # the fault-injection tests' kill point
+        stopping.fault_point(f"write_{path.name}", 0, str(path))  # the fault-injection tests
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -56,8 +56,9 @@ def stop_at_step_boundaries(on_signal: Callable[[int], None] | None = None) -> I
             signal.signal(s, h)
 
 
-def fault_point(place: str, step: int) -> None:
-    """Send this process the signal LGT_FAULT names when it reaches `place` at `step`."""
+def fault_point(place: str, step: int, path: str | None = None) -> None:
+    """Send this process the signal LGT_FAULT names when it reaches `place` at `step` (for
+    ENOSPC: raise it, naming `path`, the file being written, when given)."""
     spec = os.environ.get("LGT_FAULT")
     if not spec:
         return
@@ -65,5 +66,5 @@ def fault_point(place: str, step: int) -> None:
     if where != place or int(at) != step:
         return
     if name == "ENOSPC":  # a full disk at this write
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), whom[0] if whom else place)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path or place)
     os.kill(os.getppid() if whom == ["parent"] else os.getpid(), getattr(signal, name))
