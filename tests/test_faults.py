@@ -102,12 +102,13 @@ DISK_SETS = [a for s in TINY[:-1] + ["train.steps=8", "train.checkpoint_every=2"
 
 
 def lgt_disk(out, fault=None, *executor):
-    """`lgt run` of a tiny G1 (8 steps, evaluated and checkpointed every 2) in a subprocess,
-    with LGT_FAULT set to `fault` (`stopping.fault_point`)."""
+    """`lgt run` of a tiny G1 (8 steps, evaluated and checkpointed every 2) in a subprocess of
+    its own process group, with LGT_FAULT set to `fault` (`stopping.fault_point`)."""
     env = {**os.environ, **({"LGT_FAULT": fault} if fault else {})}
     return subprocess.run([sys.executable, "-m", "lgtransfer.cli", "run", "g1", "--budget", "cpu",
                            "--out", str(out), "--quiet", *(executor or ("--executor", "inline")),
-                           *DISK_SETS], env=env, capture_output=True, text=True, timeout=300)
+                           *DISK_SETS], env=env, capture_output=True, text=True, timeout=300,
+                          start_new_session=True)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +139,21 @@ def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_to_the_same_rows(
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "step-2", "step-4", "step-6", "step-8"]
     assert not list(run.rglob("*.tmp"))
+
+
+def test_ctrl_c_reaches_the_data_workers_too_and_the_run_still_stops_cleanly(
+        tmp_path, disk_reference):
+    """SIGINT to the whole process group (Ctrl-C in a terminal) with a data-worker process:
+    the worker ignores it, the run stops at a step boundary, exit 130, and resumes exactly."""
+    out = tmp_path / "ctrl-c"
+    first = lgt_disk(out, "step:3:SIGINT:group", "--executor", "inline",
+                     "--set", "train.data_workers=1")
+    assert first.returncode == 130, first.stderr[-2000:]
+    assert "stopped by SIGINT" in one_line(first.stderr)
+    again = lgt_disk(out, None, "--executor", "inline", "--set", "train.data_workers=1")
+    assert again.returncode == 0, again.stderr[-2000:]
+    (run,) = (out / "cpu" / "g1").glob("with_aux_*")
+    assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
 
 
 def test_sigterm_to_a_sweep_stops_its_worker_processes(tmp_path):

@@ -20,6 +20,7 @@ translates every batch it hands out, and nothing downstream changes.
 from __future__ import annotations
 
 import itertools
+import signal
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -263,7 +264,11 @@ _WORKER_MIXTURE: Mixture | None = None
 
 
 def init_worker(mixture: Mixture) -> None:
+    """A data worker ignores SIGINT / SIGTERM: Ctrl-C reaches every process of the terminal's
+    group, and the training process it serves stops at a step boundary and shuts it down."""
     global _WORKER_MIXTURE
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     _WORKER_MIXTURE = mixture
 
 

@@ -11,8 +11,9 @@ manifest says complete), `report` (before `lgt run` writes the report; step 0) a
 `write_NAME` (step 0: the first atomic write of a file NAME, between writing its temporary file
 and renaming it into place).
 PLACE:STEP:SIGNAL:parent signals the parent process instead (a sweep's, as SLURM signals a
-job's main process). SIGNAL `ENOSPC` raises the error a full disk gives (at `checkpoint`,
-`resume`, `eval`). Without LGT_FAULT (always, outside tests) it does nothing.
+job's main process); PLACE:STEP:SIGNAL:group, the whole process group (as Ctrl-C does).
+SIGNAL `ENOSPC` raises the error a full disk gives (at `checkpoint`, `resume`, `eval` and
+`write_NAME`). Without LGT_FAULT (always, outside tests) it does nothing.
 """
 
 from __future__ import annotations
@@ -67,4 +68,8 @@ def fault_point(place: str, step: int, path: str | None = None) -> None:
         return
     if name == "ENOSPC":  # a full disk at this write
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path or place)
-    os.kill(os.getppid() if whom == ["parent"] else os.getpid(), getattr(signal, name))
+    sig = getattr(signal, name)
+    if whom == ["group"]:  # every process of this one's group, as Ctrl-C in a terminal does
+        os.killpg(os.getpgrp(), sig)
+    else:
+        os.kill(os.getppid() if whom == ["parent"] else os.getpid(), sig)
