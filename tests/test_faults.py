@@ -206,6 +206,30 @@ def test_a_full_disk_while_writing_the_report_keeps_the_finished_run(tmp_path, d
     assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
 
 
+def test_a_full_disk_reported_by_torch_itself_is_handled_as_one(runs, monkeypatch, capsys):
+    """torch.save reports a failed write as a RuntimeError of its own: on a disk with almost
+    nothing free that is a full disk, with its one line, exit 74 and no temporary file."""
+    import torch
+
+    from lgtransfer import train
+
+    out, run = runs
+    (run / "manifest.json").write_text('{"status": "comp')  # resumed, so it saves again
+
+    def failing_save(obj, f, *args, **kwargs):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    monkeypatch.setattr(train, "FULL_BELOW", 2**62)  # as if the disk were full
+    (run / "checkpoints" / "resume.pt").unlink()
+    capsys.readouterr()
+    argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
+            "inline", *SETS]
+    assert main(argv) == 74
+    assert "disk full writing" in one_line(capsys.readouterr().err)
+    assert not list(run.rglob("*.tmp"))
+
+
 def test_a_real_full_disk_on_a_small_tmpfs(tmp_path, disk_reference):
     """The same on a real full file system, where this machine lets the tests mount one (root
     on Linux): a 600 KB tmpfs fills during the run; after it is grown, the run resumes."""

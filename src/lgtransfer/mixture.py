@@ -264,10 +264,11 @@ _WORKER_MIXTURE: Mixture | None = None
 
 
 def init_worker(mixture: Mixture) -> None:
-    """A data worker ignores SIGINT / SIGTERM: Ctrl-C reaches every process of the terminal's
-    group, and the training process it serves stops at a step boundary and shuts it down."""
+    """A data worker ignores SIGINT / SIGTERM / SIGUSR2: Ctrl-C (and a cluster's signals) reach
+    every process of the group, and the training process it serves stops at a step boundary and
+    shuts it down."""
     global _WORKER_MIXTURE
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):  # USR2: submitit's notice
         signal.signal(sig, signal.SIG_IGN)
     _WORKER_MIXTURE = mixture
 

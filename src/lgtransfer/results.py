@@ -47,8 +47,8 @@ def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
     for run_dir in dict.fromkeys(candidates + rundir.listed_runs(exp_dir)):
         if rundir.is_complete(run_dir):
             m = rundir.read_json(run_dir / rundir.MANIFEST)
-            groups.setdefault(m.get("experiment_key", ""), []).append(
-                (m.get("finished", 0.0), run_dir))
+            key = _label(run_dir, exp_dir)[2] or m.get("experiment_key", "")
+            groups.setdefault(key, []).append((m.get("finished", 0.0), run_dir))
     if not groups:
         for run_dir in candidates:  # say why, when it is a damaged manifest
             rundir.read_json(run_dir / rundir.MANIFEST)
@@ -66,7 +66,7 @@ def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame
     index = rundir.read_experiment_index(exp_dir) or {}
     frames = []
     for d in run_dirs:
-        frame = _run_frame(d, exp_dir, *_owner(exp_dir if index else d.parent))
+        frame = _run_frame(d, exp_dir, *_label(d, exp_dir if index else d.parent))
         if frame is not None and rundir.is_complete(d):
             frames.append(frame)
     if not frames:
@@ -155,12 +155,12 @@ def experiment_folders(root: Path) -> list[Path]:
 def collect(root: Path) -> pd.DataFrame:
     """Every evaluation row under `root`, one tidy table (complete and partial runs alike). A
     run that an experiment shares with another is listed under each (`experiment.json`)."""
-    frames = [_run_frame(d, root, *_owner(d.parent)) for d in run_folders(root)]
+    frames = [_run_frame(d, root, *_label(d, d.parent)) for d in run_folders(root)]
     for index_path in sorted(root.rglob(rundir.EXPERIMENT_INDEX)):
         exp_dir = index_path.parent
         for d in rundir.listed_runs(exp_dir):
             if not d.is_relative_to(exp_dir) and (d / rundir.MANIFEST).exists():
-                frames.append(_run_frame(d, root, *_owner(exp_dir)))
+                frames.append(_run_frame(d, root, *_label(d, exp_dir)))
     frames = [f for f in frames if f is not None]
     if not frames:
         raise UsageError(f"no run with evaluation results under {root}")
@@ -178,6 +178,15 @@ def _owner(folder: Path) -> tuple[str | None, str | None, str | None]:
     if not index:
         return None, None, None
     return index.get("name"), index.get("figure"), index.get("experiment_key") or _own_key(folder)
+
+
+def _label(run_dir: Path, folder: Path) -> tuple[str | None, str | None, str | None]:
+    """How a run appears in the tables of the experiment folder `folder`: that experiment's
+    name and figure; and its config key only when the run lives elsewhere (a shared baseline
+    joins the config that lists it; a folder's own runs keep their own key, so runs of an
+    edited config are never mixed with the earlier ones)."""
+    name, figure, key = _owner(folder)
+    return name, figure, None if run_dir.is_relative_to(folder) else key
 
 
 def _own_key(folder: Path) -> str | None:

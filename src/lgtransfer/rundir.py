@@ -31,11 +31,13 @@ os.umask(_UMASK)
 def write_atomic(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename it into place: a reader sees the
     old file or the new, never half of one. A temporary file a killed writer left is removed
-    by the next write of the same file."""
+    by the next write of the same file (one a live process is writing is left alone)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        if not _writer_alive(stale):
+            stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
@@ -45,6 +47,21 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether another live process on this machine is writing this temporary file (its pid
+    is in the name): a concurrent `lgt run` writing the same report keeps its file."""
+    pid = tmp.name.split(".")[-3] if tmp.name.count(".") >= 4 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def write_json(path: Path, obj: Any) -> None:

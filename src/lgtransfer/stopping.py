@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM]  # a submitit job adds SIGUSR2 (`sweep.TrainJob`)
 _received: list[int] = []  # the signal that asked this process to stop, if any
+_depth = [0]  # nesting of `stop_at_step_boundaries` (a sweep's around each run's own)
 
 
 def requested() -> int | None:
@@ -38,21 +39,27 @@ def requested() -> int | None:
 def stop_at_step_boundaries(on_signal: Callable[[int], None] | None = None) -> Iterator[None]:
     """While inside, SIGINT / SIGTERM request a stop instead of killing the process (and call
     `on_signal` the first time: a sweep forwards the stop to its worker processes). Repeated
-    signals while stopping change nothing: a stop only writes one resume point."""
+    signals while stopping change nothing: a stop only writes one resume point. Nested (the
+    inline sweep around each run), the request stays until the outermost one ends, so a signal
+    during one run's last step stops the sweep before the next run."""
     if threading.current_thread() is not threading.main_thread():  # handlers need the main one
         yield
         return
-    _received.clear()
+    if _depth[0] == 0:
+        _received.clear()
 
     def handler(signum: int, frame: object) -> None:
-        if not _received and on_signal is not None:
-            on_signal(signum)
+        first = not _received
         _received.append(signum)
+        if first and on_signal is not None:
+            on_signal(signum)
 
     old = {s: signal.signal(s, handler) for s in SIGNALS}
+    _depth[0] += 1
     try:
         yield
     finally:
+        _depth[0] -= 1
         for s, h in old.items():
             signal.signal(s, h)
 

@@ -36,6 +36,7 @@ Executors:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -301,8 +302,26 @@ def _slots() -> tuple[int, list[str] | None]:
     return max(1, os.cpu_count() or 1), None
 
 
+_POOL_STOP: Any = None  # the sweep's stop event, in a pool worker (`_init_pool_worker`)
+
+
+def _init_pool_worker(stop_event: Any) -> None:
+    global _POOL_STOP
+    _POOL_STOP = stop_event
+
+
 def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position: int,
           progress: bool) -> str:
+    if _POOL_STOP is not None and _POOL_STOP.is_set():  # queued before the sweep was stopped
+        raise Interrupted(signal.SIGTERM, f"{directory} (not started)")
+    try:
+        return _train(run, directory, threads, gpu, position, progress)
+    except KeyboardInterrupt:  # Ctrl-C before the run's own handlers were in place
+        raise Interrupted(signal.SIGINT, f"{directory} (starting)") from None
+
+
+def _train(run: RunSpec, directory: Path, threads: int, gpu: str | None, position: int,
+           progress: bool) -> str:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     import torch
@@ -331,9 +350,10 @@ class TrainJob:
         try:
             return _work(run, directory, threads, gpu, position, progress)
         except Interrupted as e:
-            if e.signum != signal.SIGUSR2:
+            if e.signum not in (signal.SIGUSR2, signal.SIGTERM):
                 raise
-            os.kill(os.getpid(), signal.SIGUSR2)  # submitit's handler, restored: requeue
+            # a notice (USR2) or a preemption (TERM): submitit's own handler, restored, requeues
+            os.kill(os.getpid(), signal.SIGUSR2)
             raise  # not reached on a cluster that requeues
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
@@ -370,23 +390,31 @@ def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
     if executor == "inline" or (executor == "auto" and n_workers < 2):
         from lgtransfer.train import train_run
 
-        for p in pending:
-            train_run(p.run, p.directory, progress=progress)
+        with stopping.stop_at_step_boundaries():
+            for p in pending:
+                signum = stopping.requested()
+                if signum is not None:  # during the last step of the run before, or between
+                    raise Interrupted(signum, "the sweep, between runs")
+                train_run(p.run, p.directory, progress=progress)
         return busy
     threads = max(1, (os.cpu_count() or 1) // n_workers) if gpus is None else 4
     # spawn, not fork: forking a process that already runs torch threads can deadlock
     context = multiprocessing.get_context("spawn")
     # one task per worker process: a fresh process per run, so each one's GPU pinning holds
-    with ProcessPoolExecutor(n_workers, mp_context=context, max_tasks_per_child=1) as pool:
+    stop_event = context.Event()  # set on a stop: a worker that gets a run then skips it
+    with ProcessPoolExecutor(n_workers, mp_context=context, max_tasks_per_child=1,
+                             initializer=_init_pool_worker, initargs=(stop_event,)) as pool:
         futures = [pool.submit(_work, p.run, p.directory, threads,
                                gpus[i % len(gpus)] if gpus else None, i % n_workers, progress)
                    for i, p in enumerate(pending)]
 
         def forward(signum: int) -> None:  # SIGTERM reaches only us: stop the runs, start none
+            stop_event.set()
             for f in futures:
                 f.cancel()
             for pid in list(pool._processes or {}):
-                os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):  # a worker already gone
+                    os.kill(pid, signal.SIGTERM)
 
         stopped: Interrupted | None = None
         with stopping.stop_at_step_boundaries(forward):

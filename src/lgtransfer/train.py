@@ -19,6 +19,7 @@ and the id map.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import multiprocessing
@@ -149,10 +150,11 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
     """A Hugging Face folder with the tokenizer the model reads (a pretrained model's own,
     extended, with the id map in `lgt_run.json`; else ours)."""
     tmp = path.with_name(path.name + ".tmp")
-    model.save_pretrained(tmp)
-    stopping.fault_point("checkpoint", step_of(path))
-    tokenizer = source.tokenizer if source and source.tokenizer is not None else None
-    (tokenizer if tokenizer is not None else tok.hf_tokenizer()).save_pretrained(tmp)
+    with library_writes(tmp):
+        model.save_pretrained(tmp)
+        stopping.fault_point("checkpoint", step_of(path))
+        tokenizer = source.tokenizer if source and source.tokenizer is not None else None
+        (tokenizer if tokenizer is not None else tok.hf_tokenizer()).save_pretrained(tmp)
     meta = {"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
             "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
             "tasks_from": run.experiment.tasks_from}
@@ -190,6 +192,28 @@ def remove_temporaries(run_dir: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+FULL_BELOW = 64 * 2**20  # bytes free under which a failed write is taken for a full disk
+
+
+@contextlib.contextmanager
+def library_writes(path: Path) -> Iterator[None]:
+    """torch and safetensors report a full disk as their own errors (RuntimeError,
+    SafetensorError), not as OSError(ENOSPC): turn such a failure into the latter, so a full
+    disk is handled as one (`train_run`), whichever library was writing."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            free = FULL_BELOW
+        if free < FULL_BELOW or "No space left" in str(e) or "os error 28" in str(e):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise
 
 
 def step_of(checkpoint: Path) -> int:
@@ -403,8 +427,11 @@ def stop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          scheduler: torch.optim.lr_scheduler.LambdaLR, run: RunSpec, run_dir: Path, step: int,
          source: pretrained.ModelSource | None, manifest: dict, signum: int) -> None:
     """A requested stop: the resume point of `step` (its logs are complete up to it), the
-    manifest marked `interrupted`, then `Interrupted` up to the command line."""
-    save_resume_point(model, optimizer, scheduler, run, run_dir, step, source)
+    manifest marked `interrupted`, then `Interrupted` up to the command line. A checkpoint
+    step was saved a moment ago: saving it again would only widen the window in which a kill
+    finds `resume.pt` naming a folder being replaced."""
+    if step % run.train.checkpoint_every:
+        save_resume_point(model, optimizer, scheduler, run, run_dir, step, source)
     for key in ("pid", "heartbeat"):
         manifest.pop(key, None)
     manifest.update(status="interrupted", interrupted_at_step=step, stopped=rundir.now())
@@ -421,8 +448,9 @@ def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
     tmp = ckpt_dir / "resume.pt.tmp"
     try:
-        torch.save({"step": step, "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict()}, tmp)
+        with library_writes(tmp):
+            torch.save({"step": step, "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict()}, tmp)
         stopping.fault_point("resume", step)
         tmp.replace(ckpt_dir / "resume.pt")
     except OSError:  # resume.pt still names the previous checkpoint: this one is no resume point
