@@ -106,8 +106,9 @@ def lgt_disk(out, fault=None, *executor):
     its own process group, with LGT_FAULT set to `fault` (`stopping.fault_point`)."""
     env = {**os.environ, **({"LGT_FAULT": fault} if fault else {})}
     return subprocess.run([sys.executable, "-m", "lgtransfer.cli", "run", "g1", "--budget", "cpu",
-                           "--out", str(out), "--quiet", *(executor or ("--executor", "inline")),
-                           *DISK_SETS], env=env, capture_output=True, text=True, timeout=300,
+                           "--out", str(out), "--quiet", *DISK_SETS,
+                           *(executor or ("--executor", "inline"))],  # later --set wins
+                          env=env, capture_output=True, text=True, timeout=300,
                           start_new_session=True)
 
 
@@ -161,13 +162,30 @@ def test_sigterm_to_a_sweep_stops_its_worker_processes(tmp_path):
     it stops every worker at a step boundary and starts no further run."""
     out = tmp_path / "pool"
     first = lgt_disk(out, "step:3:SIGTERM:parent", "--executor", "local", "--workers", "2",
-                     "--set", "seeds=[0,1]")
+                     "--set", "seeds=[0,1,2]")
     assert first.returncode == 143, first.stderr[-2000:]
     states = [rundir.read_json(m)["status"] for m in (out / "cpu" / "g1").glob("*/manifest.json")]
-    assert states and set(states) == {"interrupted"}
-    again = lgt_disk(out, None, "--executor", "local", "--workers", "2", "--set", "seeds=[0,1]")
+    # runs already training stop at a step boundary; a run not started yet (queued, or its
+    # worker still importing torch) never starts: nothing trains on after the stop
+    assert 1 <= len(states) <= 2 and set(states) == {"interrupted"}
+    again = lgt_disk(out, None, "--executor", "local", "--workers", "2",
+                     "--set", "seeds=[0,1,2]")
     assert again.returncode == 0, again.stderr[-2000:]
     assert all(rundir.is_complete(m.parent) for m in (out / "cpu" / "g1").glob("*/manifest.json"))
+
+
+def test_a_signal_in_a_runs_last_step_stops_the_inline_sweep_before_the_next_run(tmp_path):
+    """SIGTERM during the last step of the first of two runs: that run completes, the next
+    one is not started, exit 143; the rerun trains only the second."""
+    out = tmp_path / "runs"
+    first = lgt_disk(out, "step:8:SIGTERM", "--executor", "inline", "--set", "seeds=[0,1]")
+    assert first.returncode == 143, first.stderr[-2000:]
+    assert "between runs" in one_line(first.stderr)
+    manifests = list((out / "cpu" / "g1").glob("*/manifest.json"))
+    assert len(manifests) == 1 and rundir.is_complete(manifests[0].parent)
+    again = lgt_disk(out, None, "--executor", "inline", "--set", "seeds=[0,1]")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(list((out / "cpu" / "g1").glob("*/manifest.json"))) == 2
 
 
 @pytest.mark.parametrize("place", ["checkpoint", "resume", "eval"])
