@@ -239,3 +239,30 @@ def test_the_transfer_matrix_expands_and_draws_its_heatmap(tmp_path, capsys):
     assert "## Transfer matrix (beyond the paper)" in report
     assert "copy from reverse" in report and "reverse from copy" in report
     assert (tmp_path / "runs" / "cpu" / "m2" / "fig_matrix.png").is_file()
+
+
+def test_a_partial_run_does_not_resume_with_edited_task_code(tmp_path, capsys):
+    tasks = write(tmp_path / "my_tasks.py", SORT_TASKS.format(name="edited_sort"))
+    exp = write(tmp_path / "exp.yaml", """
+        tasks_from: my_tasks.py
+        group: [{task: edited_sort, role: main, max_length: 4}]
+        """)
+    argv = ["run", str(exp), "--budget", "cpu", "--out", str(tmp_path / "runs"), "--quiet",
+            "--executor", "inline", *SETS, "--set", "baseline=none",
+            "--set", "train.keep_resume=true", "--set", "train.checkpoint_every=2"]
+    assert main(argv) == 0
+    (run,) = (tmp_path / "runs" / "cpu" / "exp").glob("*_seed0_*")
+    manifest = rundir.read_json(run / "manifest.json")
+    rundir.write_json(run / "manifest.json", {**manifest, "status": "running", "pid": 1 << 22})
+    tasks.write_text(tasks.read_text() + "\n# edited\n")
+    from lgtransfer.tasks import user
+
+    user._files.clear()  # a new process would read the edited file
+    for name in [n for n, src in user.SOURCES.items() if src.get("path") == str(tasks)]:
+        del user.SOURCES[name]
+    from lgtransfer.tasks import TASKS
+
+    TASKS.pop("edited_sort", None)
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "changed since" in capsys.readouterr().err

@@ -367,6 +367,8 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     """Create (or reopen) the run folder: config.yaml, a `running` manifest, and the logs cut
     back to the resume step (rows past it will be written again)."""
     cfg = run.experiment
+    if start:
+        check_task_code(run, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_yaml(run_dir / "config.yaml", run.resolved())
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
@@ -393,6 +395,21 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     for log in ("metrics.jsonl", "eval.jsonl"):
         rundir.truncate_jsonl(run_dir / log, start)
     return manifest
+
+
+def check_task_code(run: RunSpec, run_dir: Path) -> None:
+    """A partial run resumes only with the task code it started with: a user's task file
+    edited since would mix examples of two versions in one run."""
+    try:
+        before = rundir.read_json(run_dir / rundir.MANIFEST).get("task_sources") or {}
+    except (OSError, ValueError):
+        return  # a damaged manifest: nothing to compare with
+    for t in run.group:
+        old, now = before.get(t.task, {}).get("sha256"), source_of(t.task).get("sha256")
+        if old and now and old != now:
+            raise UsageError(f"task {t.task!r}: {source_of(t.task).get('path')} changed since "
+                             f"{run_dir} started; restore it, or delete that folder to train "
+                             "the run again with the new code")
 
 
 def heartbeat(run_dir: Path, manifest: dict) -> None:
