@@ -81,8 +81,8 @@ def test_cpu_budgets_are_quicks_schedule_at_aux_main_ratio_2(name):
         assert e.config.seeds == [0, 1, 2]
         assert {a.max_length for a in e.config.aux} == {2 * e.config.main.max_length}
         assert e.config.eval_max_length == 2 * e.config.main.max_length + 2
-    if name == "ratio":  # {3, 6, 12}^2, two seeds
-        assert len(experiments) == 9 and all(e.config.seeds == [0, 1] for e in experiments)
+    if name == "ratio":  # {3, 6, 12}^2, three seeds (its verdict pairs them)
+        assert len(experiments) == 9 and all(e.config.seeds == [0, 1, 2] for e in experiments)
         assert {(e.config.main.max_length, e.config.aux[0].max_length) for e in experiments} == {
             (a, b) for a in (3, 6, 12) for b in (3, 6, 12)}
 
