@@ -414,8 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lgt: error: {e}", file=sys.stderr)
         return 2
     except DiskFull as e:
-        free = "unknown" if e.free_bytes is None else f"{e.free_bytes / 2**20:.1f} MB"
-        print(f"lgt: error: disk full writing {e.path} ({free} free there); the run in "
+        print(f"lgt: error: disk full writing {e.path} ({_free(e.path)} free there); the run in "
               f"{e.run_dir} stopped cleanly: free some space and `lgt run` again resumes it",
               file=sys.stderr)
         return DiskFull.STATUS

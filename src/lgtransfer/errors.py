@@ -27,6 +27,6 @@ class DiskFull(Exception):
 
     STATUS = 74
 
-    def __init__(self, path: str, free_bytes: int | None, run_dir: str) -> None:
-        super().__init__(path, free_bytes, run_dir)
-        self.path, self.free_bytes, self.run_dir = path, free_bytes, run_dir
+    def __init__(self, path: str, run_dir: str) -> None:
+        super().__init__(path, run_dir)
+        self.path, self.run_dir = path, run_dir

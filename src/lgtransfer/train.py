@@ -177,11 +177,7 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         if e.errno != errno.ENOSPC:
             raise
         remove_temporaries(run_dir)
-        try:
-            free: int | None = shutil.disk_usage(run_dir).free
-        except OSError:
-            free = None
-        raise DiskFull(str(e.filename or run_dir), free, str(run_dir)) from None
+        raise DiskFull(str(e.filename or run_dir), str(run_dir)) from None
 
 
 def remove_temporaries(run_dir: Path) -> None:
