@@ -169,24 +169,19 @@ def collect(root: Path) -> pd.DataFrame:
     return df[CONTRACT_COLUMNS + extra]
 
 
-def _owner(folder: Path) -> tuple[str | None, str | None, str | None]:
-    """The name, figure and config key of the experiment whose folder this is (its
-    `experiment.json`), so a run is labelled by the experiment that lists it, whatever name it
-    was trained under, and a shared baseline joins that experiment's config; (None, None, None)
-    when the folder has no index (runs made before experiment.json keep their own)."""
+def _label(run_dir: Path, folder: Path) -> tuple[str | None, str | None, str | None]:
+    """How a run appears in the tables of the experiment folder `folder`: the name and figure of
+    the experiment whose folder it is (its `experiment.json`), whatever name the run was trained
+    under; and that experiment's config key only when the run lives elsewhere (a shared baseline
+    joins the config that lists it; a folder's own runs keep their own key, so runs of an
+    edited config are never mixed with the earlier ones). (None, None, None) when the folder
+    has no index (runs made before experiment.json keep their own)."""
     index = rundir.read_experiment_index(folder)
     if not index:
         return None, None, None
+    if run_dir.is_relative_to(folder):
+        return index.get("name"), index.get("figure"), None
     return index.get("name"), index.get("figure"), index.get("experiment_key") or _own_key(folder)
-
-
-def _label(run_dir: Path, folder: Path) -> tuple[str | None, str | None, str | None]:
-    """How a run appears in the tables of the experiment folder `folder`: that experiment's
-    name and figure; and its config key only when the run lives elsewhere (a shared baseline
-    joins the config that lists it; a folder's own runs keep their own key, so runs of an
-    edited config are never mixed with the earlier ones)."""
-    name, figure, key = _owner(folder)
-    return name, figure, None if run_dir.is_relative_to(folder) else key
 
 
 def _own_key(folder: Path) -> str | None:
