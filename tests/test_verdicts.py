@@ -13,6 +13,7 @@ from lgtransfer.verdicts import (
     paired_above,
     t_interval,
     transfer,
+    within,
 )
 
 
@@ -55,3 +56,15 @@ def test_paired_rule_uses_the_seeds_both_sides_have():
     assert v.outcome == REPRODUCES and v.measured.n == 3
     assert np.isclose(v.measured.mean, 0.3) and "difference" in v.rule
     assert paired_above(single, both, 0.05).outcome == FAILS
+
+
+@pytest.mark.parametrize("a, b, outcome", [
+    ({0: 0.0, 1: 0.0, 2: 0.0}, {0: 0.0, 1: 0.0, 2: 0.0}, REPRODUCES),    # both gain nothing
+    ({0: 0.50, 1: 0.51, 2: 0.49}, {0: 0.50, 1: 0.50, 2: 0.50}, REPRODUCES),
+    ({0: 0.6, 1: 0.7, 2: 0.8}, {0: 0.1, 1: 0.1, 2: 0.2}, FAILS),          # A gains more
+    ({0: 0.1, 1: 0.1, 2: 0.2}, {0: 0.6, 1: 0.7, 2: 0.8}, FAILS),          # B gains more
+    ({0: 0.0, 1: 0.4, 2: 0.1}, {0: 0.1, 1: 0.0, 2: 0.1}, INCONCLUSIVE),   # too noisy
+])
+def test_within_rule_is_a_two_sided_equivalence_test(a, b, outcome):
+    v = within(a, b, 0.05)
+    assert v.outcome == outcome and "(-0.05, +0.05)" in v.rule

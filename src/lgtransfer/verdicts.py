@@ -19,6 +19,9 @@ every interval is shown with its n. The rules:
 - `above` / `below` (a level: in-distribution accuracy stays high, accuracy past the auxiliary
   length stays low): reproduces when the whole interval lies on the claimed side of the
   threshold, does not when it lies wholly on the other side.
+- `within` (two numbers are the same, up to a margin: transfer from B to A as large as from A
+  to B): a two-sided equivalence rule on paired per-seed differences. Reproduces when the whole
+  interval lies inside (-margin, +margin), does not when it lies wholly outside on one side.
 """
 
 from __future__ import annotations
@@ -108,6 +111,18 @@ def above(values: Sequence[float] | np.ndarray, threshold: float, what: str) -> 
     return _decide(iv, yes=iv.lo > threshold, no=iv.hi < threshold,
                    rule=f"yes if the 95 % t-interval of the {what} lies above {threshold:g}; "
                         f"no if it lies below it")
+
+
+def within(a: dict[int, float], b: dict[int, float], margin: float) -> Verdict:
+    """A equals B up to `margin`, seed by seed: the interval of a[seed] - b[seed] over the seeds
+    both have lies inside (-margin, +margin)."""
+    seeds = sorted(set(a) & set(b))
+    iv = t_interval([a[s] - b[s] for s in seeds])
+    return _decide(iv, yes=-margin < iv.lo and iv.hi < margin,
+                   no=iv.lo > margin or iv.hi < -margin,
+                   rule=f"yes if the 95 % t-interval of the per-seed difference lies inside "
+                        f"(-{margin:g}, +{margin:g}); no if it lies wholly above +{margin:g} "
+                        f"or below -{margin:g}")
 
 
 def _decide(iv: Interval, yes: bool, no: bool, rule: str) -> Verdict:

@@ -1,6 +1,7 @@
 """The transfer matrix (beyond the paper): for every ordered pair of tasks, how much the main
 task gains past its training length from the auxiliary one (a sweep file's `matrix:`). Is
-transfer symmetric? The heatmap answers at a glance; each cell's verdict is `transfer`'s rule."""
+transfer symmetric? The heatmap answers at a glance; each cell's verdict is `transfer`'s rule,
+each unordered pair's symmetry verdict `within`'s (equal gains both ways, up to MIN_EFFECT)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from lgtransfer.report.figures.registry import claims_table, figure, num, per_seed_values
 from lgtransfer.report.render import Section, pyplot
-from lgtransfer.verdicts import paired_above, transfer
+from lgtransfer.verdicts import transfer, within
 
 MIN_EFFECT = 0.05  # as for the paper's groups: 5 points of accuracy past the main length
 
@@ -50,9 +51,9 @@ def matrix(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
              transfer(list(g.values()), MIN_EFFECT)) for (m, a), g in sorted(gains.items())]
     for (m, a), g in sorted(gains.items()):  # symmetry: each unordered pair once
         if m < a and (a, m) in gains:
-            rows.append((f"{m} vs {a}", f"(not in the paper) {m} gains more from {a} than "
-                         f"{a} from {m}", "per-seed difference of the two gains",
-                         paired_above(g, gains[(a, m)], MIN_EFFECT)))
+            rows.append((f"{m} <-> {a}", f"(not in the paper) {m} gains as much from {a} as "
+                         f"{a} from {m}", f"gain of {m} from {a} minus {a} from {m}",
+                         within(g, gains[(a, m)], MIN_EFFECT)))
     text = ("Rows: the main task, trained short; columns: the auxiliary task, trained long. "
             "Each cell: mean ± std over seeds of the with-aux minus alone accuracy on "
             "(L_main, L_aux].")
