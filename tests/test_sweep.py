@@ -12,7 +12,7 @@ import pytest
 from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.errors import UsageError
-from lgtransfer.sweep import describe, execute, load_experiments, plan
+from lgtransfer.sweep import describe, execute, load_experiments, plan, training_tokens
 
 BASE = ("group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "
         "max_length: 5}]\n"
@@ -89,6 +89,14 @@ def test_dry_run_tells_complete_partial_and_pending(tmp_path, capsys):
     assert text.splitlines()[-1].startswith("3 runs: 1 complete, 1 partial, 1 pending; ")
     assert main(["run", str(f), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     assert capsys.readouterr().out.strip() == text
+    # a complete run's measured time gives the time still to go, at its speed
+    tokens = training_tokens(planned[0].run)
+    rundir.write_json(planned[0].directory / "manifest.json",
+                      {"status": "complete", "train_seconds": tokens / 1000})
+    last = describe(planned).splitlines()[-1]
+    to_go = (training_tokens(planned[1].run) + training_tokens(planned[2].run)) / 1000 / 3600
+    assert last.startswith("at the median speed of its 1 complete runs (1,000 tokens/s a run)")
+    assert f"~{to_go:.1f} h of run time to go" in last
 
 
 def _started(out):

@@ -248,20 +248,33 @@ def record_experiments(experiments: list[ExperimentEntry], planned: list[Planned
 
 
 def describe(planned: list[PlannedRun]) -> str:
-    """What `--dry-run` prints: one line per run with its state and size, then the totals."""
-    lines, counts, todo = [], {}, 0.0
+    """What `--dry-run` prints: one line per run with its state and size, then the totals (a
+    run two experiments share counts once), and the time still to go at the speed its complete
+    runs were measured at here."""
+    lines, counts, todo, speeds, seen = [], {}, 0.0, [], set()
     for p in planned:
         state = p.state()
-        counts[state.split(" (")[0]] = counts.get(state.split(" (")[0], 0) + 1
         tokens = training_tokens(p.run)
-        todo += tokens if state != "complete" else 0.0
         shared = f"  (for {p.experiment_dir})" if p.shared else ""
         lines.append(f"{state:34s} {tokens / 1e6:8.0f}M tok  {p.directory}{shared}")
+        if p.directory in seen:
+            continue
+        seen.add(p.directory)
+        counts[state.split(" (")[0]] = counts.get(state.split(" (")[0], 0) + 1
+        if state != "complete":
+            todo += tokens
+        elif (seconds := rundir.read_json(p.directory / rundir.MANIFEST).get("train_seconds")):
+            speeds.append(tokens / seconds)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    return "\n".join(lines + [
-        f"{len(planned)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go "
-        f"(~{todo / REFERENCE_THROUGHPUT / 3600:.2f} h at {REFERENCE_THROUGHPUT / 1e6:.0f}M "
-        "tokens/s, the one-H100 target)"])
+    hours, target = todo / REFERENCE_THROUGHPUT / 3600, REFERENCE_THROUGHPUT / 1e6
+    lines.append(f"{len(seen)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go "
+                 f"(~{hours:.2f} h at {target:.0f}M tokens/s, the one-H100 target)")
+    if speeds and todo:
+        speed = float(sorted(speeds)[len(speeds) // 2])
+        lines.append(f"at the median speed of its {len(speeds)} complete runs ({speed:,.0f} "
+                     f"tokens/s a run): ~{todo / speed / 3600:.1f} h of run time to go, divided "
+                     "by the runs trained side by side")
+    return "\n".join(lines)
 
 
 REFERENCE_THROUGHPUT = 3e6  # useful tokens/s: DESIGN.md's training target on one H100
