@@ -77,6 +77,8 @@ def test_summary_and_report_files(tmp_path):
     md = write_report(tmp_path / "exp")
     text = md.read_text()
     assert "best seed: 2" in text and "mean ± std" in text
+    # any experiment with a baseline gets the transfer verdict: gains 0.25 and 0.5, too few seeds
+    assert "**Transfer: inconclusive.**" in text and "+0.375 [-1.213, +1.963] (n = 2)" in text
     page = (tmp_path / "exp" / "report.html").read_text()
     assert "data:image/png;base64," in page  # self-contained
     assert (tmp_path / "exp" / "report.png").stat().st_size > 10_000

@@ -36,6 +36,7 @@ import numpy as np
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
          9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042, 60: 2.000}
 REPRODUCES, FAILS, INCONCLUSIVE = "yes", "no", "inconclusive"
+MIN_TRANSFER = 0.05  # a transfer gain counts from 5 points of accuracy past the main length
 
 
 def t_quantile(df: int) -> float:

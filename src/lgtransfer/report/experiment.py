@@ -26,6 +26,7 @@ from lgtransfer.results import (
     per_seed,
     seed_metrics,
 )
+from lgtransfer.verdicts import MIN_TRANSFER, transfer
 
 
 def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
@@ -132,9 +133,19 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
              "L; accuracy past main length = mean main-task accuracy on (main length, aux "
              "length]; generalization gap = mean |aux - main| accuracy strictly between the two "
              "training lengths (0 = perfect transfer).")
+    if "acc_past_main_gain" in table:
+        intro += "\n\n" + transfer_line(table.acc_past_main_gain)
     return Section(f"Experiment {df.experiment.iloc[0]}{budget_label(df)}", intro,
                    [exp_dir / "report.png"],
                    [_display(table)])
+
+
+def transfer_line(gains: pd.Series) -> str:
+    """The transfer verdict on this experiment's per-seed gains, with its rule (the rule the
+    suite report applies to the paper's groups, here for any experiment with a baseline)."""
+    v = transfer(gains.astype(float).to_numpy(), MIN_TRANSFER)
+    return (f"**Transfer: {v.outcome}.** With-aux minus alone in main-task accuracy past the "
+            f"main length, per seed: {v.measured}. Rule: {v.rule}.")
 
 
 def write_experiment_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:

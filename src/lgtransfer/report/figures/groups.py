@@ -16,7 +16,7 @@ from lgtransfer.report.figures.registry import (
     seed_mean,
 )
 from lgtransfer.report.render import Section
-from lgtransfer.verdicts import transfer
+from lgtransfer.verdicts import MIN_TRANSFER, transfer
 
 
 @figure("3a", "3b", "3c", "4a", "4c", "6", "7", title="Task groups (Figs 3, 4, 6, 7)")
@@ -28,17 +28,16 @@ def groups(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
         gains = list(per_seed_values(seeds, exp, "acc_past_main_gain").values())
         ours = f"acc. past L_main {num(with_aux)} with aux vs {num(alone)} alone; gain"
         rows.append((exp, "with the aux tasks the main task extrapolates past L_main; alone it "
-                     "does not", ours, transfer(gains, MIN_EFFECT)))
+                     "does not", ours, transfer(gains, MIN_TRANSFER)))
         same_examples = per_seed_values(seeds, exp, "acc_past_main_gain_same_examples")
         if same_examples:  # the second baseline: as many main-task examples, fewer steps
             alone = seed_mean(seeds, exp, "acc_past_main_main_only_same_examples")
             rows.append((f"{exp} (same main examples)", "as above, against the baseline trained "
                          "on as many main-task examples as the with-aux run",
                          f"acc. past L_main {num(with_aux)} with aux vs {num(alone)} alone; gain",
-                         transfer(list(same_examples.values()), MIN_EFFECT)))
+                         transfer(list(same_examples.values()), MIN_TRANSFER)))
     return Section("", TEXT, experiment_figures(df, out), [claims_table(rows)])
 
 
-MIN_EFFECT = 0.05  # a transfer gain counts from 5 points of accuracy past the main length
 TEXT = ("Gain = with-aux minus alone, per seed, in main-task accuracy on (L_main, L_aux]; the "
         "verdict rule is written beside each result.")

@@ -1,7 +1,7 @@
 """The transfer matrix (beyond the paper): for every ordered pair of tasks, how much the main
 task gains past its training length from the auxiliary one (a sweep file's `matrix:`). Is
 transfer symmetric? The heatmap answers at a glance; each cell's verdict is `transfer`'s rule,
-each unordered pair's symmetry verdict `within`'s (equal gains both ways, up to MIN_EFFECT)."""
+each unordered pair's symmetry verdict `within`'s (equal gains both ways, up to MIN_TRANSFER)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import pandas as pd
 
 from lgtransfer.report.figures.registry import claims_table, figure, num, per_seed_values
 from lgtransfer.report.render import Section, pyplot
-from lgtransfer.verdicts import transfer, within
-
-MIN_EFFECT = 0.05  # as for the paper's groups: 5 points of accuracy past the main length
+from lgtransfer.verdicts import MIN_TRANSFER, transfer, within
 
 
 @figure("matrix", title="Transfer matrix (beyond the paper)")
@@ -48,12 +46,12 @@ def matrix(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     plt.close(fig)
     rows = [(f"{m} from {a}", f"(not in the paper) {m} borrows length from {a}",
              f"gain {num(float(np.nanmean(list(g.values()))) if g else np.nan)}",
-             transfer(list(g.values()), MIN_EFFECT)) for (m, a), g in sorted(gains.items())]
+             transfer(list(g.values()), MIN_TRANSFER)) for (m, a), g in sorted(gains.items())]
     for (m, a), g in sorted(gains.items()):  # symmetry: each unordered pair once
         if m < a and (a, m) in gains:
             rows.append((f"{m} <-> {a}", f"(not in the paper) {m} gains as much from {a} as "
                          f"{a} from {m}", f"gain of {m} from {a} minus {a} from {m}",
-                         within(g, gains[(a, m)], MIN_EFFECT)))
+                         within(g, gains[(a, m)], MIN_TRANSFER)))
     text = ("Rows: the main task, trained short; columns: the auxiliary task, trained long. "
             "Each cell: mean ± std over seeds of the with-aux minus alone accuracy on "
             "(L_main, L_aux].")
