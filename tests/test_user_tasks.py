@@ -266,3 +266,32 @@ def test_a_partial_run_does_not_resume_with_edited_task_code(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 2
     assert "changed since" in capsys.readouterr().err
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "sort_digits"
+
+
+def counting_sort(digits: str, descending: bool = False) -> str:
+    """An independent reference: count each digit, then write the counts out in order."""
+    counts = [digits.count(str(d)) for d in range(10)]
+    order = range(9, -1, -1) if descending else range(10)
+    return "".join(str(d) * counts[d] for d in order)
+
+
+def test_the_shipped_example_checks_samples_correctly_and_plans_its_runs(tmp_path, capsys):
+    tasks = str(EXAMPLE / "tasks.py")
+    assert main(["tasks", "--check", tasks]) == 0
+    capsys.readouterr()
+    for name, descending in (("sort_digits", False), ("sort_desc", True)):
+        assert main(["sample", name, "--length", "9", "--count", "20", "--tasks-from",
+                     tasks]) == 0
+        rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert len(rows) == 20
+        for r in rows:
+            digits = r["prompt"].removesuffix("=")
+            assert len(digits) == 9 and r["target"] == counting_sort(digits, descending)
+    assert main(["run", str(EXAMPLE / "sort.yaml"), "--out", str(tmp_path / "runs"),
+                 "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    planned = [x for x in lines if x.startswith("pending")]
+    assert len(planned) == 6 and all("/cpu/sort/" in x for x in planned)  # 3 seeds x 2 variants
