@@ -21,8 +21,8 @@ from lgtransfer.errors import UsageError
 from lgtransfer.sweep import load_experiments, plan
 
 COPY = {"task": "copy", "role": "main", "max_length": 16}
-PAPER_EXPERIMENTS = ["g1", "g2", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1", "a2", "ratio",
-                     "nope", "dynamics"]
+PAPER_EXPERIMENTS = ["g1", "g2", "g2-signed", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1",
+                     "a2", "ratio", "nope", "dynamics"]
 
 
 def budgets_of(name: str) -> list[str]:
@@ -85,6 +85,18 @@ def test_cpu_budgets_are_quicks_schedule_at_aux_main_ratio_2(name):
         assert len(experiments) == 9 and all(e.config.seeds == [0, 1, 2] for e in experiments)
         assert {(e.config.main.max_length, e.config.aux[0].max_length) for e in experiments} == {
             (a, b) for a in (3, 6, 12) for b in (3, 6, 12)}
+
+
+def test_g2_signed_differs_from_g2_only_in_its_subtraction_and_shares_its_baseline():
+    for budget in BUDGETS:
+        (signed,), (g2,) = (load_experiments([n], budget=budget) for n in ("g2-signed", "g2"))
+        assert [t.task for t in signed.config.group] == ["reverse_add", "reverse_sub_signed"]
+        lengths = [[t.max_length for t in e.config.group] for e in (signed, g2)]
+        assert lengths[0] == lengths[1]
+        keys = [{r.variant: r.key for r in expand(e.config) if r.seed == e.config.seeds[0]}
+                for e in (signed, g2)]
+        assert keys[0]["main_only"] == keys[1]["main_only"]
+        assert keys[0]["with_aux"] != keys[1]["with_aux"]
 
 
 def test_base_inherits_and_overrides(tmp_path):
