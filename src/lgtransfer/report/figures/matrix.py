@@ -36,6 +36,9 @@ def matrix(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     ax.set_yticks(range(len(tasks)), tasks)
     ax.set(xlabel="auxiliary task (long)", ylabel="main task (short)",
            title="gain in main-task accuracy past its training length")
+    for i in range(len(tasks)):  # the diagonal: no pair, each task's own baseline
+        ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, color="0.85"))
+        ax.text(i, i, "(alone)", ha="center", va="center", fontsize=8, color="0.4")
     for (i, j), v in np.ndenumerate(mean):
         if not np.isnan(v):
             ax.text(j, i, f"{v:+.2f}\n± {std[i, j]:.2f}", ha="center", va="center", fontsize=8)
