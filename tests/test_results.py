@@ -119,6 +119,10 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
                             ("a-nc", 6, ["no_carry"]), ("a-co", 5, ["carry_only"])):
             fake_run(tmp_path, exp, "with_aux", seed,
                      {"reverse_add": step(k), **{t: step(8) for t in aux}}, "14")
+        # a second ablation (another main task) is paired only with its own both-auxiliary run
+        for exp, k, aux in (("b-both", 5, ["reverse", "capitalize"]), ("b-rev", 7, ["reverse"])):
+            fake_run(tmp_path, exp, "with_aux", seed,
+                     {"copy": step(k), **{t: step(8) for t in aux}}, "14")
     for seed in range(3):  # earlier steps score half: in distribution moves, 7-8 stay at 0
         fake_run(tmp_path, "dyn", "with_aux", seed, {"reverse_add": step(6), "no_carry": step(8)},
                  "11", steps=(10, 20, 30, 40))
@@ -141,6 +145,11 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     assert rows["g1"].rstrip(" |").endswith("yes")  # transfer: 6-8 vs 4 alone
     assert rows["n-g1"].rstrip(" |").endswith("yes")  # RoPE gap 1/3 < NoPE gap 1
     assert rows["no_carry vs carry_only"].rstrip(" |").endswith("yes")
+    pairs = [line.split(" | ")[:2] for line in text.splitlines() if "weaker than both" in line]
+    assert sorted(pairs) == [["| a-co", "weaker than both (a-both)"],
+                             ["| a-nc", "weaker than both (a-both)"],
+                             ["| b-rev", "weaker than both (b-both)"]]
+    assert rows["b-rev"].rstrip(" |").endswith("no")  # reverse alone beats both here
     assert rows["c1"].rstrip(" |").endswith("yes")  # gain exactly 0 on every seed
     assert rows["c2"].rstrip(" |").endswith("no")  # the control's gain is real: it fails
     assert rows["ratio sweep"].rstrip(" |").endswith("yes")  # gap 1 at ratio 8, 0 at 0.5 and 2

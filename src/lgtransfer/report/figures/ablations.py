@@ -28,6 +28,7 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     final = final_curves(df[df.variant == "with_aux"])
     aux_sets = {e: tuple(sorted(s[s.role == "aux"].task.unique()))
                 for e, s in final.groupby("experiment")}
+    main_of = {e: s[s.role == "main"].task.iloc[0] for e, s in final.groupby("experiment")}
     acc = {e: seed_mean(seeds, e, "acc_past_main_with_aux") for e in aux_sets}
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.6 * len(acc) + 2, 3.6))
@@ -43,14 +44,17 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     both = [e for e in names if len(aux_sets[e]) > 1]
     singles = [e for e in names if len(aux_sets[e]) == 1]
     by_seed = {e: per_seed_values(seeds, e, "acc_past_main_with_aux") for e in names}
-    for e in both:
+    for e in both:  # a single auxiliary against the both-auxiliary run of its own ablation
         for s in singles:
-            rows.append((s, f"weaker than both ({e})", f"{num(acc[s])} vs {num(acc[e])}; both - "
-                         "single", paired_above(by_seed[e], by_seed[s], MIN_EFFECT)))
-    by_task = {aux_sets[s][0]: s for s in singles}
+            if main_of[s] == main_of[e] and set(aux_sets[s]) < set(aux_sets[e]):
+                rows.append((s, f"weaker than both ({e})", f"{num(acc[s])} vs {num(acc[e])}; "
+                             "both - single", paired_above(by_seed[e], by_seed[s], MIN_EFFECT)))
+    by_task = {(main_of[s], aux_sets[s][0]): s for s in singles}
     for first, second in MORE_RELATED_FIRST:
-        if first in by_task and second in by_task:
-            a, b = by_task[first], by_task[second]
+        for main in sorted({m for m, _ in by_task}):
+            if (main, first) not in by_task or (main, second) not in by_task:
+                continue
+            a, b = by_task[(main, first)], by_task[(main, second)]
             rows.append((f"{first} vs {second}", f"{first} transfers more than {second}",
                          f"{num(acc[a])} vs {num(acc[b])}; difference",
                          paired_above(by_seed[a], by_seed[b], MIN_EFFECT)))
