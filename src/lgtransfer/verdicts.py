@@ -114,11 +114,15 @@ def above(values: Sequence[float] | np.ndarray, threshold: float, what: str) -> 
                         f"no if it lies below it")
 
 
+def paired_differences(a: dict[int, float], b: dict[int, float]) -> list[float]:
+    """a[seed] - b[seed] over the seeds both have, in seed order."""
+    return [a[s] - b[s] for s in sorted(set(a) & set(b))]
+
+
 def within(a: dict[int, float], b: dict[int, float], margin: float) -> Verdict:
     """A equals B up to `margin`, seed by seed: the interval of a[seed] - b[seed] over the seeds
     both have lies inside (-margin, +margin)."""
-    seeds = sorted(set(a) & set(b))
-    iv = t_interval([a[s] - b[s] for s in seeds])
+    iv = t_interval(paired_differences(a, b))
     return _decide(iv, yes=-margin < iv.lo and iv.hi < margin,
                    no=iv.lo > margin or iv.hi < -margin,
                    rule=f"yes if the 95 % t-interval of the per-seed difference lies inside "
@@ -136,7 +140,6 @@ def _decide(iv: Interval, yes: bool, no: bool, rule: str) -> Verdict:
 def paired_above(a: dict[int, float], b: dict[int, float], min_effect: float) -> Verdict:
     """A beats B seed by seed: `transfer` on the differences a[seed] - b[seed] over the seeds
     both have."""
-    seeds = sorted(set(a) & set(b))
-    verdict = transfer([a[s] - b[s] for s in seeds], min_effect)
+    verdict = transfer(paired_differences(a, b), min_effect)
     return Verdict(verdict.outcome, verdict.measured,
                    verdict.rule.replace("per-seed gain", "per-seed difference"))
