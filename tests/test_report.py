@@ -87,6 +87,22 @@ def test_summary_and_report_files(tmp_path):
     json.dumps(table.reset_index().to_dict())  # plain values
 
 
+def test_report_says_whether_the_second_baseline_changes_the_conclusion(tmp_path):
+    with_aux = {n: 1.0 if n <= 8 else 0.0 for n in range(1, 11)}
+    aux = {n: 1.0 if n <= 8 else 0.0 for n in range(1, 11)}
+    alone = {n: 1.0 if n <= 4 else 0.0 for n in range(1, 11)}
+    for seed in (1, 2, 3):
+        _fake_run(tmp_path, "with_aux", seed, {"reverse_add": with_aux, "no_carry": aux})
+        # same steps: fails past 4; as many main examples (fewer steps): as good as with aux
+        _fake_run(tmp_path, "main_only", seed, {"reverse_add": alone})
+        _fake_run(tmp_path, "main_only_same_examples", seed, {"reverse_add": with_aux})
+    text = write_report(tmp_path / "exp").read_text()
+    assert "**Transfer: yes.**" in text
+    assert ("**Against the baseline with as many main-task examples: no** (+0.000 [+0.000, "
+            "+0.000] (n = 3)): a different conclusion (yes against the same-steps baseline)."
+            ) in text
+
+
 def test_report_uses_only_the_latest_experiment_config(tmp_path):
     curve = {n: 1.0 if n <= 4 else 0.0 for n in range(1, 9)}
     _fake_run(tmp_path, "main_only", 1, {"reverse_add": curve})

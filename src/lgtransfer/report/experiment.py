@@ -135,6 +135,9 @@ def experiment_section(exp_dir: Path, run_dirs: list[Path] | None = None) -> Sec
              "training lengths (0 = perfect transfer).")
     if "acc_past_main_gain" in table:
         intro += "\n\n" + transfer_line(table.acc_past_main_gain)
+    if "acc_past_main_gain_same_examples" in table:
+        intro += "\n\n" + second_baseline_line(table.acc_past_main_gain,
+                                                table.acc_past_main_gain_same_examples)
     return Section(f"Experiment {df.experiment.iloc[0]}{budget_label(df)}", intro,
                    [exp_dir / "report.png"],
                    [_display(table)])
@@ -146,6 +149,17 @@ def transfer_line(gains: pd.Series) -> str:
     v = transfer(gains.astype(float).to_numpy(), MIN_TRANSFER)
     return (f"**Transfer: {v.outcome}.** With-aux minus alone in main-task accuracy past the "
             f"main length, per seed: {v.measured}. Rule: {v.rule}.")
+
+
+def second_baseline_line(same_steps: pd.Series, same_examples: pd.Series) -> str:
+    """The transfer verdict against the baseline trained on as many main-task examples as the
+    with-aux run (fewer steps), and whether it differs from the same-steps verdict."""
+    first = transfer(same_steps.astype(float).to_numpy(), MIN_TRANSFER)
+    second = transfer(same_examples.astype(float).to_numpy(), MIN_TRANSFER)
+    change = ("the same conclusion" if second.outcome == first.outcome else
+              f"a different conclusion ({first.outcome} against the same-steps baseline)")
+    return (f"**Against the baseline with as many main-task examples: {second.outcome}** "
+            f"({second.measured}): {change}.")
 
 
 def write_experiment_report(exp_dir: Path, run_dirs: list[Path] | None = None) -> Path:
