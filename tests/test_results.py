@@ -7,7 +7,7 @@ import pytest
 
 from lgtransfer import rundir
 from lgtransfer.cli import main
-from lgtransfer.report.suite import write_report
+from lgtransfer.report.suite import calibration_table, write_report
 from lgtransfer.results import (
     CONTRACT_COLUMNS,
     collect,
@@ -130,7 +130,7 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     text = report.read_text()
     for title in ("Task groups", "Controls", "Length ratio", "RoPE vs NoPE",
                   "Single-auxiliary ablations", "Training dynamics", "Statistics over seeds",
-                  "Cost"):
+                  "Calibration", "Cost"):
         assert f"## {title}" in text
     for png in ("fig10_ratio.png", "fig12_nope.png", "fig14_ablations.png", "fig11_dynamics.png"):
         assert (tmp_path / png).is_file()
@@ -159,6 +159,20 @@ def test_suite_report_has_a_section_per_figure(tmp_path):
     assert rows["transfer range"].rstrip(" |").endswith("no")
     assert rows["beyond aux"].rstrip(" |").endswith("yes")
     assert "(n = 3)" in rows["g1"] and "t-interval" in rows["g1"]  # n and the rule beside it
+
+
+def test_calibration_table_says_which_tasks_learned_their_range(tmp_path):
+    for seed in range(3):
+        # the aux task learns lengths 1-8 on seeds 0 and 1 only; on seed 2 it reaches 6 of 8
+        fake_run(tmp_path, "g", "with_aux", seed,
+                 {"reverse_add": step(4), "no_carry": step(8 if seed < 2 else 6)}, "3a")
+        fake_run(tmp_path, "g", "main_only", seed, {"reverse_add": step(3)}, "3a")  # 3 of 4
+    table = calibration_table(collect(tmp_path)).set_index(["variant", "task"])
+    assert table.loc[("with_aux", "no_carry (aux)"), "seeds learned"] == "2 of 3"
+    assert table.loc[("with_aux", "no_carry (aux)"), "lowest seed"] == 0.75
+    assert table.loc[("with_aux", "reverse_add (main)"), "seeds learned"] == "3 of 3"
+    assert table.loc[("main_only", "reverse_add (main)"), "seeds learned"] == "0 of 3"
+    assert table.loc[("main_only", "reverse_add (main)"), "trained to"] == 4
 
 
 def test_two_configs_with_one_name_are_reported_as_two_groups(tmp_path):

@@ -21,6 +21,7 @@ from lgtransfer.results import (
     budget_label,
     collect,
     experiment_folders,
+    final_curves,
     label_configs,
     per_seed,
     statistics,
@@ -60,6 +61,9 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
                        "ci_high", "best_seed"]].round(3)
         sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
+    calibration = calibration_table(done)
+    if len(calibration):
+        sections.append(Section("Calibration", CALIBRATION_TEXT, tables=[calibration]))
     cost = cost_table(done, root)
     if len(cost):
         sections.append(Section("Cost", COST_TEXT.format(
@@ -67,6 +71,33 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
     write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
+
+
+LEARNED = 0.95  # the budget's rule: every task reaches this in distribution
+CALIBRATION_TEXT = (
+    "Does every task learn its training range? The budget's rule: a task is learned when its "
+    f"accuracy, averaged over lengths 1 to its training length, is at least {LEARNED} at the "
+    "last evaluation; without that, \"alone it fails past its length\" is no fair baseline and "
+    "an auxiliary task has no length to lend. Per experiment, run variant and task: the lowest "
+    "and the mean over seeds, and how many seeds learned it.")
+
+
+def calibration_table(done: pd.DataFrame) -> pd.DataFrame:
+    """experiment | variant | task | trained to | in-distribution accuracy (lowest seed, mean
+    over seeds) | seeds learned: whether each task learned its own range, run by run."""
+    final = final_curves(done)
+    in_dist = final[final.length <= final.train_max_length]
+    per_run = in_dist.groupby(["experiment", "variant", "task", "role", "train_max_length",
+                               "seed"]).accuracy.mean().reset_index()
+    rows = []
+    for (exp, variant, task, role, l_train), runs in per_run.groupby(
+            ["experiment", "variant", "task", "role", "train_max_length"]):
+        acc = runs.accuracy
+        rows.append({"experiment": exp, "variant": variant, "task": f"{task} ({role})",
+                     "trained to": int(l_train), "lowest seed": round(acc.min(), 3),
+                     "mean": round(acc.mean(), 3),
+                     "seeds learned": f"{int((acc >= LEARNED).sum())} of {len(acc)}"})
+    return pd.DataFrame(rows)
 
 
 COST_TEXT = ("Training time per experiment, from each run's manifest (`train_seconds`: "
