@@ -28,6 +28,15 @@ def test_generalization_gap():
     assert math.isnan(generalization_gap(main, [aux_a], 4, 4))  # empty interval: undefined
     assert math.isnan(generalization_gap(main, [], 4, 8))  # no aux curve: undefined
     assert generalization_gap(aux_a, [aux_a], 4, 8) == 0.0  # perfect transfer
+    # a model that learned nothing: both curves 0 everywhere; the gap is undefined, not 0
+    zero = {n: 0.0 for n in range(1, 11)}
+    assert generalization_gap(zero, [zero], 4, 8) == 0.0  # without the condition it reads 0
+    assert math.isnan(generalization_gap(zero, [zero], 4, 8, learned=0.95))
+    assert math.isnan(generalization_gap(main, [aux_b], 4, 8, learned=0.95))  # aux at 0.5
+    # the aux tasks count by their mean, as in the gap: 1.0 and 0.9 average 0.95
+    aux_c = {n: 0.9 for n in range(1, 11)}
+    assert generalization_gap(main, [aux_a, aux_c], 4, 8, learned=0.95) == pytest.approx(0.95)
+    assert generalization_gap(main, [aux_a], 4, 8, learned=0.95) == pytest.approx(1.0)
 
 
 def test_mean_accuracy_window():

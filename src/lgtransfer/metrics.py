@@ -24,19 +24,28 @@ def max_generalized_length(curve: dict[int, float], threshold: float = 0.9) -> i
     return best
 
 
+LEARNED = 0.95  # a task has learned its training range at this mean in-distribution accuracy
+
+
 def generalization_gap(main: dict[int, float], aux: Sequence[dict[int, float]],
-                       main_max: int, aux_max: int) -> float:
+                       main_max: int, aux_max: int, learned: float = 0.0) -> float:
     """Mean |acc_aux - acc_main| over evaluated lengths strictly between the two training lengths.
 
     With several auxiliary tasks, acc_aux is their mean. Undefined (nan, never 0, which would
-    mean perfect transfer) when no evaluated length lies in between or there is no aux curve.
+    mean perfect transfer) when no evaluated length lies in between or there is no aux curve,
+    and, given `learned`, when the main task or the mean of the aux tasks averages less than
+    that over its own training lengths: a model that learned neither task has both curves at 0
+    past the main length, and a gap of 0 there would read as perfect transfer.
     """
     lo, hi = min(main_max, aux_max), max(main_max, aux_max)
     lengths = [n for n in main if lo < n < hi and all(n in a for a in aux)]
     if not lengths or not aux:
         return math.nan
-    diffs = [abs(float(np.mean([a[n] for a in aux])) - main[n]) for n in lengths]
-    return float(np.mean(diffs))
+    aux_mean = {n: float(np.mean([a[n] for a in aux])) for n in set.intersection(
+        *(set(a) for a in aux))}
+    if min(mean_accuracy(main, 0, main_max), mean_accuracy(aux_mean, 0, aux_max)) < learned:
+        return math.nan
+    return float(np.mean([abs(aux_mean[n] - main[n]) for n in lengths]))
 
 
 def mean_accuracy(curve: dict[int, float], lo: int, hi: float = math.inf) -> float:

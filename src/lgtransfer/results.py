@@ -20,7 +20,12 @@ import pandas as pd
 from lgtransfer import rundir
 from lgtransfer.config.schema import MAIN_ONLY, SAME_EXAMPLES, WITH_AUX
 from lgtransfer.errors import UsageError
-from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.metrics import (
+    LEARNED,
+    generalization_gap,
+    max_generalized_length,
+    mean_accuracy,
+)
 from lgtransfer.stats import mean_ci
 
 CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",
@@ -116,7 +121,7 @@ def seed_metrics(df: pd.DataFrame) -> pd.DataFrame:
         with_aux = accuracy_curve(final, "with_aux", seed, main_task)
         if with_aux and aux_tasks:
             curves = [accuracy_curve(final, "with_aux", seed, t) for t in aux_tasks]
-            row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux)
+            row["gap"] = generalization_gap(with_aux, curves, l_main, l_aux, LEARNED)
         for baseline, suffix in ((MAIN_ONLY, ""), (SAME_EXAMPLES, "_same_examples")):
             if "max_gen_length_with_aux" in row and f"max_gen_length_{baseline}" in row:
                 for metric in ("max_gen_length", "acc_past_main"):

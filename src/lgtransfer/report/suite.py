@@ -14,6 +14,7 @@ import pandas as pd
 from lgtransfer import rundir
 from lgtransfer.config.schema import BUDGETS
 from lgtransfer.errors import UsageError
+from lgtransfer.metrics import LEARNED
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections
 from lgtransfer.report.render import Section, markdown_table, render
@@ -73,7 +74,6 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
 
 
-LEARNED = 0.95  # the budget's rule: every task reaches this in distribution
 CALIBRATION_TEXT = (
     "Does every task learn its training range? The budget's rule: a task is learned when its "
     f"accuracy, averaged over lengths 1 to its training length, is at least {LEARNED} at the "
