@@ -175,6 +175,20 @@ def test_calibration_table_says_which_tasks_learned_their_range(tmp_path):
     assert table.loc[("main_only", "reverse_add (main)"), "trained to"] == 4
 
 
+def test_a_nope_group_that_learned_nothing_gets_no_verdict_and_is_not_dropped(tmp_path):
+    for seed in range(3):
+        fake_run(tmp_path, "n-g2-rope", "with_aux", seed,
+                 {"reverse_add": step(5), "no_carry": step(8)}, "12", pos="rope")
+        # NoPE learned neither task: both curves 0 everywhere, no gap (not a gap of 0)
+        fake_run(tmp_path, "n-g2-nope", "with_aux", seed,
+                 {"reverse_add": step(0), "no_carry": step(0)}, "12", pos="nope")
+    group_runs(tmp_path, "g1", "3a")  # a second figure, so the folder gets a suite report
+    row = next(line for line in write_report(tmp_path).read_text().splitlines()
+               if line.startswith("| n-g2 "))
+    assert "NoPE n/a: no seed has a gap on both sides" in row
+    assert row.rstrip(" |").endswith("n/a")
+
+
 def test_two_configs_with_one_name_are_reported_as_two_groups(tmp_path):
     """Runs of different configs under one experiment name (say a cell of two budgets) are
     never averaged together: the suite report tells them apart by their config key."""
