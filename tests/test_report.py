@@ -105,10 +105,14 @@ def test_report_says_whether_the_second_baseline_changes_the_conclusion(tmp_path
         # same steps: fails past 4; as many main examples (fewer steps): as good as with aux
         _fake_run(tmp_path, "main_only", seed, {"reverse_add": alone})
         _fake_run(tmp_path, "main_only_same_examples", seed, {"reverse_add": with_aux})
+    # a fourth seed without the second baseline: the two verdicts compare seeds 1-3 only
+    _fake_run(tmp_path, "with_aux", 4, {"reverse_add": with_aux, "no_carry": aux})
+    _fake_run(tmp_path, "main_only", 4, {"reverse_add": alone})
     text = write_report(tmp_path / "exp").read_text()
     assert "**Transfer: yes.**" in text
     assert ("**Against the baseline with as many main-task examples: no** (+0.000 [+0.000, "
-            "+0.000] (n = 3)): a different conclusion (yes against the same-steps baseline)."
+            "+0.000] (n = 3)): a different conclusion (yes against the same-steps baseline) "
+            "on the same 3 seeds."
             ) in text
 
 

@@ -154,10 +154,12 @@ def transfer_line(gains: pd.Series) -> str:
 def second_baseline_line(same_steps: pd.Series, same_examples: pd.Series) -> str:
     """The transfer verdict against the baseline trained on as many main-task examples as the
     with-aux run (fewer steps), and whether it differs from the same-steps verdict."""
-    first = transfer(same_steps.astype(float).to_numpy(), MIN_TRANSFER)
-    second = transfer(same_examples.astype(float).to_numpy(), MIN_TRANSFER)
+    both = same_examples.notna() & same_steps.notna()  # compare on the seeds both baselines have
+    first = transfer(same_steps[both].astype(float).to_numpy(), MIN_TRANSFER)
+    second = transfer(same_examples[both].astype(float).to_numpy(), MIN_TRANSFER)
     change = ("the same conclusion" if second.outcome == first.outcome else
               f"a different conclusion ({first.outcome} against the same-steps baseline)")
+    change += f" on the same {int(both.sum())} seeds"
     return (f"**Against the baseline with as many main-task examples: {second.outcome}** "
             f"({second.measured}): {change}.")
 
