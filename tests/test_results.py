@@ -173,6 +173,11 @@ def test_calibration_table_says_which_tasks_learned_their_range(tmp_path):
     assert table.loc[("with_aux", "reverse_add (main)"), "seeds learned"] == "3 of 3"
     assert table.loc[("main_only", "reverse_add (main)"), "seeds learned"] == "0 of 3"
     assert table.loc[("main_only", "reverse_add (main)"), "trained to"] == 4
+    # the group's verdict row says which tasks of its runs fell short, on how many seeds
+    group_runs(tmp_path, "g1", "3a")  # a second experiment: a suite report
+    row = next(line for line in write_report(tmp_path).read_text().splitlines()
+               if line.startswith("| g | "))
+    assert "(no_carry, reverse_add below 0.95 in distribution on 3 of 3 seeds)" in row
 
 
 def test_a_nope_group_that_learned_nothing_gets_no_verdict_and_is_not_dropped(tmp_path):

@@ -94,6 +94,15 @@ def final_curves(df: pd.DataFrame) -> pd.DataFrame:
     return df[df["step"] == last]
 
 
+def in_distribution(df: pd.DataFrame) -> pd.DataFrame:
+    """Each task's mean accuracy over lengths up to its own training length, at each run's last
+    step: one row per experiment, variant, task, role, train_max_length and seed."""
+    final = final_curves(df)
+    final = final[final.length <= final.train_max_length]
+    keys = ["experiment", "variant", "task", "role", "train_max_length", "seed"]
+    return final.groupby(keys).accuracy.mean().reset_index()
+
+
 def accuracy_curve(df: pd.DataFrame, variant: str, seed: int, task: str) -> dict[int, float]:
     sel = df[(df.variant == variant) & (df.seed == seed) & (df.task == task)]
     return dict(zip(sel.length.astype(int), sel.accuracy.astype(float), strict=True))

@@ -22,7 +22,7 @@ from lgtransfer.results import (
     budget_label,
     collect,
     experiment_folders,
-    final_curves,
+    in_distribution,
     label_configs,
     per_seed,
     statistics,
@@ -85,10 +85,7 @@ CALIBRATION_TEXT = (
 def calibration_table(done: pd.DataFrame) -> pd.DataFrame:
     """experiment | variant | task | trained to | in-distribution accuracy (lowest seed, mean
     over seeds) | seeds learned: whether each task learned its own range, run by run."""
-    final = final_curves(done)
-    in_dist = final[final.length <= final.train_max_length]
-    per_run = in_dist.groupby(["experiment", "variant", "task", "role", "train_max_length",
-                               "seed"]).accuracy.mean().reset_index()
+    per_run = in_distribution(done)
     rows = []
     for (exp, variant, task, role, l_train), runs in per_run.groupby(
             ["experiment", "variant", "task", "role", "train_max_length"]):
