@@ -55,7 +55,7 @@ def ratio(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
         im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
         ax.set_xticks(range(len(cols_a)), cols_a)
         ax.set_yticks(range(len(rows_m)), rows_m)
-        ax.set(xlabel="L_aux", ylabel="L_main", title=f"generalization gap, {title}")
+        ax.set(xlabel="L_aux", ylabel="L_main", title=f"generalization gap,\n{title}")
         for (i, j), v in np.ndenumerate(grid):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w")
