@@ -1,7 +1,7 @@
 """The committed evidence (`results/cpu/`) regenerates: every table, the claims and the suite
 report are computed again from the committed run files (config, manifest, eval, metrics) and
 must come out identical, so no number in them is typed by hand. The README's "What reproduces"
-table must be the regenerated `claims.md`."""
+table must be the regenerated `claims.md`, and its tier-time block the regenerated `cost.md`."""
 
 import shutil
 from pathlib import Path
@@ -12,8 +12,8 @@ from lgtransfer.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENCE = ROOT / "results" / "cpu"
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl")
-TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "report.md")
-README_MARKERS = ("<!-- what-reproduces -->", "<!-- /what-reproduces -->")
+TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "cost.md", "report.md")
+README_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file
 
 
 def copy_run_files(src: Path, dst: Path) -> int:
@@ -43,9 +43,10 @@ def test_committed_evidence_regenerates_identically(tmp_path):
         rel = folder.relative_to(EVIDENCE)
         assert (fresh / rel / "per_seed.csv").read_text() == (folder / "per_seed.csv").read_text()
     readme = (ROOT / "README.md").read_text()
-    start, end = (readme.index(m) for m in README_MARKERS)
-    table = readme[start + len(README_MARKERS[0]):end].strip()
-    assert table == (EVIDENCE / "claims.md").read_text().strip()
+    for marker, name in README_BLOCKS.items():
+        start, end = readme.index(f"<!-- {marker} -->"), readme.index(f"<!-- /{marker} -->")
+        block = readme[start + len(f"<!-- {marker} -->"):end].strip()
+        assert block == (EVIDENCE / name).read_text().strip(), marker
 
 
 def rundir_folders(root: Path) -> list[Path]:

@@ -3,11 +3,12 @@
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from lgtransfer import rundir
 from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
-from lgtransfer.report.suite import write_report
+from lgtransfer.report.suite import cost_table, write_cost, write_report
 from lgtransfer.results import best_seed, load_eval, seed_metrics
 
 
@@ -132,3 +133,25 @@ def test_report_uses_only_the_latest_experiment_config(tmp_path):
     dirs, skipped = select_runs(tmp_path / "exp")
     assert dirs == [newer] and skipped == 1
     assert set(load_eval(tmp_path / "exp").accuracy) == {0.5}
+
+
+def test_cost_of_the_tier_counts_the_first_three_seeds_and_shared_runs_once(tmp_path):
+    minutes = {"g1/w0": 10, "g1/w1": 10, "g1/w2": 10, "g1/w3": 40, "g1/a0": 4, "g1/a1": 4,
+               "g1/a2": 4, "c1/w0": 6, "c1/w1": 6, "c1/w2": 6}
+    for run, m in minutes.items():
+        rundir.write_json(tmp_path / run / "manifest.json", {"train_seconds": m * 60})
+    rows = [("g1", run, int(run[-1])) for run in minutes if run.startswith("g1")]
+    rows += [("c1", run, int(run[-1])) for run in minutes if run.startswith("c1")]
+    rows += [("c1", f"g1/a{s}", s) for s in range(3)]  # C1 shares G1's main-alone runs
+    done = pd.DataFrame(rows, columns=["experiment", "run", "seed"])
+    table = cost_table(done, tmp_path)
+    cost = table.set_index("experiment")
+    assert cost.loc["g1", "runs"] == 7 and cost.loc["g1", "tier runs"] == 6  # seed 3 is extra
+    assert cost.loc["g1", "minutes"] == 82 and cost.loc["g1", "tier minutes"] == 42
+    assert cost.loc["c1", "tier runs"] == 6 and cost.loc["c1", "tier minutes"] == 30
+    assert table.attrs["runs"] == 10 and table.attrs["total"] == 100  # shared runs once
+    assert table.attrs["tier_runs"] == 9 and table.attrs["tier_minutes"] == 60
+    assert table.attrs["tier_hours"] == 0.5  # an hour of run time, one run per core on two
+    text = write_cost(table, tmp_path).read_text()
+    assert "9 distinct runs, 60.0 minutes of run time, 0.5 h on two cores" in text
+    assert "| g1 | 7 | 11.7 | 82.0 | 6 | 42.0 |" in text

@@ -67,8 +67,8 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         sections.append(Section("Calibration", CALIBRATION_TEXT, tables=[calibration]))
     cost = cost_table(done, root)
     if len(cost):
-        sections.append(Section("Cost", COST_TEXT.format(
-            total=cost.attrs["total_minutes"], runs=cost.attrs["runs"]), tables=[cost]))
+        sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
+        write_cost(cost, root)
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
     write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
@@ -97,24 +97,47 @@ def calibration_table(done: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+TIER_SEEDS = 3  # the evidence tier: every experiment at its first three seeds
+
 COST_TEXT = ("Training time per experiment, from each run's manifest (`train_seconds`: "
              "training and its evaluations, one run per core). A run two experiments share "
-             "counts under both; the {runs} distinct complete runs took {total} minutes in all.")
+             "counts under both; the {runs} distinct complete runs took {total} minutes in all. "
+             "*The tier* is every experiment at its first {tier_seeds} seeds: {tier_runs} "
+             "distinct runs, {tier_minutes} minutes of run time, {tier_hours} h on two cores "
+             "(the run time halved: one run per core).")
 
 
 def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
-    """experiment | runs | minutes per run | minutes: what the complete runs cost to train."""
+    """experiment | runs | minutes per run | minutes | tier runs | tier minutes: what the
+    complete runs cost to train, all of them and those of the first TIER_SEEDS seeds."""
     seconds = {}
     for run in done.run.unique():
         manifest = rundir.read_json(root / run / rundir.MANIFEST)
         seconds[run] = float(manifest.get("train_seconds") or 0.0)
-    per = done[["experiment", "run"]].drop_duplicates()
+    per = done[["experiment", "run", "seed"]].drop_duplicates()
     per = per.assign(minutes=[seconds[r] / 60 for r in per.run])
-    table = per.groupby("experiment").minutes.agg(["count", "mean", "sum"]).reset_index()
-    table.columns = ["experiment", "runs", "minutes per run", "minutes"]
-    table = table.round(1)
-    table.attrs = {"total_minutes": round(sum(seconds.values()) / 60, 1), "runs": len(seconds)}
+    first_seeds = per.groupby("experiment").seed.transform(
+        lambda s: s.isin(sorted(s.unique())[:TIER_SEEDS]))
+    tier = per[first_seeds]
+    table = per.groupby("experiment").minutes.agg(["count", "mean", "sum"])
+    table = table.join(tier.groupby("experiment").minutes.agg(["count", "sum"]), rsuffix="_tier")
+    table = table.reset_index().round(1)
+    table.columns = ["experiment", "runs", "minutes per run", "minutes", "tier runs",
+                     "tier minutes"]
+    tier_minutes = sum(seconds[r] for r in tier.run.unique()) / 60
+    table.attrs = {"total": round(sum(seconds.values()) / 60, 1), "runs": len(seconds),
+                   "tier_seeds": TIER_SEEDS, "tier_runs": tier.run.nunique(),
+                   "tier_minutes": round(tier_minutes, 1),
+                   "tier_hours": round(tier_minutes / 120, 1)}
     return table
+
+
+def write_cost(cost: pd.DataFrame, root: Path) -> Path:
+    """`cost.md`: the Cost section's text and table (the README's tier-time block is this file,
+    checked equal to it by a test)."""
+    text = COST_TEXT.format(**cost.attrs) + "\n\n" + markdown_table(cost)
+    rundir.write_atomic(root / "cost.md", text + "\n")
+    return root / "cost.md"
 
 
 def write_claims(sections: list[Section], root: Path) -> Path:
