@@ -119,8 +119,8 @@ def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
     first_seeds = per.groupby("experiment").seed.transform(
         lambda s: s.isin(sorted(s.unique())[:TIER_SEEDS]))
     tier = per[first_seeds]
-    table = per.groupby("experiment").minutes.agg(["count", "mean", "sum"])
-    table = table.join(tier.groupby("experiment").minutes.agg(["count", "sum"]), rsuffix="_tier")
+    table = pd.concat([per.groupby("experiment").minutes.agg(["count", "mean", "sum"]),
+                       tier.groupby("experiment").minutes.agg(["count", "sum"])], axis=1)
     table = table.reset_index().round(1)
     table.columns = ["experiment", "runs", "minutes per run", "minutes", "tier runs",
                      "tier minutes"]
