@@ -67,7 +67,8 @@ def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
             ax.axvline(attrs["l_aux"], color="gray", ls="--", lw=1)
         ax.set(title=title, xlabel="length", ylabel="exact-match accuracy", ylim=(-0.03, 1.03))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower left")
+        if ax.get_legend_handles_labels()[0]:  # a panel without the best seed has no labels
+            ax.legend(fontsize=8, loc="lower left")
     fig.suptitle(f"{df.experiment.iloc[0]}: accuracy vs length (dashed: longest training length)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
