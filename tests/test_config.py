@@ -324,8 +324,8 @@ def test_the_budget_is_in_the_run_key_and_folder():
     same = ["model.n_layer=1", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
             "train.steps=4", "train.batch_size=4", "train.eval_every=4",
             "train.checkpoint_every=4", "train.lr=0.001", "train.buckets=1", "eval.n=4",
-            "eval.max_length=40", "seeds=[0]", "group.0.max_length=16", "group.1.max_length=32",
-            "group.2.max_length=32"]
+            "eval.max_length=40", "seeds=[0]", "heads.every=4", "heads.n=4",
+            "group.0.max_length=16", "group.1.max_length=32", "group.2.max_length=32"]
     cpu, gpu = (load_experiments(["g1"], same, budget) for budget in ("cpu", "gpu"))
     assert cpu[0].folder == Path("cpu/g1") and gpu[0].folder == Path("gpu/g1")
     runs = {b: expand(e[0].config) for b, e in (("cpu", cpu), ("gpu", gpu))}

@@ -233,6 +233,7 @@ group: [{task: copy, role: main, max_length: 4}, {task: reverse, role: aux, max_
 model: {n_layer: 2, n_head: 2, d_model: 32, d_ff: 64}
 train: {steps: 400, batch_size: 32, lr: 0.003, eval_every: 100, checkpoint_every: 100}
 eval: {n: 24, max_length: 7}
+heads: {record: true, every: 200, n: 16, k: 2, random_draws: 3}
 seeds: [0]
 baseline: false
 """
@@ -364,3 +365,58 @@ def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
     logged = gaps_from_eval(run)
     assert set(logged) == {100, 200, 300, 400}
     assert checkpoint_gap(model, run, mixture, CPU) == pytest.approx(logged[400], abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- recorded in training
+
+
+def test_recording_heads_leaves_the_trained_run_unchanged(tiny_run, tmp_path):
+    """The same run with recording off: eval.jsonl bit for bit, and no heads.jsonl."""
+    _, run = tiny_run
+    (tmp_path / "tiny.yaml").write_text(TINY_RUN.replace("record: true", "record: false"))
+    assert main(["run", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "runs"),
+                 "--quiet", "--executor", "inline"]) == 0
+    (off,) = (tmp_path / "runs" / "cpu" / "tiny").glob("with_aux_*")
+    assert off.name == run.name  # recording is not part of the run's key
+    assert (off / "eval.jsonl").read_text() == (run / "eval.jsonl").read_text()
+    assert not (off / "heads.jsonl").exists()
+
+
+def test_recorded_rows_equal_those_measured_on_the_checkpoint(tiny_run, tmp_path):
+    """At each measurement step (every 200 and the last), the recorded importance maps and
+    gap are what `lgt heads` measures on that step's checkpoint with the same options; with
+    the checkpoints gone, `lgt heads` reads the recorded rows."""
+    _, run = tiny_run
+    recorded = rundir.read_jsonl(run / "heads.jsonl")
+    assert {r["step"] for r in recorded} == {200, 400}
+    causal = {r["step"] for r in recorded if r["metric"].startswith("causal")}
+    assert causal == {400}  # the causal test runs once, at the last step
+    copy = tmp_path / run.name
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("heads"))
+    assert main(["heads", str(copy), "--n", "16", "--k", "2", "--random-draws", "3",
+                 "--quiet"]) == 0
+    measured = rundir.read_jsonl(copy / "heads" / "heads.jsonl")
+
+    def values(rows, step, metric):
+        return {(r["task"], r["band"], r["layer"], r["head"]): r["value"] for r in rows
+                if r["step"] == step and r["metric"] == metric}
+
+    for step in (200, 400):
+        for metric in ("gap", "importance", "importance_diff", "attn_diff", "topk_jaccard"):
+            want, got = values(measured, step, metric), values(recorded, step, metric)
+            assert want and want.keys() == got.keys(), metric
+            assert all(got[k] == pytest.approx(want[k], abs=1e-6) for k in want), metric
+    shutil.rmtree(copy / "checkpoints")
+    shutil.rmtree(copy / "heads")
+    assert main(["heads", str(copy), "--quiet"]) == 0
+    read_back = rundir.read_jsonl(copy / "heads" / "heads.jsonl")
+    assert read_back == [{**r, "run": copy.name} for r in recorded]
+
+
+def test_main_only_runs_record_no_heads(tmp_path):
+    (tmp_path / "alone.yaml").write_text(TINY_RUN.replace("baseline: false", "baseline: true")
+                                         .replace("steps: 400", "steps: 20"))
+    assert main(["run", str(tmp_path / "alone.yaml"), "--out", str(tmp_path / "runs"),
+                 "--quiet", "--executor", "inline"]) == 0
+    exp = tmp_path / "runs" / "cpu" / "alone"
+    assert [d.parent.name.split("_seed")[0] for d in exp.glob("*/heads.jsonl")] == ["with_aux"]

@@ -18,7 +18,17 @@ import torch
 from transformers import DynamicCache
 
 from lgtransfer import tokenizer as tok
+from lgtransfer.errors import UsageError
 from lgtransfer.mixture import Mixture, SeqBatch
+
+
+def pick_device(name: str) -> torch.device:
+    """`auto`: a CUDA device when there is one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"train.device is {name!r} but no CUDA device is available")
+    return torch.device(name)
 
 
 def as_tensors(batch: SeqBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,7 +38,8 @@ from lgtransfer import pretrained, rundir, stopping
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec, TrainConfig
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
-from lgtransfer.evaluate import evaluate, scored_logits
+from lgtransfer.evaluate import evaluate, pick_device, scored_logits
+from lgtransfer.heads.record import HEADS_FILE, HeadRecorder
 from lgtransfer.mixture import (
     Mixture,
     SeqBatch,
@@ -51,14 +52,6 @@ from lgtransfer.model import build_model
 from lgtransfer.tasks.user import load_files, source_of
 
 # ----------------------------------------------------------------------------- set-up
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"train.device is {name!r} but no CUDA device is available")
-    return torch.device(name)
 
 
 def autocast_dtype(tcfg: TrainConfig, device: torch.device) -> torch.dtype:
@@ -246,6 +239,8 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
         torch._dynamo.reset()
         model.model.compile(dynamic=True)
     dtype = autocast_dtype(tcfg, device)
+    recorder = HeadRecorder(run, run_dir, mixture, model, device) \
+        if HeadRecorder.wanted(run, model) else None
 
     stream = batch_stream(mixture, tcfg.data_seed, start, tcfg.steps, tcfg.batch_size,
                           data_workers(tcfg, device))
@@ -275,6 +270,8 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                 stopping.fault_point("eval", done)
                 rundir.append_jsonl(run_dir / "eval.jsonl", rows)
                 stopping.fault_point("eval_written", done)
+            if recorder is not None and recorder.due(done):
+                rundir.append_jsonl(run_dir / HEADS_FILE, recorder.measure(model, done))
             if done % tcfg.checkpoint_every == 0 or last:
                 save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
             stopping.fault_point("step", done)
@@ -388,8 +385,9 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     if start:
         manifest["resumed_from_step"] = start
     rundir.write_json(run_dir / rundir.MANIFEST, manifest)
-    for log in ("metrics.jsonl", "eval.jsonl"):
-        rundir.truncate_jsonl(run_dir / log, start)
+    for log in ("metrics.jsonl", "eval.jsonl", HEADS_FILE):
+        if log != HEADS_FILE or (run_dir / log).exists():
+            rundir.truncate_jsonl(run_dir / log, start)
     return manifest
 
 

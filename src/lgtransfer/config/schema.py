@@ -101,6 +101,20 @@ class EvalConfig:
 
 
 @dataclass
+class HeadsConfig:
+    """Head metrics recorded while a with-aux run trains (`heads/record.py`): importance maps,
+    reuse metrics and the gap at every `every` steps, the causal test at the last step, into the
+    run folder's `heads.jsonl`. Recording only: the trained weights are the same with it on or
+    off, so it is not part of a run's key (`runs.NOT_RESULTS`)."""
+
+    record: bool = False
+    every: int = 0  # steps between measurements; 0 = at every evaluation (train.eval_every)
+    n: int = 32  # examples per task and length (the first n of the run's evaluation sets)
+    k: int = 3  # heads in the top-k overlap and the causal test
+    random_draws: int = 10  # random k-head sets in the causal test
+
+
+@dataclass
 class ExperimentConfig(GroupRoles):
     name: str
     group: list[GroupTask]
@@ -109,6 +123,7 @@ class ExperimentConfig(GroupRoles):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     seeds: list[int] = field(default_factory=lambda: [43, 44, 45, 46, 47])
     # the main task alone, as a baseline: none | same_steps (as many steps as the with-aux run)
     # | same_main_examples (as many main-task examples: steps x the main task's weight share)
@@ -166,13 +181,15 @@ class ExperimentConfig(GroupRoles):
                              f"({', '.join(mains)}); give exactly one role 'main', the rest 'aux'")
         if not self.seeds:
             raise UsageError(f"{source}: no seeds")
-        t, e = self.train, self.eval
+        t, e, h = self.train, self.eval, self.heads
         at_least = {"train.steps": (t.steps, 1), "train.batch_size": (t.batch_size, 1),
                     "train.eval_every": (t.eval_every, 1),
                     "train.checkpoint_every": (t.checkpoint_every, 1),
                     "train.buckets": (t.buckets, 1), "train.data_seed": (t.data_seed, 0),
                     "train.threads": (t.threads, 0), "train.data_workers": (t.data_workers, -1),
                     "eval.n": (e.n, 1), "eval.seed": (e.seed, 0),
+                    "heads.every": (h.every, 0), "heads.n": (h.n, 1), "heads.k": (h.k, 1),
+                    "heads.random_draws": (h.random_draws, 1),
                     "model.n_layer": (self.model.n_layer, 1),
                     "model.n_head": (self.model.n_head, 1), "model.d_ff": (self.model.d_ff, 1)}
         for key, (value, least) in at_least.items():

@@ -55,6 +55,7 @@ from lgtransfer.tasks import get_task
 from lgtransfer.tasks.user import load_files
 
 ABLATIONS = ("mean", "zero")
+RECORDED = "heads.jsonl"  # in a run folder: head metrics recorded while training (`record`)
 
 
 @dataclass
@@ -209,8 +210,10 @@ def add_causal_test(ck: Checkpoint, bands: dict[str, list[int]], aux_importance:
                   "layer": i // n_heads, "head": i % n_heads, "value": 1.0} for i in top]
 
 
-def analyze_checkpoint(ck: Checkpoint, bands: dict[str, list[int]]) -> list[dict]:
-    """Every measurement at one checkpoint, as rows (task, metric, band, layer, head, value)."""
+def analyze_checkpoint(ck: Checkpoint, bands: dict[str, list[int]],
+                       causal: bool = True) -> list[dict]:
+    """Every measurement at one checkpoint, as rows (task, metric, band, layer, head, value);
+    the causal test unless `causal` is false."""
     out = RowWriter()
     aux = [t.task for t in ck.run.aux]
     aux_maps = []
@@ -220,7 +223,7 @@ def analyze_checkpoint(ck: Checkpoint, bands: dict[str, list[int]]) -> list[dict
             measure_pair(ck, other, band, lengths, maps, out)
         aux_maps += [maps[t] for t in aux if t in maps]
     # one set of heads for the causal test: those most important to the aux tasks, all bands
-    if aux_maps:
+    if aux_maps and causal:
         add_causal_test(ck, bands, np.mean(aux_maps, axis=0), out)
     return out.rows
 
@@ -245,7 +248,10 @@ def find_runs(path: Path) -> list[TrainedRun]:
     if not runs:
         raise UsageError(f"no run with an auxiliary task in {path} (main-only runs are skipped)")
     for r in runs:
-        find_checkpoints(r)
+        # a run that recorded its heads while training is read as it is when its checkpoints
+        # are gone (committed evidence keeps none)
+        if (r.dir / "checkpoints").is_dir() or not (r.dir / RECORDED).is_file():
+            find_checkpoints(r)
     return runs
 
 
@@ -310,9 +316,9 @@ def checkpoint_gap(model: torch.nn.Module, run: TrainedRun, mixture: Mixture,
 
 def analyze_run(run: TrainedRun, opts: HeadOptions, progress: bool = False) -> list[dict]:
     """Rows of every measurement at every selected checkpoint of one run, with the gap."""
+    from lgtransfer.evaluate import pick_device
     from lgtransfer.model import load_model
     from lgtransfer.pretrained import checkpoint_id_map
-    from lgtransfer.train import pick_device
 
     device = pick_device(opts.device)
     # a run from a pretrained model reads that model's token ids (None: ours)
@@ -341,18 +347,25 @@ def analyze_run(run: TrainedRun, opts: HeadOptions, progress: bool = False) -> l
     return rows
 
 
+def recorded_rows(run: TrainedRun) -> list[dict]:
+    """The rows a run recorded while training (`heads.record`), named as `lgt heads` names
+    the run; the options then are the run's own (`heads.*` of its config)."""
+    return [{**r, "run": run.name} for r in rundir.read_jsonl(run.dir / RECORDED)]
+
+
 def run_heads(path: Path, opts: HeadOptions, progress: bool = False) -> Path:
     """Analyse every with-aux run at or under `path`; write `path/heads/` (rows, summary,
-    plots, heads.md/html). Returns the summary's path."""
+    plots, heads.md/html). Returns the summary's path. A run without checkpoints that recorded
+    its head metrics while training (`heads.jsonl` in its folder) is read, not measured."""
     from lgtransfer.heads.plots import write_outputs
 
     opts.validate()
     runs = find_runs(path)
     rows = []
     for run in runs:
-        rows += analyze_run(run, opts, progress)
+        rows += analyze_run(run, opts, progress) if run.checkpoints else recorded_rows(run)
     out = path / "heads"
-    rundir.write_jsonl(out / "heads.jsonl", [_clean(r) for r in rows])
+    rundir.write_jsonl(out / "heads.jsonl", [clean_row(r) for r in rows])
     summary = {"options": asdict(opts), **summarize_reuse(rows, opts.n_boot, opts.seed)}
     summary["bands"] = {r.name: length_bands(r, opts) for r in runs}
     rundir.write_json(out / "summary.json", summary)
@@ -360,7 +373,7 @@ def run_heads(path: Path, opts: HeadOptions, progress: bool = False) -> Path:
     return out / "summary.json"
 
 
-def _clean(row: dict) -> dict:
+def clean_row(row: dict) -> dict:
     """JSON has no nan: undefined values become null."""
     v = row["value"]
     return {**row, "value": None if v is None or not math.isfinite(v) else v}
