@@ -101,19 +101,19 @@ def test_report_says_whether_the_second_baseline_changes_the_conclusion(tmp_path
     with_aux = {n: 1.0 if n <= 8 else 0.0 for n in range(1, 11)}
     aux = {n: 1.0 if n <= 8 else 0.0 for n in range(1, 11)}
     alone = {n: 1.0 if n <= 4 else 0.0 for n in range(1, 11)}
-    for seed in (1, 2, 3):
+    for seed in (1, 2, 3, 4, 5):  # five seeds: the exact test's smallest p is 1/32
         _fake_run(tmp_path, "with_aux", seed, {"reverse_add": with_aux, "no_carry": aux})
         # same steps: fails past 4; as many main examples (fewer steps): as good as with aux
         _fake_run(tmp_path, "main_only", seed, {"reverse_add": alone})
         _fake_run(tmp_path, "main_only_same_examples", seed, {"reverse_add": with_aux})
-    # a fourth seed without the second baseline: the two verdicts compare seeds 1-3 only
-    _fake_run(tmp_path, "with_aux", 4, {"reverse_add": with_aux, "no_carry": aux})
-    _fake_run(tmp_path, "main_only", 4, {"reverse_add": alone})
+    # a sixth seed without the second baseline: the two verdicts compare seeds 1-5 only
+    _fake_run(tmp_path, "with_aux", 6, {"reverse_add": with_aux, "no_carry": aux})
+    _fake_run(tmp_path, "main_only", 6, {"reverse_add": alone})
     text = write_report(tmp_path / "exp").read_text()
     assert "**Transfer: yes.**" in text
     assert ("**Against the baseline with as many main-task examples: no** (+0.000 [+0.000, "
-            "+0.000] (n = 3)): a different conclusion (yes against the same-steps baseline) "
-            "on the same 3 seeds."
+            "+0.000] (n = 5)): a different conclusion (yes against the same-steps baseline) "
+            "on the same 5 seeds."
             ) in text
 
 

@@ -1,70 +1,137 @@
-"""Verdict rules on known inputs: each says yes, no and inconclusive where it should."""
+"""The registered test on known inputs: exact sign-flip p-values counted by hand, Holm's
+adjustment, and the verdict rules saying yes, no, inconclusive, n/a, floor and pending where
+they should (results/cpu/registration.yaml)."""
 
+import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lgtransfer.registration import load
+from lgtransfer.signflip import holm, permutation_p, power, sign_flip_p
+from lgtransfer.stats import spearman
 from lgtransfer.verdicts import (
     FAILS,
+    FLOOR,
     INCONCLUSIVE,
     REPRODUCES,
+    floored,
     no_transfer,
     paired_above,
+    settle,
     t_interval,
     transfer,
     within,
 )
 
 
+def brute_force_p(d, shift=0.0, greater=True):
+    """The definition, pattern by pattern."""
+    d = [x - shift for x in d] if greater else [shift - x for x in d]
+    patterns = list(itertools.product((1, -1), repeat=len(d)))
+    sums = [sum(s * abs(x) for s, x in zip(p, d, strict=True)) for p in patterns]
+    return sum(t >= sum(d) - 1e-12 for t in sums) / len(patterns)
+
+
 def test_t_interval_on_known_inputs():
     iv = t_interval([1.0, 2.0, 3.0])  # mean 2, sd 1, t(2) = 4.303
     assert (iv.mean, iv.n) == (2.0, 3)
     assert math.isclose(iv.hi - iv.mean, 4.303 / math.sqrt(3), rel_tol=1e-9)
-    assert math.isclose(iv.mean - iv.lo, 4.303 / math.sqrt(3), rel_tol=1e-9)
     assert str(iv) == "+2.000 [-0.484, +4.484] (n = 3)"
-    one = t_interval([0.4, float("nan")])
-    assert one.n == 1 and math.isnan(one.lo) and "no interval" in str(one)
-    assert t_interval([]).n == 0
+    assert t_interval([0.4, float("nan")]).n == 1 and t_interval([]).n == 0
+
+
+@pytest.mark.parametrize("d", [[0.3, 0.1, 0.2], [0.5, -0.1, 0.2, 0.0], [0.0, 0.0, 0.0],
+                               [0.2, -0.3, 0.1, 0.4, -0.05], list(np.linspace(-0.2, 0.5, 9))])
+def test_sign_flip_p_is_the_share_of_patterns(d):
+    for shift, greater in ((0.0, True), (0.05, False), (-0.05, True)):
+        assert sign_flip_p(d, shift, greater) == pytest.approx(brute_force_p(d, shift, greater))
+
+
+def test_smallest_p_is_two_to_the_minus_n():
+    assert sign_flip_p([0.1] * 5) == 1 / 32
+    assert sign_flip_p([0.1] * 10) == 1 / 1024
+    assert sign_flip_p([0.0] * 4) == 1.0  # nothing moves: no evidence either way
+    assert math.isnan(sign_flip_p([]))
+
+
+def test_holm_on_known_inputs():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.2, 0.001]) == pytest.approx([0.2, 0.002])
+    out = holm([0.01, float("nan"), 0.02])
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
 
 
 @pytest.mark.parametrize("gains, outcome", [
-    ([0.30, 0.40, 0.50], REPRODUCES),      # clearly above 0 and above the minimum effect
-    ([0.00, 0.01, -0.01], FAILS),          # the whole interval below the minimum effect
-    ([0.02, 0.025, 0.015], FAILS),         # real (above 0) but too small to count
-    ([0.0, 0.5, 0.1], INCONCLUSIVE),       # too noisy for 3 seeds either way
-    ([0.5], INCONCLUSIVE),                 # one seed: no interval, no verdict
+    ([0.30, 0.40, 0.50, 0.35, 0.45], REPRODUCES),   # p = 1/32 alone
+    ([0.30, 0.40, 0.50], INCONCLUSIVE),             # p = 1/8: three seeds cannot pass
+    ([0.00, 0.01, -0.01, 0.0, 0.01], FAILS),        # credibly below the minimum effect
+    ([0.02, 0.025, 0.015, 0.02, 0.01], FAILS),      # real (above 0) but too small to count
+    ([0.0, 0.5, 0.1, -0.2, 0.3], INCONCLUSIVE),     # too noisy either way
 ])
 def test_transfer_rule(gains, outcome):
     assert transfer(gains, 0.05).outcome == outcome
 
 
-@pytest.mark.parametrize("gains, outcome", [
-    ([0.00, 0.01, -0.01], REPRODUCES),     # credibly below the margin
-    ([0.30, 0.40, 0.50], FAILS),           # a real gain: the control transfers
-    ([0.0, 0.3, 0.0], INCONCLUSIVE),       # covers 0, but that is not evidence of no effect
-    ([0.0, 0.0], REPRODUCES),              # exactly zero twice
-])
-def test_no_transfer_rule_is_an_equivalence_test(gains, outcome):
-    assert no_transfer(gains, 0.05).outcome == outcome
+def test_holm_within_a_family_can_turn_yes_into_inconclusive():
+    """Five seeds all positive give p = 1/32 alone; with seven claims in the family Holm
+    multiplies it by 7: no longer below 0.05. Ten seeds (1/1024) survive."""
+    five = [transfer([0.3, 0.4, 0.5, 0.35, 0.45], 0.05) for _ in range(7)]
+    assert all(v.outcome == REPRODUCES for v in five)
+    settled = settle([v.__class__(**{**v.__dict__, "family": "groups"}) for v in five])
+    assert all(v.outcome == INCONCLUSIVE and v.p_adj == pytest.approx(7 / 32) for v in settled)
+    ten = [transfer(list(np.linspace(0.2, 0.5, 10)), 0.05) for _ in range(7)]
+    settled = settle([v.__class__(**{**v.__dict__, "family": "groups"}) for v in ten])
+    assert all(v.outcome == REPRODUCES for v in settled)
+
+
+def test_no_transfer_is_an_equivalence_and_the_floor_says_nothing():
+    zeros = [0.0] * 10
+    assert no_transfer(zeros, 0.05).outcome == REPRODUCES  # credibly below the margin
+    assert no_transfer(zeros, 0.05, floor=True).outcome == FLOOR
+    assert no_transfer([0.3, 0.4, 0.5, 0.35, 0.45], 0.05).outcome == FAILS
+    assert no_transfer([0.0, 0.3, 0.0, 0.2, 0.0], 0.05).outcome == INCONCLUSIVE
+    assert settle([floored(no_transfer(zeros, 0.05))])[0].outcome == FLOOR
 
 
 def test_paired_rule_uses_the_seeds_both_sides_have():
-    both = {0: 0.6, 1: 0.7, 2: 0.8, 3: 0.1}
-    single = {0: 0.3, 1: 0.4, 2: 0.5}  # seed 3 has no pair: left out
+    both = {s: 0.6 + 0.05 * s for s in range(6)}
+    single = {s: 0.3 for s in range(5)}  # seed 5 has no pair: left out
     v = paired_above(both, single, 0.05)
-    assert v.outcome == REPRODUCES and v.measured.n == 3
-    assert np.isclose(v.measured.mean, 0.3) and "difference" in v.rule
+    assert v.outcome == REPRODUCES and v.measured.n == 5 and "difference" in v.rule
     assert paired_above(single, both, 0.05).outcome == FAILS
 
 
 @pytest.mark.parametrize("a, b, outcome", [
-    ({0: 0.0, 1: 0.0, 2: 0.0}, {0: 0.0, 1: 0.0, 2: 0.0}, REPRODUCES),    # both gain nothing
-    ({0: 0.50, 1: 0.51, 2: 0.49}, {0: 0.50, 1: 0.50, 2: 0.50}, REPRODUCES),
-    ({0: 0.6, 1: 0.7, 2: 0.8}, {0: 0.1, 1: 0.1, 2: 0.2}, FAILS),          # A gains more
-    ({0: 0.1, 1: 0.1, 2: 0.2}, {0: 0.6, 1: 0.7, 2: 0.8}, FAILS),          # B gains more
-    ({0: 0.0, 1: 0.4, 2: 0.1}, {0: 0.1, 1: 0.0, 2: 0.1}, INCONCLUSIVE),   # too noisy
+    ({s: 0.5 for s in range(6)}, {s: 0.5 + 0.01 * (-1) ** s for s in range(6)}, REPRODUCES),
+    ({s: 0.7 for s in range(6)}, {s: 0.1 for s in range(6)}, FAILS),          # A gains more
+    ({s: 0.1 for s in range(6)}, {s: 0.7 for s in range(6)}, FAILS),          # B gains more
+    ({0: 0.0, 1: 0.4, 2: 0.1}, {0: 0.1, 1: 0.0, 2: 0.1}, INCONCLUSIVE),       # too noisy
 ])
-def test_within_rule_is_a_two_sided_equivalence_test(a, b, outcome):
+def test_within_rule_is_two_one_sided_tests(a, b, outcome):
     v = within(a, b, 0.05)
     assert v.outcome == outcome and "(-0.05, +0.05)" in v.rule
+
+
+def test_permutation_p_of_a_correlation():
+    x = np.arange(6.0)
+    assert permutation_p(x, x, spearman) == pytest.approx(1 / 720)  # exact over 6! orders
+    assert permutation_p(x, x[::-1], spearman, greater=False) == pytest.approx(1 / 720)
+    big = np.arange(30.0)
+    assert permutation_p(big, big, spearman, draws=999) == pytest.approx(1 / 1000)
+
+
+def test_power_grows_with_seeds():
+    d = [0.2, 0.5, 0.0, 0.1, 0.3]
+    low, high = (power(d, n, 0.05, 7)["strictest"] for n in (5, 10))
+    assert low == 0.0 and high > 0.2  # five seeds can never pass seven claims
+
+
+def test_the_committed_registration_reads(tmp_path):
+    reg = load(Path(__file__).resolve().parents[1] / "results" / "cpu")
+    assert reg.seeds == list(range(10))
+    assert {"g1", "g2", "g4", "g5", "c1", "c2", "a1", "a2"} == reg.experiments
+    assert reg.seeds_for("a1-no-carry") == reg.seeds and reg.seeds_for("g2-signed") is None
+    assert reg.seeds_for("g6") is None and load(tmp_path).seeds_for("g1") is None

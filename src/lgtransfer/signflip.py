@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -75,3 +75,22 @@ def power(diffs: Sequence[float] | np.ndarray, n: int, alpha: float, m: int,
     sums = np.abs(samples) @ signs.T  # (draws, 2^n)
     p = np.mean(sums >= samples.sum(axis=1, keepdims=True) - 1e-12, axis=1)
     return {"strictest": float(np.mean(p <= alpha / m)), "loosest": float(np.mean(p <= alpha))}
+
+
+def permutation_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray,
+                  statistic: Callable[[np.ndarray, np.ndarray], float], greater: bool = True,
+                  draws: int = 10_000, seed: int = 0) -> float:
+    """One-sided permutation p of statistic(x, y) (a correlation): the share of orderings of y
+    whose statistic is at least (greater) or at most the observed one. Exact over all
+    orderings up to 8 pairs; else `draws` random orderings, counting the observed one."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    observed = statistic(x, y)
+    if len(x) <= 8:
+        orders = itertools.permutations(range(len(y)))
+        stats = np.array([statistic(x, y[list(order)]) for order in orders])
+        hits = (stats >= observed - 1e-12) if greater else (stats <= observed + 1e-12)
+        return float(np.mean(hits))
+    rng = np.random.default_rng(seed)
+    stats = np.array([statistic(x, rng.permutation(y)) for _ in range(draws)])
+    hits = (stats >= observed - 1e-12) if greater else (stats <= observed + 1e-12)
+    return float((hits.sum() + 1) / (draws + 1))

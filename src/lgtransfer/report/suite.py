@@ -16,7 +16,8 @@ from lgtransfer.config.schema import BUDGETS
 from lgtransfer.errors import UsageError
 from lgtransfer.metrics import LEARNED
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
-from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections
+from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections, settle_tables
+from lgtransfer.report.heads_claims import heads_claims
 from lgtransfer.report.render import Section, markdown_table, render
 from lgtransfer.results import (
     budget_label,
@@ -70,6 +71,10 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
         write_cost(cost, root)
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
+    heads = heads_claims(df[df.status == "complete"], seeds, root)
+    if heads is not None:
+        sections.append(heads)
+    settle_tables(sections)  # Holm within each family, over every section's claims
     write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
 
@@ -149,7 +154,8 @@ def write_claims(sections: list[Section], root: Path) -> Path:
             if "reproduces" in table:
                 for r in table.itertuples(index=False):
                     rows.append({"figure": sec.title, "experiment": r.experiment,
-                                 "paper": r.paper, "ours (mean [95 % interval] (n))": r.ours,
+                                 "paper": r.paper, "ours (mean [95 % t-interval] (n))": r.ours,
+                                 "p (Holm)": p if isinstance(p := getattr(r, "p", ""), str) else "",
                                  "verdict": r.reproduces})
     text = markdown_table(pd.DataFrame(rows)) if rows else "No verdicts: no complete runs."
     rundir.write_atomic(root / "claims.md", text + "\n")

@@ -7,16 +7,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from lgtransfer.config.schema import WITH_AUX
 from lgtransfer.report.figures.registry import (
     claims_table,
     figure,
     num,
     per_seed_values,
+    registered,
+    registered_values,
     seed_mean,
 )
 from lgtransfer.report.render import Section, pyplot
 from lgtransfer.results import final_curves
-from lgtransfer.verdicts import paired_above
+from lgtransfer.verdicts import Verdict, paired_above
 
 # Fig 14: the auxiliary task the paper found more useful on its own comes first
 MORE_RELATED_FIRST = [("no_carry", "carry_only"), ("reverse", "capitalize")]
@@ -43,12 +46,19 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
     rows = []
     both = [e for e in names if len(aux_sets[e]) > 1]
     singles = [e for e in names if len(aux_sets[e]) == 1]
-    by_seed = {e: per_seed_values(seeds, e, "acc_past_main_with_aux") for e in names}
+    by_seed = {e: registered_values(per_seed_values(seeds, e, "acc_past_main_with_aux"), e,
+                                    out) for e in names}
+
+    def judged(a: str, b: str) -> Verdict:  # a beats b, seed by seed, under the registration
+        return registered(paired_above(by_seed[a], by_seed[b], MIN_EFFECT), df,
+                          [(a, WITH_AUX), (b, WITH_AUX)], set(by_seed[a]) & set(by_seed[b]),
+                          out)
+
     for e in both:  # a single auxiliary against the both-auxiliary run of its own ablation
         for s in singles:
             if main_of[s] == main_of[e] and set(aux_sets[s]) < set(aux_sets[e]):
                 rows.append((s, f"weaker than both ({e})", f"{num(acc[s])} vs {num(acc[e])}; "
-                             "both - single", paired_above(by_seed[e], by_seed[s], MIN_EFFECT)))
+                             "both - single", judged(e, s)))
     by_task = {(main_of[s], aux_sets[s][0]): s for s in singles}
     for first, second in MORE_RELATED_FIRST:
         for main in sorted({m for m, _ in by_task}):
@@ -56,7 +66,6 @@ def ablations(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
                 continue
             a, b = by_task[(main, first)], by_task[(main, second)]
             rows.append((f"{first} vs {second}", f"{first} transfers more than {second}",
-                         f"{num(acc[a])} vs {num(acc[b])}; difference",
-                         paired_above(by_seed[a], by_seed[b], MIN_EFFECT)))
+                         f"{num(acc[a])} vs {num(acc[b])}; difference", judged(a, b)))
     return Section("", "Bars: mean main-task accuracy on (L_main, L_aux] over seeds.",
-                   [path], [claims_table(rows)])
+                   [path], [claims_table(rows, "ablations")])

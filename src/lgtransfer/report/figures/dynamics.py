@@ -48,7 +48,7 @@ def dynamics(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
              "per-seed mean accuracy over the second half",
              below(list(per_seed(far, "mean").values()), BEYOND_LEVEL, "per-seed mean accuracy")
              if len(far) else None)]
-    return Section("", TEXT, [path], [claims_table(rows)])
+    return Section("", TEXT, [path], [claims_table(rows, "dynamics")])
 
 
 def per_seed(sel: pd.DataFrame, how: str) -> dict[int, float]:

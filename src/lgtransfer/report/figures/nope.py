@@ -45,4 +45,4 @@ def nope(df: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> Section:
                                    "both sides (a run that did not learn its training range "
                                    "has none; see Calibration)")
         rows.append((g, "RoPE transfers better: its gap is lower than NoPE's", ours, verdict))
-    return Section("", "", [path], [claims_table(rows)])
+    return Section("", "", [path], [claims_table(rows, "position")])

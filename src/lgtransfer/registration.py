@@ -1,0 +1,52 @@
+"""The registration a folder of evidence may carry (`registration.yaml`, e.g. results/cpu/): which
+experiments must reach which seeds before their claims get a verdict. Torch-free.
+
+The file is written for people (results/cpu/registration.yaml); this reads the two things the
+report needs from it: `seeds.extended`, the seed list, and which experiments it applies to, the
+ids (g1, c2, a1, ...) named in the claims of every family whose `seeds` says `extended`, less
+those that family marks n/a in brackets ("extended (g3, g6, g7: n/a, not extended)"). Without
+the file, nothing is pending.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+FILE = "registration.yaml"
+ID = re.compile(r"\b([gca]\d)\b")
+
+
+@dataclass
+class Registration:
+    seeds: list[int] = field(default_factory=list)
+    experiments: set[str] = field(default_factory=set)  # ids: g1, c1, a1, ...
+    date: str = ""
+
+    def seeds_for(self, experiment: str) -> list[int] | None:
+        """The registered seeds of an experiment (g1, a1-both, ...), None if not extended."""
+        # an ablation's experiments are named after it (a1-both, a1-no-carry); g2-signed is
+        # an experiment of its own, not G2's
+        name = experiment.split(" ")[0]
+        ablation = name[:1] == "a" and name.split("-")[0] in self.experiments
+        return self.seeds if name in self.experiments or ablation else None
+
+
+def load(folder: Path) -> Registration:
+    path = folder / FILE
+    if not path.is_file():
+        return Registration()
+    raw = yaml.safe_load(path.read_text()) or {}
+    reg = Registration(list(raw.get("seeds", {}).get("extended") or []),
+                       date=str(raw.get("registered", "")))
+    for family in (raw.get("families") or {}).values():
+        seeds = str(family.get("seeds", ""))
+        if not seeds.startswith("extended"):
+            continue
+        excluded = set(ID.findall(seeds.partition("(")[2]))
+        claims = " ".join(str(c) for c in family.get("claims") or [])
+        reg.experiments |= set(ID.findall(claims)) - excluded
+    return reg
