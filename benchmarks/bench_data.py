@@ -2,8 +2,8 @@
 
 Measures `Task.train_batch` for every task over the paper's training length ranges, and the full
 `Mixture.train_batch` (task draw, generation, leak filter, BOS/markers/EOS, loss mask) for groups
-G1, G4 and G6 at batch 1200, then compares with the targets of DESIGN.md: arithmetic and string
-batches >= 100k examples/s, mazes >= 5k examples/s.
+G1, G4 and G6 at batch 1200, then compares with the targets of docs/design.md §7: arithmetic and
+string batches >= 100k examples/s, mazes >= 5k examples/s.
 
     python benchmarks/bench_data.py [--seconds 1.0] [--batch 1200]
 """

@@ -1,4 +1,4 @@
-"""Independent reference solvers for every task, written from the spec (PAPER.md §2-3 and the
+"""Independent reference solvers for every task, written from the spec (docs/paper.md §2-3 and the
 task modules' docstrings) in plain Python: Python ints, string operations, a BFS and a recursive
 DFS on a parsed adjacency list. Nothing here imports `lgtransfer`, so a shared mistake between
 the implementation and the tests would have to be made twice.

@@ -1,7 +1,8 @@
 """The committed evidence (`results/cpu/`) regenerates: every table, the claims and the suite
 report are computed again from the committed run files (config, manifest, eval, metrics) and
-must come out identical, so no number in them is typed by hand. The README's "What reproduces"
-table must be the regenerated `claims.md`, and its tier-time block the regenerated `cost.md`."""
+must come out identical, so no number in them is typed by hand. The "What reproduces" table of
+docs/results.md must be the regenerated `claims.md`, and its tier-cost block the regenerated
+`cost.md`."""
 
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EVIDENCE = ROOT / "results" / "cpu"
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl")
 TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "cost.md", "report.md")
-README_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file
+DOC_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file
 
 
 def copy_run_files(src: Path, dst: Path) -> int:
@@ -42,10 +43,10 @@ def test_committed_evidence_regenerates_identically(tmp_path):
     for folder in rundir_folders(EVIDENCE):  # each experiment's own per-seed table
         rel = folder.relative_to(EVIDENCE)
         assert (fresh / rel / "per_seed.csv").read_text() == (folder / "per_seed.csv").read_text()
-    readme = (ROOT / "README.md").read_text()
-    for marker, name in README_BLOCKS.items():
-        start, end = readme.index(f"<!-- {marker} -->"), readme.index(f"<!-- /{marker} -->")
-        block = readme[start + len(f"<!-- {marker} -->"):end].strip()
+    doc = (ROOT / "docs" / "results.md").read_text()
+    for marker, name in DOC_BLOCKS.items():
+        start, end = doc.index(f"<!-- {marker} -->"), doc.index(f"<!-- /{marker} -->")
+        block = doc[start + len(f"<!-- {marker} -->"):end].strip()
         assert block == (EVIDENCE / name).read_text().strip(), marker
 
 

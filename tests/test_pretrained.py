@@ -248,7 +248,8 @@ def test_stage_sweep_expands_one_run_per_stage():
 
 def test_run_keys_are_pinned_and_ignore_execution_settings():
     """The quick preset's run keys are pinned (a change here retrains every finished run, and
-    the README's migration note must say so), and settings that only change speed leave them."""
+    the migration note in docs/runs.md must say so), and settings that only change speed leave
+    them."""
     assert [r.key for r in expand(load_experiment("quick"))] == ["78ed46ec12", "fbdf89f162"]
     gc = expand(load_experiment("quick", ["train.gradient_checkpointing=true"]))
     assert [r.key for r in gc] == ["78ed46ec12", "fbdf89f162"]

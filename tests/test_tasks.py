@@ -1,6 +1,6 @@
 """Every task against the independent reference solvers in `reference.py`, plus the format rules
-of PAPER.md §2-3: operand digit counts, padding, maze structure, MQAR queries, length limits and
-the paper's worked examples."""
+of docs/paper.md §2-3: operand digit counts, padding, maze structure, MQAR queries, length limits
+and the paper's worked examples."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The character vocabulary: ids as PAPER.md §2 fixes them, exact text <-> id round trips for every
-task, single-token maze nodes and markers, and errors on text outside the vocabulary."""
+"""The character vocabulary: ids as docs/paper.md §2 fixes them, exact text <-> id round trips for
+every task, single-token maze nodes and markers, and errors on text outside the vocabulary."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@
     sort_digits   3141592=  ->  1123459   (ascending)
     sort_desc     3141592=  ->  9543211   (descending)
 
-Length = number of digits. Both are made by one function per example (`simple_task`); the
-README section "Your own tasks" explains the form. Does sorting short strings borrow length
+Length = number of digits. Both are made by one function per example (`simple_task`);
+docs/tasks.md, "Your own tasks", explains the form. Does sorting short strings borrow length
 generalization from sorting long strings the other way round? `sort.yaml` asks.
 """
 

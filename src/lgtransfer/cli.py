@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     tasks_from = {"action": "append", "default": [], "metavar": "FILE",
-                  "help": "a Python file of your own tasks (repeatable; README, 'Your own tasks')"}
+                  "help": "a Python file of your own tasks (repeatable; docs/tasks.md)"}
     p = sub.add_parser("tasks", help="list every task with one example, or --check a task file")
     p.add_argument("--tasks-from", **tasks_from)
     p.add_argument("--check", metavar="FILE",

@@ -3,7 +3,7 @@
 A curve is `{length: exact-match accuracy}` for one task of one run at one step. The paper argues
 with three numbers derived from such curves: how far a task generalizes (max generalized
 length), how closely the main task follows its auxiliary tasks between the two training lengths
-(the generalization gap, PAPER.md §6), and the mean accuracy over a range of lengths.
+(the generalization gap, docs/paper.md §6), and the mean accuracy over a range of lengths.
 """
 
 from __future__ import annotations

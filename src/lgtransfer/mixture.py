@@ -301,7 +301,7 @@ def fixed_eval_set(task_name: str, length: int, n: int, seed: int) -> TaskBatch:
 # ----------------------------------------------------------------------------- evaluation lengths
 
 # Past this width, an interval between training lengths is evaluated at 16 evenly spaced lengths
-# instead of every integer (PAPER.md §6), which keeps the length-ratio sweep's 256s affordable.
+# instead of every integer (docs/paper.md §6), which keeps the length-ratio sweep's 256s affordable.
 DENSE_WIDTH, SPARSE_POINTS = 64, 16
 
 

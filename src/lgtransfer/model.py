@@ -113,7 +113,7 @@ def load_model(path: str | Path, attn_implementation: str | None = None) -> PreT
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     config = load_config(path)
     # fp32 weights whatever the checkpoint's dtype: training keeps fp32 master weights and
-    # evaluation runs in fp32 (PAPER.md §6)
+    # evaluation runs in fp32 (docs/paper.md §6)
     model = model_class(config).from_pretrained(path, config=config, dtype=torch.float32,
                                                 local_files_only=True, **kwargs)
     return apply_pos_encoding(model, getattr(model.config, "lgt_pos_encoding", "rope"))

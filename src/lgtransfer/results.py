@@ -1,8 +1,8 @@
 """Results as tidy tables: every evaluation row under a folder, per-seed metrics, statistics.
 
 `lgt results DIR` gathers every run's `eval.jsonl` under DIR into `results.csv` (and
-`results.parquet` when pyarrow is installed): the contract columns of DESIGN.md plus the run's
-folder, status, config hash, experiment key, figure, position encoding and budget. It then
+`results.parquet` when pyarrow is installed): the contract columns of docs/design.md §3 plus the
+run's folder, status, config hash, experiment key, figure, position encoding and budget. It then
 computes per experiment and seed the metrics the paper argues with (max generalized length with
 and without the auxiliary tasks, accuracy past the main length, the generalization gap, the
 transfer gain; `per_seed.csv`), and over seeds their mean, std, min, max and a bootstrap 95 %

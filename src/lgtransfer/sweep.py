@@ -277,7 +277,7 @@ def describe(planned: list[PlannedRun]) -> str:
     return "\n".join(lines)
 
 
-REFERENCE_THROUGHPUT = 3e6  # useful tokens/s: DESIGN.md's training target on one H100
+REFERENCE_THROUGHPUT = 3e6  # useful tokens/s: docs/design.md §7, the target on one H100
 _MEAN_LENGTHS: dict[tuple, float] = {}
 
 

@@ -5,8 +5,8 @@ seeds, can be prefetched by worker processes, and resumes exactly. The model see
 initialization. Loss is cross-entropy on target tokens and EOS only; the LM head runs only at
 those positions. `train.precision` and `train.compile` default (`auto`) to bf16 autocast and
 `torch.compile` on a GPU, plain fp32 on a CPU; either can be turned on or off anywhere, and the
-tests run every combination's code on the CPU. Evaluation always runs in fp32 (PAPER.md §6: bf16
-near-ties could make the one-pass exact match differ from greedy decoding).
+tests run every combination's code on the CPU. Evaluation always runs in fp32 (docs/paper.md §6:
+bf16 near-ties could make the one-pass exact match differ from greedy decoding).
 
 Resuming: `checkpoints/resume.pt` names the last complete checkpoint and holds the optimizer,
 scheduler and step; logs past that step are dropped and written again. A complete run deletes it
@@ -422,7 +422,8 @@ def finish_manifest(run_dir: Path, manifest: dict, train_seconds: float) -> None
 
 def eval_rows(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, list[int]],
               device: torch.device, run: RunSpec, step: int) -> list[dict]:
-    """Exact match of every task at every length, as `eval.jsonl` rows (DESIGN.md contract 5)."""
+    """Exact match of every task at every length, as `eval.jsonl` rows (docs/design.md §3,
+    contract 5)."""
     roles = {t.task: (t.role, t.max_length) for t in run.group}
     rows = [{"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
              "step": step, "task": r["task"], "role": roles[r["task"]][0],

@@ -1,4 +1,4 @@
-"""Attention-head reuse between the main and the auxiliary tasks (`lgt heads`, PAPER.md §8).
+"""Attention-head reuse between the main and the auxiliary tasks (`lgt heads`, docs/paper.md §8).
 Each module is imported by its own name; this package imports nothing.
 
 `analysis`: finds the trained runs to analyse (`TrainedRun`), measures every selected checkpoint

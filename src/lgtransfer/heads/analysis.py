@@ -1,4 +1,4 @@
-"""Attention-head reuse between the main and the auxiliary tasks (PAPER.md §8): measured over
+"""Attention-head reuse between the main and the auxiliary tasks (docs/paper.md §8): measured over
 training, correlated with the generalization gap, and tested causally. `lgt heads DIR`.
 
 At every checkpoint of every with-aux run (DIR is one run folder, or an experiment or sweep

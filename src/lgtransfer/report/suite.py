@@ -138,7 +138,7 @@ def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
 
 
 def write_cost(cost: pd.DataFrame, root: Path) -> Path:
-    """`cost.md`: the Cost section's text and table (the README's tier-time block is this file,
+    """`cost.md`: the Cost section's text and table (docs/results.md's tier-cost block is this file,
     checked equal to it by a test)."""
     text = COST_TEXT.format(**cost.attrs) + "\n\n" + markdown_table(cost)
     rundir.write_atomic(root / "cost.md", text + "\n")
@@ -146,8 +146,8 @@ def write_cost(cost: pd.DataFrame, root: Path) -> Path:
 
 
 def write_claims(sections: list[Section], root: Path) -> Path:
-    """`claims.md`: every verdict of the report in one table, figure by figure (the README's
-    "What reproduces" table is this file, checked equal to it by a test)."""
+    """`claims.md`: every verdict of the report in one table, figure by figure (the
+    "What reproduces" table of docs/results.md is this file, checked equal to it by a test)."""
     rows = []
     for sec in sections:
         for table in sec.tables:

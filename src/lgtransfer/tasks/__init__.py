@@ -1,6 +1,6 @@
 """Every task of the paper, registered by name (importing this package registers them all), and
 the public API for your own: subclass `Task` and decorate it with `register`, or write one
-example-making function and decorate it with `simple_task` (README, "Your own tasks")."""
+example-making function and decorate it with `simple_task` (docs/tasks.md, "Your own tasks")."""
 
 from lgtransfer.tasks import arithmetic, mazes, strings  # noqa: F401  (registration)
 from lgtransfer.tasks.base import TASKS, Example, Task, TaskBatch, get_task, register

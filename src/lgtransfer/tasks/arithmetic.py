@@ -185,7 +185,7 @@ class CarryOnly(_TwoOperandTask):
 @register
 class ReverseSub(_TwoOperandTask):
     """Subtraction with a non-negative result: the operands are swapped where a < b (our
-    default; PAPER.md leaves the paper's choice open)."""
+    default; docs/paper.md §3: the paper leaves its choice open)."""
 
     name = "reverse_sub"
     op = "-"

@@ -14,7 +14,7 @@ MQAR's queries). It must make an example of exactly `length` for every length in
 characters the tokenizer has (printable ASCII; `[k]` for maze node k). lgtransfer adds BOS, EOS
 and the task markers. The decorator wraps the function in a `Task` and registers it under
 `name`; `lgt tasks --check FILE` validates it. A task made this way is slower than a vectorized
-one (a Python call and an encode per example; README "Your own tasks" has the measured ratio),
+one (a Python call and an encode per example; docs/tasks.md has the measured ratio),
 which matters only when the data is the bottleneck: subclass `Task` then.
 """
 
