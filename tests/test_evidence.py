@@ -13,6 +13,10 @@ from lgtransfer.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENCE = ROOT / "results" / "cpu"
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl")
+OPTIONAL_RUN_FILES = ("heads.jsonl",)  # head metrics, where the run recorded them
+# what governs the verdicts (pending until the registered seeds are in) and the hardware-noise
+# record of retrained runs: inputs, not derived
+INPUTS = ("registration.yaml", "retrained.jsonl")
 TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "cost.md", "report.md")
 DOC_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file
 
@@ -25,7 +29,13 @@ def copy_run_files(src: Path, dst: Path) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for name in RUN_FILES:
             shutil.copy2(manifest.parent / name, out / name)
+        for name in OPTIONAL_RUN_FILES:
+            if (manifest.parent / name).is_file():
+                shutil.copy2(manifest.parent / name, out / name)
         runs += 1
+    for name in INPUTS:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
     for index in src.rglob(rundir.EXPERIMENT_INDEX):
         (dst / index.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(index, dst / index.relative_to(src))
