@@ -14,6 +14,7 @@ import pandas as pd
 from lgtransfer import rundir
 from lgtransfer.config.schema import BUDGETS
 from lgtransfer.errors import UsageError
+from lgtransfer.evidence import hardware_noise, noise_summary
 from lgtransfer.metrics import LEARNED
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections, settle_tables
@@ -66,6 +67,10 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     calibration = calibration_table(done)
     if len(calibration):
         sections.append(Section("Calibration", CALIBRATION_TEXT, tables=[calibration]))
+    noise = hardware_noise(root)
+    if noise is not None:
+        sections.append(Section("Hardware noise", NOISE_TEXT + noise_summary(noise),
+                                tables=[noise]))
     cost = cost_table(done, root)
     if len(cost):
         sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
@@ -78,6 +83,11 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
 
+
+NOISE_TEXT = ("Runs trained again with the same seed, settings and software versions on another "
+              "machine of the same kind (to record head metrics; results/cpu/retrained.jsonl "
+              "keeps the earlier final evaluation). Floating point differs across machines; "
+              "past the training length that difference grows. ")
 
 CALIBRATION_TEXT = (
     "Does every task learn its training range? The budget's rule: a task is learned when its "
