@@ -43,7 +43,7 @@ def test_presets_exist():
 def test_every_preset_loads_and_validates(name, budget):
     experiments = load_experiments([name], budget=budget)
     for e in experiments:
-        validate_runs(e.config, check_models=False)  # models: not on test machines
+        validate_runs(e.config)  # models: not checked here (pretrained.validate_models)
         assert e.config.main and e.config.budget == budget
         runs = expand(e.config)
         assert len(runs) == len(e.config.seeds) * len(e.config.variants()) * len(
@@ -206,9 +206,9 @@ def test_eval_max_length_is_the_longest_evaluated_length():
                                                           "max_length": 24}],
                             "eval": {"max_length": 10}}, "x")
     with pytest.raises(UsageError, match="below the group's longest training length 24"):
-        validate_runs(cfg, check_models=False)
+        validate_runs(cfg)
     cfg.eval.max_length = None
-    validate_runs(cfg, check_models=False)
+    validate_runs(cfg)
     assert {r.resolved()["eval"]["max_length"] for r in expand(cfg)} == {24}
 
 

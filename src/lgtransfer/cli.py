@@ -124,7 +124,11 @@ def cmd_run(args: argparse.Namespace) -> None:
         e.config.tasks_from = sorted({*e.config.tasks_from, *files})
         # every bad input is caught before a run folder exists (a dry run lists runs even when
         # their pretrained models are not on this machine yet)
-        validate_runs(e.config, check_models=not args.dry_run)
+        validate_runs(e.config)
+        if not args.dry_run:
+            from lgtransfer.pretrained import validate_models
+
+            validate_models(e.config)
     _check_user_tasks(experiments)
     out = Path(args.out)
     planned = plan(experiments, out)

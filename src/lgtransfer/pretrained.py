@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from lgtransfer import tokenizer as tok
-from lgtransfer.config.schema import ModelConfig
+from lgtransfer.config.runs import stage_model
+from lgtransfer.config.schema import ExperimentConfig, ModelConfig
 from lgtransfer.errors import UsageError
 
 NODE_TOKENS = [f"<lgt_node_{k}>" for k in range(1, tok.N_NODES + 1)]
@@ -288,3 +289,12 @@ def checkpoint_id_map(path: str | Path) -> np.ndarray | None:
         return None
     id_map = json.loads(meta.read_text()).get("id_map")
     return None if id_map is None else np.asarray(id_map, dtype=np.int64)
+
+
+def validate_models(cfg: ExperimentConfig) -> None:
+    """Every pretrained model the runs of `cfg` start from is on this machine (one line, exit 2
+    otherwise): each stage's `model.init`, checked before any run folder exists."""
+    for stage in cfg.model.stages or [None]:
+        model = stage_model(cfg.model, stage)
+        if model.init:
+            check_source(model, [t.task for t in cfg.group])

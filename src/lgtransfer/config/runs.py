@@ -103,9 +103,10 @@ def expand(cfg: ExperimentConfig) -> list[RunSpec]:
             for variant in cfg.variants() for seed in cfg.seeds]
 
 
-def validate_runs(cfg: ExperimentConfig, check_models: bool = True) -> None:
-    """Check what parsing cannot: task names, length ranges, and (unless `check_models` is
-    false) that every pretrained model the runs start from is on this machine."""
+def validate_runs(cfg: ExperimentConfig) -> None:
+    """Check what parsing cannot: task names and length ranges. Whether the pretrained models
+    the runs start from are on this machine is `pretrained.validate_models`' to say (the
+    torch side: config never imports it)."""
     from lgtransfer.tasks import get_task
 
     for t in cfg.group:
@@ -121,13 +122,7 @@ def validate_runs(cfg: ExperimentConfig, check_models: bool = True) -> None:
     if cfg.eval.lengths and not any(
             task.min_length <= n <= task.max_length for n in cfg.eval.lengths):
         raise UsageError(f"eval.lengths has no length that task {task.name!r} can take")
-    if check_models:
-        from lgtransfer import pretrained
 
-        for stage in cfg.model.stages or [None]:
-            model = stage_model(cfg.model, stage)
-            if model.init:
-                pretrained.check_source(model, [t.task for t in cfg.group])
 
 
 def stage_model(m: ModelConfig, stage: str | None) -> ModelConfig:
