@@ -168,7 +168,7 @@ def across_runs(x: np.ndarray, y: np.ndarray, positive: bool, root: Path,
                 "is below 0.05", p_yes, p_no).decided()
     v = replace(v, min_effect=-math.inf)
     reg = registration.load(root)
-    short = [e for e in (*GROUPS, *CONTROLS, *CONTROLS.values())
+    short = [e for e in dict.fromkeys((*GROUPS, *CONTROLS, *CONTROLS.values()))
              if reg.seeds_for(e) and (df[(df.experiment == e) & (df.variant == WITH_AUX)]
                                       .seed.nunique() < len(reg.seeds))]
     note = (f"{len(x)} runs so far; not all registered runs of "
