@@ -94,9 +94,11 @@ def test_gguf_without_its_optional_dependency_or_package_says_what_to_install(
     import sys
 
     path = write_gguf(tmp_path / "m.gguf")
-    monkeypatch.setitem(sys.modules, "gguf", None)  # as if not installed
-    assert run_quick(tmp_path / "out", path) == 2
-    assert "pip install 'lgtransfer[gguf]'" in capsys.readouterr().err
+    for module in ("gguf", "accelerate"):
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, module, None)  # as if not installed
+            assert run_quick(tmp_path / "out", path) == 2
+            assert "pip install 'lgtransfer[gguf]'" in capsys.readouterr().err
     monkeypatch.setitem(gguf_source.SHORT_NAMES, "absent-gguf", ("lgt-absent-dist", "m.gguf"))
     assert run_quick(tmp_path / "out", "absent-gguf") == 2
     err = capsys.readouterr().err

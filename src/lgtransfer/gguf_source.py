@@ -67,7 +67,8 @@ def short_name_file(name: str) -> Path:
 
 
 def _reader(path: Path) -> Any:
-    try:
+    try:  # transformers needs both for a GGUF file, and says so only in a traceback
+        import accelerate  # noqa: F401
         import gguf
     except ImportError:
         raise UsageError(f"model.init {path}: reading GGUF files needs the optional "
