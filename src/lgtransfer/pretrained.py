@@ -1,7 +1,8 @@
 """Starting a run from a pretrained language model: find it offline, map our ids to its ids.
 
-**Finding the model.** `model.init` is a local folder or a model id in the local Hugging Face
-cache; `model.revision` is a branch, tag or commit of a cached repo (SmolLM2's intermediate
+**Finding the model.** `model.init` is a local folder, a model id in the local Hugging Face
+cache, or a GGUF file (`gguf_source.py`, which also knows short names of installed ones).
+`model.revision` is a branch, tag or commit of a cached repo (SmolLM2's intermediate
 checkpoints are branches `step-160000`, ...), or a subfolder of a local folder (`lgt pretrain`
 writes `step-N/` subfolders). Nothing here touches the network: a model that is not on this
 machine is a `UsageError` that names what is missing.
@@ -27,12 +28,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from lgtransfer import gguf_source
 from lgtransfer import tokenizer as tok
 from lgtransfer.config.runs import stage_model
 from lgtransfer.config.schema import ExperimentConfig, ModelConfig
@@ -138,11 +142,37 @@ def load_tokenizer(path: Path) -> Any:
 
 def check_source(m: ModelConfig, tasks: list[str]) -> None:
     """Fail now, before any run folder exists, if the model or a needed token is missing."""
-    path, _ = resolve(m.init, m.revision)
-    check_files(path, weights=not m.reinit)
-    tokenizer = load_tokenizer(path)
+    tokenizer = open_source(m).tokenizer()
     if not is_character_vocab(tokenizer):
         build_id_map(tokenizer, tasks)
+
+
+class Located(NamedTuple):
+    """A model found on this machine, with the readers of its kind (folder or GGUF file)."""
+
+    path: Path  # the model folder, or the GGUF file
+    commit: str | None  # the Hub commit of a cache entry
+    tokenizer: Callable[[], Any]
+    config: Callable[[], Any]
+    model: Callable[[], Any]
+    sha256: Callable[[], str]  # of the weights
+
+
+def open_source(m: ModelConfig) -> Located:
+    """Find `m.init` at `m.revision`: a GGUF file or short name (`gguf_source.py`), else a
+    folder or a Hub cache entry, checked for the files it needs."""
+    from lgtransfer import model as lgt_model
+
+    if gguf_source.is_gguf(m.init):
+        f = gguf_source.locate(m.init, m.revision)
+        return Located(f, None, partial(gguf_source.load_tokenizer, f),
+                       partial(gguf_source.load_config, f), partial(gguf_source.load_model, f),
+                       partial(gguf_source.file_sha256, f))
+    path, commit = resolve(m.init, m.revision)
+    check_files(path, weights=not m.reinit)
+    return Located(path, commit, partial(load_tokenizer, path),
+                   partial(lgt_model.load_config, path), partial(lgt_model.load_model, path),
+                   partial(weights_sha256, path))
 
 
 # ----------------------------------------------------------------------------- the id map
@@ -252,22 +282,22 @@ def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> ModelSource:
     weight)."""
     import torch
 
-    from lgtransfer.model import fresh_model, load_config, load_model
+    from lgtransfer.model import fresh_model
 
-    path, commit = resolve(m.init, m.revision)
-    check_files(path, weights=not m.reinit)
-    tokenizer = load_tokenizer(path)
+    source = open_source(m)
+    tokenizer = source.tokenizer()
     id_map = None if is_character_vocab(tokenizer) else build_id_map(tokenizer, tasks)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = fresh_model(load_config(path)) if m.reinit else load_model(path)
+        model = fresh_model(source.config()) if m.reinit else source.model()
         added = grow_embeddings(model, len(tokenizer)) if id_map is not None else 0
     if not (hasattr(model, "model") and hasattr(model, "lm_head")):
         raise UsageError(f"model.init: {type(model).__name__} is not supported (lgtransfer needs "
                          "a Llama-like causal LM with .model and .lm_head)")
-    info = {"init": m.init, "revision": m.revision, "model_path": str(path),
-            "model_commit": commit, "reinit": m.reinit, "embedding_rows_added": added,
-            "weights_sha256": None if m.reinit else weights_sha256(path)}
+    info = {"init": m.init, "revision": m.revision, "model_path": str(source.path),
+            "model_file": source.path.name if source.path.is_file() else None,
+            "model_commit": source.commit, "reinit": m.reinit, "embedding_rows_added": added,
+            "weights_sha256": None if m.reinit else source.sha256()}
     return ModelSource(model, tokenizer if id_map is not None else None, id_map, info)
 
 

@@ -295,7 +295,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
 
 LOG_EVERY = 50  # steps between rows of metrics.jsonl
 # What the manifest of a run from a pretrained model records about it (`ModelSource.info`).
-PRETRAINED_KEYS = ("init", "revision", "model_commit", "reinit", "weights_sha256",
+PRETRAINED_KEYS = ("init", "revision", "model_file", "model_commit", "reinit", "weights_sha256",
                    "embedding_rows_added")
 
 
