@@ -16,7 +16,7 @@ RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl")
 OPTIONAL_RUN_FILES = ("heads.jsonl",)  # head metrics, where the run recorded them
 # what governs the verdicts (pending until the registered seeds are in) and the hardware-noise
 # record of retrained runs: inputs, not derived
-INPUTS = ("registration.yaml", "retrained.jsonl")
+INPUTS = ("registration.yaml", "registration-pretrained.yaml", "retrained.jsonl")
 TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "cost.md", "report.md")
 DOC_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file
 

@@ -135,3 +135,20 @@ def test_the_committed_registration_reads(tmp_path):
     assert {"g1", "g2", "g4", "g5", "c1", "c2", "a1", "a2"} == reg.experiments
     assert reg.seeds_for("a1-no-carry") == reg.seeds and reg.seeds_for("g2-signed") is None
     assert reg.seeds_for("g6") is None and load(tmp_path).seeds_for("g1") is None
+
+
+def test_registered_pretrained_claims_without_runs_say_not_run_and_why(tmp_path):
+    import pandas as pd
+
+    from lgtransfer.report.figures.registry import settle_tables
+    from lgtransfer.report.pretrained_claims import pretrained_claims
+
+    (tmp_path / "registration-pretrained.yaml").write_text(
+        "family: pretrained\nclaims:\n  - {name: faster, experiment: ladder, seeds: [1, 2],\n"
+        "     statistic: rho, kind: directional, min_effect: 0.1, command: lgt run ladder,\n"
+        "     why_not_run: needs an hour}\n")
+    section = pretrained_claims(pd.DataFrame(), tmp_path)
+    settle_tables([section])
+    (row,) = section.tables[0].to_dict("records")
+    assert row["reproduces"] == "not run: needs an hour; command: `lgt run ladder`"
+    assert pretrained_claims(pd.DataFrame(), tmp_path / "nothing") is None

@@ -19,6 +19,7 @@ from lgtransfer.metrics import LEARNED
 from lgtransfer.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.report.figures.registry import SECTION_BY_FIGURE_ID, figure_sections, settle_tables
 from lgtransfer.report.heads_claims import heads_claims
+from lgtransfer.report.pretrained_claims import pretrained_claims
 from lgtransfer.report.render import Section, markdown_table, render
 from lgtransfer.results import (
     budget_label,
@@ -76,9 +77,9 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
         write_cost(cost, root)
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
-    heads = heads_claims(df[df.status == "complete"], seeds, root)
-    if heads is not None:
-        sections.append(heads)
+    for extra in (heads_claims(done, seeds, root), pretrained_claims(done, root)):
+        if extra is not None:
+            sections.append(extra)
     settle_tables(sections)  # Holm within each family, over every section's claims
     write_claims(sections, root)
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)

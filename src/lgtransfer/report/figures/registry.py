@@ -61,8 +61,8 @@ def claims_table(rows: list[tuple[str, str, str, bool | Verdict | None]],
     through a shared baseline) makes no row."""
     out = []
     for e, p, o, ok in rows:
-        if isinstance(ok, Verdict) and ok.measured.n == 0:
-            continue
+        if isinstance(ok, Verdict) and ok.measured.n == 0 and not ok.note:
+            continue  # (a claim not run says why in its note, and stays)
         if isinstance(ok, Verdict):
             v = replace(ok, family=ok.family or family)
             out.append({"experiment": e, "paper": p, "ours": o, "rule": v.rule,
