@@ -420,3 +420,38 @@ def test_main_only_runs_record_no_heads(tmp_path):
                  "--quiet", "--executor", "inline"]) == 0
     exp = tmp_path / "runs" / "cpu" / "alone"
     assert [d.parent.name.split("_seed")[0] for d in exp.glob("*/heads.jsonl")] == ["with_aux"]
+
+
+def test_heads_claims_correlate_each_run_over_its_counted_points(tmp_path):
+    """A run's rho is Spearman of the metric with the gap over the points where the main task
+    works in distribution (>= 0.9), and none with fewer than 4 such points."""
+    import pandas as pd
+
+    from lgtransfer.report.heads_claims import per_run
+
+    def rows(run, accs, diffs, gaps):
+        out = []
+        for step, (acc, diff, gap) in enumerate(zip(accs, diffs, gaps, strict=True), start=1):
+            base = {"run": run, "step": step, "layer": None, "head": None}
+            out += [{**base, "task": "m", "metric": "gap", "band": None, "value": gap},
+                    {**base, "task": "m", "metric": "accuracy", "band": "in_dist", "value": acc},
+                    {**base, "task": "m|a", "metric": "importance_diff", "band": "in_dist",
+                     "value": diff},
+                    {**base, "task": "m|a", "metric": "attn_diff", "band": "in_dist",
+                     "value": -diff}]
+        return out
+
+    accs = [0.1, 0.95, 0.95, 0.97, 1.0, 1.0]  # the first point does not count
+    diffs = [9.0, 0.1, 0.2, 0.3, 0.5, 0.4]
+    gaps = [0.0, 0.1, 0.3, 0.2, 0.6, 0.5]
+    rundir.write_jsonl(tmp_path / "e" / "r0" / "heads.jsonl", rows("r0", accs, diffs, gaps))
+    rundir.write_jsonl(tmp_path / "e" / "r1" / "heads.jsonl",
+                       rows("r1", [0.5, 0.5, 0.95, 1.0, 1.0, 0.5], diffs, gaps))  # 3 counted
+    df = pd.DataFrame([{"run": f"e/r{i}", "experiment": "e", "seed": i, "variant": "with_aux"}
+                       for i in range(2)])
+    table = per_run(df, tmp_path).set_index("seed")
+    want = spearman(diffs[1:], gaps[1:])
+    assert table.loc[0, "rho_importance_diff"] == pytest.approx(want)
+    assert table.loc[0, "rho_attn_diff"] == pytest.approx(-want)
+    assert table.loc[0, "points"] == 5 and table.loc[0, "last_importance_diff"] == 0.4
+    assert math.isnan(table.loc[1, "rho_importance_diff"])  # 3 counted points: no rho

@@ -129,7 +129,8 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
                          "past L_main more with the related auxiliary than with the control's",
                          "extra drop (top-k vs random k heads), group - control",
                          judged(paired_above(a, b, 0.05), df, g, a, root, c)))
-    return Section("Attention heads (App. B)", TEXT, [scatter(runs, gains, root)],
+    return Section("Attention heads (App. B)", TEXT,
+                   [per_seed_figure(runs, root), scatter(runs, gains, root)],
                    [claims_table(rows, "heads")])
 
 
@@ -176,6 +177,28 @@ def across_runs(x: np.ndarray, y: np.ndarray, positive: bool, root: Path,
     return replace(v, outcome=PENDING, note=note) if short else v
 
 
+def per_seed_figure(runs: pd.DataFrame, root: Path) -> Path:
+    """The tracking and causal claims seed by seed: each run's rho with the gap per metric, and
+    its causal extra drop, by experiment (groups and their controls side by side)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    names = sorted(runs.experiment.unique())
+    for ax, col, label in zip(axes, [f"rho_{m}" for m in TRACKING] + ["last_causal"],
+                              [f"Spearman of {m} with the gap" for m in TRACKING]
+                              + ["causal extra drop past L_main"], strict=True):
+        for i, name in enumerate(names):
+            v = runs.loc[runs.experiment == name, col].dropna()
+            ax.scatter(np.full(len(v), i), v, s=16)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+        ax.set(ylabel=label)
+    fig.tight_layout()
+    path = root / "fig_heads_per_seed.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def scatter(runs: pd.DataFrame, gains: np.ndarray, root: Path) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -196,6 +219,7 @@ def scatter(runs: pd.DataFrame, gains: np.ndarray, root: Path) -> Path:
 
 TEXT = (f"Recorded while training (10 points a run). A run's rho: Spearman of the metric with "
         f"the generalization gap over the points where the main task's in-distribution "
-        f"accuracy is at least {COUNTED} (at least {MIN_POINTS} points). Figure: each with-aux "
+        f"accuracy is at least {COUNTED} (at least {MIN_POINTS} points). Figures: per seed, "
+        "each run's rho for each metric and its causal extra drop, by experiment; each with-aux "
         "run's head sharing at its last point against its transfer gain, coloured by "
         "experiment family.")
