@@ -12,7 +12,8 @@ import pytest
 from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.errors import UsageError
-from lgtransfer.sweep import describe, execute, load_experiments, plan, training_tokens
+from lgtransfer.executors import execute
+from lgtransfer.sweep import describe, load_experiments, plan, training_tokens
 
 BASE = ("group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "
         "max_length: 5}]\n"

@@ -116,7 +116,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from lgtransfer.config import validate_runs
-    from lgtransfer.sweep import describe, execute, load_experiments, plan, record_experiments
+    from lgtransfer.executors import execute
+    from lgtransfer.sweep import describe, load_experiments, plan, record_experiments
 
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
     experiments = load_experiments(args.experiment, args.set, args.budget)

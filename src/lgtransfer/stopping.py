@@ -25,7 +25,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 
-SIGNALS = [signal.SIGINT, signal.SIGTERM]  # a submitit job adds SIGUSR2 (`sweep.TrainJob`)
+SIGNALS = [signal.SIGINT, signal.SIGTERM]  # a submitit job adds SIGUSR2 (`executors.TrainJob`)
 _received: list[int] = []  # the signal that asked this process to stop, if any
 _depth = [0]  # nesting of `stop_at_step_boundaries` (a sweep's around each run's own)
 
