@@ -65,7 +65,7 @@ def test_two_windows_train_the_list_once_and_what_comes_back_is_evidence(tmp_pat
     assert skipped == {r["key"] for r in started(first)}  # no complete run trained twice
     for record in (first, second):  # every run started finished, before the deadline
         for r in started(record):
-            assert r["status"] == "complete" and r["finished_at_s"] <= record["deadline_s"], r
+            assert r["status"] == "complete" and r["finished_at_s"] <= record["finish_by_s"], r
             assert "stop_sent_at_s" not in r
 
     pack = tmp_path / "out" / "pack"

@@ -113,6 +113,17 @@ def test_a_running_runs_end_is_its_estimate_until_its_own_pace_is_known():
     assert gpu_plan.projected_end(50, 10, 100, 4000, 1000, (40, 600)) == pytest.approx(125)
 
 
+def test_a_run_is_stopped_when_it_would_end_too_late_or_its_pace_is_unknown_at_the_deadline():
+    # deadline 100 (then 30 s for a resume point), runs must end by 130 to be packed
+    assert gpu_plan.should_stop(now=50, ends=131, paced_=True, deadline=100, finish_by=130)
+    assert not gpu_plan.should_stop(now=50, ends=120, paced_=False, deadline=100, finish_by=130)
+    assert gpu_plan.should_stop(now=100, ends=120, paced_=False, deadline=100, finish_by=130)
+    # past the deadline, a run whose own rate says it ends in time goes on
+    assert not gpu_plan.should_stop(now=110, ends=125, paced_=True, deadline=100, finish_by=130)
+    assert gpu_plan.paced(4000, 1000, (40, 600)) and not gpu_plan.paced(4000, 900, (40, 600))
+    assert not gpu_plan.paced(4000, 1000, None)
+
+
 @pytest.mark.parametrize("totals, choice", [
     ({1: 100, 2: 180, 4: 300}, 4),
     ({1: 100, 2: 180, 4: 185}, 2),  # 4 barely beats 2: not worth it

@@ -21,6 +21,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tarfile
 import zlib
 from dataclasses import dataclass, field
@@ -111,20 +112,23 @@ def pack(budget_dir: Path, records: Path | None, dest: Path, stem: str,
         else:
             left_out.append(unit.name)
     dest.mkdir(parents=True, exist_ok=True)
-    tmp = dest / f".{stem}.packing"
-    tmp.mkdir(exist_ok=True)
+    tmp = dest / f".{stem}.packing"  # the old pack stays until the new one is whole
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     written: list[tuple[str, int]] = []
-    for i, b in enumerate(bins, 1):
-        name = f"{stem}-{i}.tar.gz"
-        size = _write(tmp / name, {k: v for u in b for k, v in u.files.items()})
-        if size > max_bytes:  # the estimate is an upper bound in practice; never trust it
-            raise RuntimeError(f"{name} is {size} bytes, over {max_bytes}")
-        written.append((name, size))
-    for old in {*dest.glob(f"{stem}-*.tar.gz"), *(dest.glob(replace) if replace else [])}:
-        old.unlink()
-    for name, _ in written:
-        os.replace(tmp / name, dest / name)
-    tmp.rmdir()
+    try:
+        for i, b in enumerate(bins, 1):
+            name = f"{stem}-{i}.tar.gz"
+            size = _write(tmp / name, {k: v for u in b for k, v in u.files.items()})
+            if size > max_bytes:  # the estimate is an upper bound in practice; never trust it
+                raise RuntimeError(f"{name} is {size} bytes, over {max_bytes}")
+            written.append((name, size))
+        for old in {*dest.glob(f"{stem}-*.tar.gz"), *(dest.glob(replace) if replace else [])}:
+            old.unlink()
+        for name, _ in written:
+            os.replace(tmp / name, dest / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return {"files": [n for n, _ in written], "bytes": [s for _, s in written],
             "runs": [u.name for b in bins for u in b if u is not first], "left_out": left_out}
 

@@ -13,7 +13,7 @@ stopped.
 are a fixed overhead plus its tokens at the measured per-run speed, scaled by the worst ratio of
 actual to predicted time seen so far in this window, with a margin. A run starts only if that
 estimate ends before the deadline; a running one is stopped when its own progress says it would
-not finish.
+not finish in time.
 """
 
 from __future__ import annotations
@@ -162,15 +162,29 @@ def fits(now: float, estimate_s: float, deadline: float) -> bool:
     return now + estimate_s <= deadline
 
 
+def paced(steps: int, step: int, first_seen: tuple[float, int] | None) -> bool:
+    """Whether a running run has gone far enough since it was first seen training (`first_seen`:
+    time, step) for its own rate to say when it ends: a tenth of its steps (compilation before
+    that first sight would make it look slow)."""
+    return first_seen is not None and step - first_seen[1] >= max(1, steps // 10)
+
+
 def projected_end(now: float, started: float, estimate_s: float, steps: int, step: int,
                   first_seen: tuple[float, int] | None) -> float:
-    """When a running run will end: from its start and estimate, until it has logged a tenth
-    of its steps since it was first seen training (`first_seen`: time, step); then at the rate
-    it has gone since (compilation before that first sight would make it look slow)."""
-    if first_seen is not None and step - first_seen[1] >= max(1, steps // 10):
+    """When a running run will end: at its own rate once `paced`, else start + estimate."""
+    if first_seen is not None and paced(steps, step, first_seen):
         rate = (step - first_seen[1]) / max(1e-9, now - first_seen[0])
         return now + (steps - step) / rate
     return started + estimate_s
+
+
+def should_stop(now: float, ends: float, paced_: bool, deadline: float, finish_by: float
+                ) -> bool:
+    """Stop a running run (SIGTERM: resume point, `interrupted`) when it would end after
+    `finish_by`, the last moment a run may end and still be packed. By `deadline` (earlier by
+    the time a resume point takes), one whose own rate is not known yet is stopped too; one
+    whose rate says it ends in time goes on (stopping it would waste the whole run)."""
+    return ends > finish_by or (now >= deadline and not paced_)
 
 
 def side_by_side(totals: dict[int, float], gain: float = 1.05) -> int:

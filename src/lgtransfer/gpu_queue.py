@@ -228,6 +228,7 @@ def run_window(w: Window, log: Callable[[str], None] = print) -> dict:
     record: dict = {"started": datetime.now(UTC).isoformat(timespec="seconds"),
                     "minutes": w.minutes, "small": w.small, "run_list": str(w.run_list),
                     "overrides": overrides, "deadline_s": round(deadline - w.started, 1),
+                    "finish_by_s": round(end - pack_s - w.started, 1),
                     "runs": []}
     record_path = records / f"window-{stamp}.json"
 
@@ -314,6 +315,8 @@ def _train(w: Window, todo: list, pace: gpu_plan.Pace, deadline: float, end: flo
     running: list[_Slot] = []
     waiting, stopped = list(todo), []
     base = w.started
+    finish_by = end - w.reserve_s[1]  # a run ending later could not be packed
+    kill_at = end - w.reserve_s[1] / 3
 
     def stop_all(signum: int) -> None:
         for s in running:
@@ -337,19 +340,21 @@ def _train(w: Window, todo: list, pace: gpu_plan.Pace, deadline: float, end: flo
                 log(f"{status}: {s.planned.directory.name} in {now - s.started:.0f} s")
                 save()
             for s in running:
-                step = _progress(s.planned.directory)
+                step, steps = _progress(s.planned.directory), s.planned.run.train.steps
                 if step and s.first_seen is None:
                     s.first_seen = (now, step)
-                ends = gpu_plan.projected_end(now, s.started, s.estimate,
-                                              s.planned.run.train.steps, step, s.first_seen)
-                if s.stop_sent is None and (ends > deadline or now >= deadline):
+                ends = gpu_plan.projected_end(now, s.started, s.estimate, steps, step,
+                                              s.first_seen)
+                if s.stop_sent is None and gpu_plan.should_stop(
+                        now, ends, gpu_plan.paced(steps, step, s.first_seen), deadline,
+                        finish_by):
                     s.stop_sent = now
                     s.entry.update(stop_sent_at_s=round(now - base, 2),
-                                   stop_reason=f"projected end {ends - base:.0f} s > deadline")
+                                   stop_reason=f"projected end {ends - base:.0f} s")
                     os.kill(s.process.pid, signal.SIGTERM)  # resume point, `interrupted`
                     log(f"stopping {s.planned.directory.name}: it would not finish in time")
-                elif s.stop_sent is not None and now > end - w.reserve_s[1]:
-                    s.process.kill()  # the resume point took too long: packing goes first
+                elif s.stop_sent is not None and now > kill_at:
+                    s.process.kill()  # its resume point took too long: packing goes first
             if stopping.requested() is not None:  # this process was asked to stop
                 stopped.extend(waiting)
                 waiting.clear()
