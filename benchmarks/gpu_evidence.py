@@ -58,6 +58,9 @@ def _window(argv: list[str]) -> int:
     print(f"packed {len(pack['runs'])} run(s) into {len(pack['files'])} file(s) in "
           f"{w.pack_to or w.out / 'pack'}" + (f"; left out: {', '.join(pack['left_out'])}"
                                              if pack["left_out"] else ""))
+    if record.get("error"):
+        print(f"gpu_evidence: error: {record['error']}", file=sys.stderr)
+        return 1
     signum = record.get("stopped_by_signal")
     return 128 + signum if signum else 0
 

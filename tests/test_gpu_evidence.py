@@ -128,3 +128,15 @@ def test_a_run_that_would_not_finish_is_stopped_with_a_resume_point(tmp_path):
     assert rundir.last_step(run.directory) == manifest["interrupted_at_step"]
     assert json.loads((run.directory / "metrics.jsonl").read_text().splitlines()[-1])["step"] \
         <= manifest["interrupted_at_step"]
+
+
+def test_a_failed_measurement_starts_no_run_and_still_packs_what_is_complete(tmp_path):
+    (tmp_path / "runs.yaml").write_text("runs: [{experiment: g1, seeds: [43]}]\n")
+    w = gpu_queue.Window(tmp_path / "out", 1.0, tmp_path / "runs.yaml", tmp_path / "results",
+                         small=True, bench="no_such_benchmark_module")
+    record = gpu_queue.run_window(w, log=lambda m: None)
+    assert "measuring process failed" in record["error"]
+    assert record["machine"]["train"]["error"].startswith("ModuleNotFoundError")
+    assert not [r for r in record["runs"] if r["state"] == "started"]
+    assert not (tmp_path / "out" / "runs").exists()
+    assert len(record["pack"]["files"]) == 1  # the record itself travels

@@ -249,19 +249,27 @@ def run_window(w: Window, log: Callable[[str], None] = print) -> dict:
         record["pack"] = _pack(w, runs_dir, records, budget, stamp, save, record)
         return record
     context = _context(w.bench)
-    log("checking the machine and measuring training throughput ...")
-    machine = _collect(context, _machine_child, [(w.small, w.bench)], 120 if w.small else 240)[0]
-    record.update(machine=machine, measured_at_s=t())
-    device = machine["device"] + (" (small)" if w.small else "")
-    known, choice = _known_parallelism(w, device)
-    first = todo[0].run
-    shape = {"model": first.model, "group": first.group, "batch_size": first.train.batch_size,
-             "buckets": first.train.buckets, "eval_n": first.experiment.eval.n}
-    counts = (choice,) if choice else COUNTS
-    log(f"measuring {', '.join(map(str, counts))} run(s) side by side ...")
-    barrier = context.Barrier(max(counts))
-    rows = _collect(context, _pace_child, [(i, counts, shape, w.small, w.bench, barrier)
-                                           for i in range(max(counts))], 300)
+    try:
+        log("checking the machine and measuring training throughput ...")
+        machine = _collect(context, _machine_child, [(w.small, w.bench)],
+                           120 if w.small else 240)[0]
+        record.update(machine=machine, measured_at_s=t())
+        device = machine["device"] + (" (small)" if w.small else "")
+        known, choice = _known_parallelism(w, device)
+        first = todo[0].run
+        shape = {"model": first.model, "group": first.group,
+                 "batch_size": first.train.batch_size, "buckets": first.train.buckets,
+                 "eval_n": first.experiment.eval.n}
+        counts = (choice,) if choice else COUNTS
+        log(f"measuring {', '.join(map(str, counts))} run(s) side by side ...")
+        barrier = context.Barrier(max(counts))
+        rows = _collect(context, _pace_child, [(i, counts, shape, w.small, w.bench, barrier)
+                                               for i in range(max(counts))], 300)
+    except RuntimeError as e:  # no timing, no runs; what earlier calls finished still travels
+        record["error"] = str(e)
+        log(f"error: {e}; no run started")
+        record["pack"] = _pack(w, runs_dir, records, budget, stamp, save, record)
+        return record
     totals = {k: sum(r["tokens_per_s"] for r in rows if r.get("k") == k) for k in counts}
     k = choice or gpu_plan.side_by_side(totals)
     ready = max(r["ready_s"] for r in rows if "ready_s" in r)
