@@ -94,10 +94,12 @@ def test_an_estimate_grows_with_tokens_and_learns_from_slow_runs(tmp_path):
     first = pace.estimate(run, tokens)
     assert first > 30 + tokens / 1e6  # startup, training, evaluations, head metrics, margin
     assert pace.estimate(run, tokens / 2) < first
-    pace.learn(run, tokens, 2 * pace.predict(run, tokens))  # a run took twice the prediction
-    assert pace.estimate(run, tokens) == pytest.approx(2 * first)
-    pace.learn(run, tokens, 0.5 * pace.predict(run, tokens))  # the worst ratio still holds
-    assert pace.estimate(run, tokens) == pytest.approx(2 * first)
+    assert first == pytest.approx(1.5 * pace.predict(run, tokens))  # uncalibrated: wide margin
+    pace.learn(run, tokens, 0.5 * pace.predict(run, tokens))  # a run took half the prediction
+    assert pace.estimate(run, tokens) == pytest.approx(0.5 * 1.15 * pace.predict(run, tokens))
+    pace.learn(run, tokens, 2 * pace.predict(run, tokens))  # and one twice: the worst holds
+    pace.learn(run, tokens, 1 * pace.predict(run, tokens))
+    assert pace.estimate(run, tokens) == pytest.approx(2 * 1.15 * pace.predict(run, tokens))
 
 
 def test_a_run_starts_only_if_it_ends_by_the_deadline():

@@ -66,6 +66,10 @@ class Window:
 
 
 def _context(bench: str) -> Any:
+    # a CUDA check at import time in the server (a library asking torch.cuda.is_available())
+    # must not initialise the driver, or its forked children could not use the GPU: NVML's
+    # check initialises nothing (torch's documented switch for forked processes)
+    os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     context = multiprocessing.get_context("forkserver")
     # the server imports these once; every child is a fork of it
     context.set_forkserver_preload(["torch", "lgtransfer.train", bench])
