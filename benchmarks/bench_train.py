@@ -90,15 +90,17 @@ def main() -> None:
     print(json.dumps(measure(args.small, args.steps, args.buckets), indent=2))
 
 
-def measure(small: bool, steps: int = 30, buckets: int = 4, data_seconds: float = 3.0) -> dict:
-    """Every number of this benchmark, as one dict (also used by `gpu_check.py`)."""
+def measure(small: bool, steps: int = 30, buckets: int = 4, data_seconds: float = 3.0,
+            model_cfg: ModelConfig | None = None, batch_size: int = 0, eval_n: int = 0) -> dict:
+    """Every number of this benchmark, as one dict (also used by `gpu_check.py` and
+    `gpu_evidence.py`, whose `--small` passes an even smaller model, batch and eval set)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    model_cfg = ModelConfig(n_layer=3, n_head=4, d_model=128, d_ff=512) if small \
-        else ModelConfig()
-    batch_size = 64 if small else 1200
-    eval_n = 64 if small else 1024
+    model_cfg = model_cfg or (ModelConfig(n_layer=3, n_head=4, d_model=128, d_ff=512) if small
+                              else ModelConfig())
+    batch_size = batch_size or (64 if small else 1200)
+    eval_n = eval_n or (64 if small else 1024)
     mixture = Mixture(G1, eval_n, 0)
     rng = np.random.default_rng(0)
     out: dict = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
