@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgtransfer import pretrained, rundir, stopping
+from lgtransfer import pretrained, rundir, stopping, tracking
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec, TrainConfig
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
@@ -166,7 +166,8 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one. A
     full disk stops it cleanly (`errors.DiskFull`): temporary files removed, still resumable."""
     try:
-        _train_run(run, run_dir, progress, position)
+        with tracking.Tracking(run, run_dir) as tracker:  # W&B / TensorBoard, when asked
+            _train_run(run, run_dir, progress, position, tracker)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
@@ -189,7 +190,8 @@ def step_of(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-")[1])
 
 
-def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> None:
+def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
+               tracker: tracking.Tracking) -> None:
     if rundir.is_complete(run_dir):
         return
     load_files(run.experiment.tasks_from)  # user tasks, in whichever process trains the run
@@ -209,6 +211,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
         torch.cuda.reset_peak_memory_stats(device)
     # the folder appears only once the model is in hand: bad input leaves nothing behind
     manifest = start_manifest(run, run_dir, device, start, source)
+    tracker.open(start)
     optimizer, scheduler = make_optimizer(model, tcfg, resume_state)
     if compiles(tcfg, device):
         # in place: checkpoint keys stay plain; the loss stays eager. Dynamic shapes: one graph
@@ -241,6 +244,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                        "lr": scheduler.get_last_lr()[0],
                        "tokens_per_s": tokens_seen / (time.perf_counter() - t_start)}
                 rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
+                tracker.metrics(row)
                 heartbeat(run_dir, manifest)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
             bar.update(1)
@@ -248,6 +252,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                 rows = eval_rows(model, mixture, lengths, device, run, done)
                 stopping.fault_point("eval", done)
                 rundir.append_jsonl(run_dir / "eval.jsonl", rows)
+                tracker.evals(done, rows)
                 stopping.fault_point("eval_written", done)
             if recorder is not None and recorder.due(done):
                 rundir.append_jsonl(run_dir / HEADS_FILE, recorder.measure(model, done))
