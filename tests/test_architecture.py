@@ -22,7 +22,7 @@ TORCH_FREE = ["errors", "tokenizer", "tasks", "tasks.base", "tasks.arithmetic", 
               "mixture", "metrics", "stats", "rundir", "config", "config.schema", "config.parse",
               "config.files", "config.runs", "results", "sweep", "report", "report.render",
               "report.experiment", "report.stages", "pretrained", "heads", "heads.stats",
-              "heads.plots", "cli", "gpu_plan", "gpu_queue", "evidence_pack"]
+              "heads.plots", "tracking", "cli", "gpu_plan", "gpu_queue", "evidence_pack"]
 
 
 def module_name(path: Path) -> str:

@@ -3,6 +3,7 @@ damaged line elsewhere, a damaged manifest or config is one line naming `file:li
 never a traceback; `lgt run` resumes a run whose manifest is damaged."""
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -229,8 +230,6 @@ def test_a_full_disk_reported_by_torch_itself_is_handled_as_one(runs, monkeypatc
     nothing free that is a full disk, with its one line, exit 74 and no temporary file."""
     import torch
 
-    from lgtransfer import train
-
     out, run = runs
     (run / "manifest.json").write_text('{"status": "comp')  # resumed, so it saves again
 
@@ -238,7 +237,7 @@ def test_a_full_disk_reported_by_torch_itself_is_handled_as_one(runs, monkeypatc
         raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
 
     monkeypatch.setattr(torch, "save", failing_save)
-    monkeypatch.setattr(train, "FULL_BELOW", 2**62)  # as if the disk were full
+    monkeypatch.setattr(rundir, "FULL_BELOW", 2**62)  # as if the disk were full
     (run / "checkpoints" / "resume.pt").unlink()
     capsys.readouterr()
     argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
@@ -334,3 +333,39 @@ def test_a_damaged_resume_point_is_one_line_and_deleting_it_retrains(runs, capsy
     (run / "checkpoints" / "resume.pt").unlink()
     assert main(argv) == 0
     assert rundir.read_jsonl(run / "eval.jsonl") == rows
+
+
+class Payload:
+    """A pickled object that runs code when unpickled: here, creating a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def test_a_resume_point_carrying_a_pickled_object_is_refused_and_runs_nothing(
+        runs, tmp_path, capsys):
+    """A shared run folder whose resume point holds more than tensors and plain data: `lgt run`
+    refuses it with one line naming the file, exit 2, without unpickling it (the payload's
+    marker file never appears) and without touching the folder."""
+    import torch
+
+    pickle.loads(pickle.dumps(Payload(tmp_path / "live")))  # the payload is live ...
+    assert (tmp_path / "live").exists()
+    out, run = runs
+    resume = run / "checkpoints" / "resume.pt"
+    state = torch.load(resume, weights_only=True)  # what lgtransfer writes loads as data
+    marker = tmp_path / "code-ran"
+    torch.save({**state, "note": Payload(marker)}, resume)
+    (run / "manifest.json").write_text('{"status": "comp')  # so that the run is resumed
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
+            "inline", *SETS]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"{resume} holds objects other than tensors and plain data, refused" in line
+    assert not marker.exists()  # ... but was never unpickled
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -121,8 +121,10 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
     experiments = load_experiments(args.experiment, args.set, args.budget)
+    trackers = _trackers(args.log)
     for e in experiments:
         e.config.tasks_from = sorted({*e.config.tasks_from, *files})
+        e.config.log = sorted({*e.config.log, *trackers})  # not in a run's key: no retraining
         # every bad input is caught before a run folder exists (a dry run lists runs even when
         # their pretrained models are not on this machine yet)
         validate_runs(e.config)
@@ -165,6 +167,18 @@ def cmd_run(args: argparse.Namespace) -> None:
     for sweep in sorted({e.folder.parent for e in experiments if e.sweep}):
         print(f"report: {write_report(out / sweep)} (one section per paper figure; each "
               "experiment's own report in its folder)")
+
+
+def _trackers(values: list[str]) -> list[str]:
+    """`--log wandb --log tensorboard` or `--log wandb,tensorboard`, checked."""
+    from lgtransfer.config.schema import TRACKERS
+
+    trackers = [t.strip() for value in values for t in value.split(",") if t.strip()]
+    unknown = [t for t in trackers if t not in TRACKERS]
+    if unknown or (values and not trackers):
+        raise UsageError(f"--log: unknown tracker {(unknown or [''])[0]!r}; trackers: "
+                         f"{', '.join(TRACKERS)}")
+    return trackers
 
 
 def _key_value(text: str, flag: str) -> tuple[str, object]:
@@ -328,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs",
                    help="output folder (default: runs); runs go to OUT/BUDGET/[SWEEP/]EXPERIMENT")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--log", action="append", default=[], metavar="TRACKER",
+                   help="also send every run's curves to wandb (offline unless WANDB_MODE "
+                   "says otherwise) and/or tensorboard, e.g. --log wandb,tensorboard "
+                   "(repeatable; added to the experiment's own `log:`; docs/tracking.md)")
     p.add_argument("--tasks-from", **tasks_from)
     p.add_argument("--executor", default="auto",
                    help="auto | inline | local (a process pool) | submitit (SLURM job array)")

@@ -8,13 +8,17 @@ complete and never leaves a half-written file behind.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,28 @@ from lgtransfer.errors import UsageError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+FULL_BELOW = 64 * 2**20  # bytes free under which a failed write is taken for a full disk
+
+
+@contextlib.contextmanager
+def library_writes(path: Path) -> Iterator[None]:
+    """torch and safetensors report a full disk as their own errors (RuntimeError,
+    SafetensorError), not as OSError(ENOSPC): turn such a failure into the latter, so a full
+    disk is handled as one (`train.train_run`), whichever library was writing."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            free = FULL_BELOW
+        if free < FULL_BELOW or "No space left" in str(e) or "os error 28" in str(e):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise
 
 
 def write_atomic(path: Path, text: str) -> None:

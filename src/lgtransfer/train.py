@@ -9,7 +9,8 @@ tests run every combination's code on the CPU. Evaluation always runs in fp32 (d
 bf16 near-ties could make the one-pass exact match differ from greedy decoding).
 
 Resuming: `checkpoints/resume.pt` names the last complete checkpoint and holds the optimizer,
-scheduler and step; logs past that step are dropped and written again. A complete run deletes it
+scheduler and step, as tensors and plain data only (loaded with `weights_only`: nothing in it
+can run code); logs past that step are dropped and written again. A complete run deletes it
 (twice the model's size, of no use once done) unless `train.keep_resume` is set.
 
 A run whose `model.init` names a pretrained model starts from it (`pretrained.py`): the mixture
@@ -19,11 +20,11 @@ and the id map.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import math
 import multiprocessing
 import os
+import pickle
 import shutil
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgtransfer import pretrained, rundir, stopping
+from lgtransfer import pretrained, rundir, stopping, tracking
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec, TrainConfig
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
@@ -143,7 +144,7 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
     """A Hugging Face folder with the tokenizer the model reads (a pretrained model's own,
     extended, with the id map in `lgt_run.json`; else ours)."""
     tmp = path.with_name(path.name + ".tmp")
-    with library_writes(tmp):
+    with rundir.library_writes(tmp):
         model.save_pretrained(tmp)
         stopping.fault_point("checkpoint", step_of(path))
         tokenizer = source.tokenizer if source and source.tokenizer is not None else None
@@ -165,7 +166,8 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
     """Train, evaluate and checkpoint one run; resumes a partial run; skips a complete one. A
     full disk stops it cleanly (`errors.DiskFull`): temporary files removed, still resumable."""
     try:
-        _train_run(run, run_dir, progress, position)
+        with tracking.Tracking(run, run_dir) as tracker:  # W&B / TensorBoard, when asked
+            _train_run(run, run_dir, progress, position, tracker)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
@@ -183,34 +185,13 @@ def remove_temporaries(run_dir: Path) -> None:
             tmp.unlink(missing_ok=True)
 
 
-FULL_BELOW = 64 * 2**20  # bytes free under which a failed write is taken for a full disk
-
-
-@contextlib.contextmanager
-def library_writes(path: Path) -> Iterator[None]:
-    """torch and safetensors report a full disk as their own errors (RuntimeError,
-    SafetensorError), not as OSError(ENOSPC): turn such a failure into the latter, so a full
-    disk is handled as one (`train_run`), whichever library was writing."""
-    try:
-        yield
-    except OSError:
-        raise
-    except Exception as e:
-        try:
-            free = shutil.disk_usage(path.parent).free
-        except OSError:
-            free = FULL_BELOW
-        if free < FULL_BELOW or "No space left" in str(e) or "os error 28" in str(e):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
-        raise
-
-
 def step_of(checkpoint: Path) -> int:
     """The step of a `step-N` checkpoint folder."""
     return int(checkpoint.name.split("-")[1])
 
 
-def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> None:
+def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
+               tracker: tracking.Tracking) -> None:
     if rundir.is_complete(run_dir):
         return
     load_files(run.experiment.tasks_from)  # user tasks, in whichever process trains the run
@@ -230,6 +211,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
         torch.cuda.reset_peak_memory_stats(device)
     # the folder appears only once the model is in hand: bad input leaves nothing behind
     manifest = start_manifest(run, run_dir, device, start, source)
+    tracker.open(start)
     optimizer, scheduler = make_optimizer(model, tcfg, resume_state)
     if compiles(tcfg, device):
         # in place: checkpoint keys stay plain; the loss stays eager. Dynamic shapes: one graph
@@ -262,6 +244,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                        "lr": scheduler.get_last_lr()[0],
                        "tokens_per_s": tokens_seen / (time.perf_counter() - t_start)}
                 rundir.append_jsonl(run_dir / "metrics.jsonl", [row])
+                tracker.metrics(row)
                 heartbeat(run_dir, manifest)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", tok_s=f"{row['tokens_per_s']:.3g}")
             bar.update(1)
@@ -269,6 +252,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int) -> No
                 rows = eval_rows(model, mixture, lengths, device, run, done)
                 stopping.fault_point("eval", done)
                 rundir.append_jsonl(run_dir / "eval.jsonl", rows)
+                tracker.evals(done, rows)
                 stopping.fault_point("eval_written", done)
             if recorder is not None and recorder.due(done):
                 rundir.append_jsonl(run_dir / HEADS_FILE, recorder.measure(model, done))
@@ -306,14 +290,19 @@ def resume_point(run: RunSpec, run_dir: Path
     when `model.init` names one (source None: a fresh model)."""
     resume_file = run_dir / "checkpoints" / "resume.pt"
     if resume_file.exists():
-        try:
-            state = torch.load(resume_file, map_location="cpu", weights_only=False)
+        try:  # tensors and plain data only: unpickling anything else could run code
+            state = torch.load(resume_file, map_location="cpu", weights_only=True)
             step = state["step"]
             return step, state, pretrained.load_checkpoint(run_dir / "checkpoints" /
                                                            f"step-{step}")
         except UsageError:
             raise
         except Exception as e:  # damaged weights or optimizer state: out of our hands
+            if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+                raise UsageError(f"cannot resume {run_dir}: {resume_file} holds objects other "
+                                 "than tensors and plain data, refused (unpickling them could "
+                                 "run code); delete it to train the run again from step 0"
+                                 ) from None
             raise UsageError(f"cannot resume {run_dir}: its resume point is damaged "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); delete "
                              f"{resume_file} to train the run again from step 0") from None
@@ -460,7 +449,7 @@ def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
     tmp = ckpt_dir / "resume.pt.tmp"
     try:
-        with library_writes(tmp):
+        with rundir.library_writes(tmp):
             torch.save({"step": step, "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict()}, tmp)
         stopping.fault_point("resume", step)

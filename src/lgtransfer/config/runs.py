@@ -21,8 +21,9 @@ from lgtransfer.errors import UsageError
 from lgtransfer.mixture import GroupTask
 
 # Experiment fields that name, describe or multiply runs, or record more about them (`heads`:
-# head metrics measured on a copy of the model), but do not change any run's results
-NOT_RESULTS = ("name", "description", "figure", "seeds", "baseline", "tasks_from", "heads")
+# head metrics measured on a copy of the model; `log`: trackers the rows are also sent to), but
+# do not change any run's results
+NOT_RESULTS = ("name", "description", "figure", "seeds", "baseline", "tasks_from", "heads", "log")
 # Settings of how a run executes, not what it computes: left out of the run key, so changing them
 # never retrains a finished run. Precision is one: bf16 autocast (a GPU's default) and fp32 (a
 # CPU's) agree within a tolerance the tests state, so a run has one key on every machine.

@@ -22,6 +22,7 @@ PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
 SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
 # the budgets an experiment runs at (their defaults: experiments/budgets.yaml; files.py)
 BUDGETS = ("cpu", "gpu", "paper")
+TRACKERS = ("wandb", "tensorboard")  # `log:` / `lgt run --log` (tracking.py)
 
 
 @dataclass
@@ -137,6 +138,9 @@ class ExperimentConfig(GroupRoles):
     # group. Not part of a run's key: a path is this machine's; each task's file hash is in
     # the manifest instead.
     tasks_from: list[str] = field(default_factory=list)
+    # live tracking of every run (`tracking.py`): wandb and/or tensorboard. Recording only, so
+    # not part of a run's key (`runs.NOT_RESULTS`): a tracked run and an untracked one are one
+    log: list[str] = field(default_factory=list)
 
     @property
     def eval_max_length(self) -> int:
@@ -216,6 +220,10 @@ class ExperimentConfig(GroupRoles):
                              f"got {self.baseline!r}")
         if self.budget not in ("", *BUDGETS):
             raise UsageError(f"budget must be one of {', '.join(BUDGETS)}, got {self.budget!r}")
+        unknown = [t for t in self.log if t not in TRACKERS]
+        if unknown:
+            raise UsageError(f"log: unknown tracker {unknown[0]!r}; trackers: "
+                             f"{', '.join(TRACKERS)}")
         if len(self.group) > 26:
             raise UsageError("a task group holds at most 26 tasks (one marker letter each)")
         self.model.validate()
