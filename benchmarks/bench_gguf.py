@@ -20,10 +20,10 @@ import time
 
 import torch
 
-from lgtransfer import pretrained
 from lgtransfer.config import ModelConfig
+from lgtransfer.engine import from_pretrained as pretrained
+from lgtransfer.engine.train import step_batch, train_step
 from lgtransfer.mixture import GroupTask, Mixture
-from lgtransfer.train import step_batch, train_step
 
 GROUP = [GroupTask("reverse_add", "main", 6), GroupTask("no_carry", "aux", 12),
          GroupTask("carry_only", "aux", 12)]

@@ -21,9 +21,9 @@ import torch
 
 from lgtransfer import rundir
 from lgtransfer.config import expand, load_experiment
-from lgtransfer.heads.analysis import HeadOptions, run_heads
-from lgtransfer.model import build_model
-from lgtransfer.train import pick_device
+from lgtransfer.engine.heads.analysis import HeadOptions, run_heads
+from lgtransfer.engine.model import build_model
+from lgtransfer.engine.train import pick_device
 
 
 def synthetic_run(root: Path, checkpoints: int, small: bool) -> Path:

@@ -23,11 +23,11 @@ import torch
 
 from lgtransfer import tokenizer as tok
 from lgtransfer.config import ModelConfig
-from lgtransfer.evaluate import evaluate
+from lgtransfer.engine.evaluate import evaluate
+from lgtransfer.engine.model import build_model
+from lgtransfer.engine.train import step_batch, train_step
 from lgtransfer.mixture import GroupTask, Mixture, SeqBatch, eval_lengths
-from lgtransfer.model import build_model
 from lgtransfer.tasks import get_task
-from lgtransfer.train import step_batch, train_step
 
 G1 = [GroupTask("reverse_add", "main", 16), GroupTask("no_carry", "aux", 32),
       GroupTask("carry_only", "aux", 32)]

@@ -71,7 +71,7 @@ def _unpack(argv: list[str]) -> int:
     p.add_argument("files", nargs="+")
     p.add_argument("--into", required=True, help="e.g. results/gpu")
     args = p.parse_args(argv)
-    from lgtransfer.evidence_pack import unpack
+    from lgtransfer.analysis.evidence_pack import unpack
 
     out = unpack([Path(f) for f in args.files], Path(args.into))
     print(f"{args.into}: {len(out['runs'])} run(s) added, {len(out['kept'])} already there, "

@@ -5,7 +5,7 @@ training never recorded twice; and the hardware-noise table from what was kept."
 from pathlib import Path
 
 from lgtransfer import rundir
-from lgtransfer.evidence import RETRAINED, hardware_noise, import_runs
+from lgtransfer.analysis.evidence import RETRAINED, hardware_noise, import_runs
 
 
 def fake_run(root: Path, name: str, seed: int, past: float, finished: float,

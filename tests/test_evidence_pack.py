@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lgtransfer import evidence_pack as ep
 from lgtransfer import rundir
+from lgtransfer.analysis import evidence_pack as ep
 from lgtransfer.errors import UsageError
 
 

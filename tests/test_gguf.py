@@ -11,9 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from lgtransfer import gguf_source, pretrained, rundir
+from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import ModelConfig
+from lgtransfer.engine import from_pretrained as pretrained
+from lgtransfer.engine import gguf_source
 
 SHORT = "smollm2-135m-gguf"
 

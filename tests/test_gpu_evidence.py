@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from lgtransfer import gpu_plan, gpu_queue, rundir
+from lgtransfer.analysis.evidence_pack import MAX_BYTES, MAX_FILES
 from lgtransfer.cli import main as lgt
-from lgtransfer.evidence_pack import MAX_BYTES, MAX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 # two short experiments around a long one: after the measurements, the first call has time for

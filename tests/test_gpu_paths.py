@@ -18,10 +18,10 @@ import torch
 
 from lgtransfer import rundir
 from lgtransfer.config import expand, parse_experiment
-from lgtransfer.evaluate import scored_logits
+from lgtransfer.engine.evaluate import scored_logits
+from lgtransfer.engine.model import load_model
+from lgtransfer.engine.train import length_buckets, step_batch, train_run
 from lgtransfer.mixture import GroupTask, Mixture, SeqBatch
-from lgtransfer.model import load_model
-from lgtransfer.train import length_buckets, step_batch, train_run
 
 STEPS = 8
 GROUP = [{"task": "copy", "role": "main", "max_length": 4},
@@ -112,7 +112,7 @@ def test_worker_pool_gives_the_same_run(eager, tmp_path):
 def test_training_and_evaluation_build_no_kv_cache(monkeypatch):
     """Every teacher-forced forward (training, evaluation) asks the backbone for no cache."""
     from lgtransfer.config import ModelConfig
-    from lgtransfer.model import build_model
+    from lgtransfer.engine.model import build_model
 
     model = build_model(ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64), 0)
     seen = []

@@ -13,9 +13,20 @@ from transformers import LlamaForCausalLM
 
 from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
+from lgtransfer.analysis.heads_stats import causal_interval, summarize_reuse
+from lgtransfer.analysis.stats import (
+    bootstrap_ci,
+    correlations,
+    jaccard,
+    mean_ci,
+    pearson,
+    rankdata,
+    spearman,
+    top_k,
+)
 from lgtransfer.cli import main
 from lgtransfer.config import ModelConfig
-from lgtransfer.heads.measure import (
+from lgtransfer.engine.heads.measure import (
     ablated,
     ablation_correct,
     aligned_pair,
@@ -27,19 +38,8 @@ from lgtransfer.heads.measure import (
     same_prompts,
     single_head_masks,
 )
-from lgtransfer.heads.stats import causal_interval, summarize_reuse
+from lgtransfer.engine.model import hf_config, load_model
 from lgtransfer.mixture import to_sequences
-from lgtransfer.model import hf_config, load_model
-from lgtransfer.stats import (
-    bootstrap_ci,
-    correlations,
-    jaccard,
-    mean_ci,
-    pearson,
-    rankdata,
-    spearman,
-    top_k,
-)
 from lgtransfer.tasks import get_task
 
 CPU = torch.device("cpu")
@@ -348,14 +348,14 @@ def test_lgt_heads_bad_input_exits_2_with_one_line(argv, message, tiny_run, tmp_
 
 
 def test_no_heads_section_before_the_analysis(tmp_path):
-    from lgtransfer.heads.plots import heads_section
+    from lgtransfer.analysis.heads_plots import heads_section
 
     assert heads_section(tmp_path) is None
 
 
 def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
     """A checkpoint whose step eval.jsonl lacks gets its gap measured on the same eval sets."""
-    from lgtransfer.heads.analysis import checkpoint_gap, find_runs, gaps_from_eval
+    from lgtransfer.engine.heads.analysis import checkpoint_gap, find_runs, gaps_from_eval
     from lgtransfer.mixture import Mixture
 
     _, run_dir = tiny_run
@@ -427,7 +427,7 @@ def test_heads_claims_correlate_each_run_over_its_counted_points(tmp_path):
     works in distribution (>= 0.9), and none with fewer than 4 such points."""
     import pandas as pd
 
-    from lgtransfer.report.heads_claims import per_run
+    from lgtransfer.analysis.report.heads_claims import per_run
 
     def rows(run, accs, diffs, gaps):
         out = []

@@ -5,7 +5,7 @@ import json
 import torch
 
 from lgtransfer.config import ModelConfig
-from lgtransfer.model import build_model, count_parameters, load_model
+from lgtransfer.engine.model import build_model, count_parameters, load_model
 
 TINY = {"n_layer": 2, "n_head": 2, "d_model": 32, "d_ff": 64}
 

@@ -12,11 +12,12 @@ import pytest
 import torch
 import yaml
 
-from lgtransfer import pretrained, rundir
+from lgtransfer import rundir
 from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
 from lgtransfer.config import expand, load_experiment, parse_experiment
-from lgtransfer.evaluate import exact_match, greedy_generate
+from lgtransfer.engine import from_pretrained as pretrained
+from lgtransfer.engine.evaluate import exact_match, greedy_generate
 from lgtransfer.mixture import Mixture, map_ids
 
 COPY = {"task": "copy", "role": "main", "max_length": 16}
@@ -216,7 +217,7 @@ def test_missing_model_or_revision_exits_2_leaving_nothing(overrides, message, l
 
 def test_an_lgtransfer_checkpoint_as_init_keeps_our_ids(tmp_path):
     from lgtransfer.config import ModelConfig
-    from lgtransfer.model import build_model
+    from lgtransfer.engine.model import build_model
 
     build_model(ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, pos_encoding="nope"),
                 0).save_pretrained(tmp_path / "ck")
@@ -256,7 +257,7 @@ def test_run_keys_are_pinned_and_ignore_execution_settings():
 
 
 def test_gradient_checkpointing_trains_the_same(lm, tmp_path):
-    from lgtransfer.train import train_run
+    from lgtransfer.engine.train import train_run
 
     losses = []
     for gc in (False, True):
@@ -347,7 +348,7 @@ def test_default_corpus_is_the_standard_library_deterministic():
     import sysconfig
     from pathlib import Path
 
-    from lgtransfer.pretrain import default_corpus_files, read_corpus
+    from lgtransfer.engine.pretraining import default_corpus_files, read_corpus
 
     files = default_corpus_files()
     root = Path(sysconfig.get_paths()["stdlib"])
@@ -371,7 +372,7 @@ def test_map_ids_refuses_an_unmappable_character():
 
 
 def test_an_interrupted_fine_tune_resumes_with_its_map(lm, tmp_path, monkeypatch):
-    import lgtransfer.train as train_mod
+    import lgtransfer.engine.train as train_mod
 
     exp = write_experiment(tmp_path / "r.yaml", model={"init": str(lm)},
                            train={"steps": 4, "checkpoint_every": 2, "eval_every": 2})

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from lgtransfer import rundir
-from lgtransfer.metrics import generalization_gap, max_generalized_length, mean_accuracy
-from lgtransfer.report.suite import cost_table, write_cost, write_report
-from lgtransfer.results import best_seed, load_eval, seed_metrics
+from lgtransfer.analysis.metrics import generalization_gap, max_generalized_length, mean_accuracy
+from lgtransfer.analysis.report.suite import cost_table, write_cost, write_report
+from lgtransfer.analysis.results import best_seed, load_eval, seed_metrics
 
 
 def test_max_generalized_length():
@@ -128,7 +128,7 @@ def test_report_uses_only_the_latest_experiment_config(tmp_path):
         {**r, "accuracy": 0.5} for r in rundir.read_jsonl(old / "eval.jsonl")])
     rundir.write_json(newer / "manifest.json",
                       {"status": "complete", "experiment_key": "new", "finished": 2.0})
-    from lgtransfer.results import select_runs
+    from lgtransfer.analysis.results import select_runs
 
     dirs, skipped = select_runs(tmp_path / "exp")
     assert dirs == [newer] and skipped == 1

@@ -6,15 +6,15 @@ import pandas as pd
 import pytest
 
 from lgtransfer import rundir
-from lgtransfer.cli import main
-from lgtransfer.report.suite import calibration_table, write_report
-from lgtransfer.results import (
+from lgtransfer.analysis.report.suite import calibration_table, write_report
+from lgtransfer.analysis.results import (
     CONTRACT_COLUMNS,
     collect,
     per_seed,
     statistics,
 )
-from lgtransfer.stats import mean_ci
+from lgtransfer.analysis.stats import mean_ci
+from lgtransfer.cli import main
 
 
 def fake_run(root, exp, variant, seed, curves, figure="", l_main=4, l_aux=8, pos="rope",
@@ -255,7 +255,7 @@ def test_an_undefined_gap_is_nan_and_shown_as_n_a(tmp_path):
 
 
 def test_ratio_pattern_verdict_can_say_yes_and_no():
-    from lgtransfer.report.figures.ratio import paper_gap, pattern_verdict
+    from lgtransfer.analysis.report.figures.ratio import paper_gap, pattern_verdict
     assert paper_gap(16, 32) == 0.23  # on the paper's grid: its cell
     assert paper_gap(6, 6) == 0.0 and paper_gap(3, 6) == pytest.approx(np.mean(
         [0.41, 0.27, 0.23, 0.16, 0.04, 0.34]))  # off it: the mean at ratio 2

@@ -199,7 +199,7 @@ def test_a_run_reached_from_two_experiments_is_trained_once(tmp_path, capsys):
     a1 = out / "cpu" / "a1"  # the budget's folder, then the sweep's
     assert not list((a1 / "a1-both").glob("*/manifest.json"))
     assert len(list(a1.glob("*/*/manifest.json"))) == 2
-    from lgtransfer.results import collect, select_runs
+    from lgtransfer.analysis.results import collect, select_runs
 
     assert sorted(select_runs(a1 / "a1-both")[0]) == g1_runs
     df = collect(a1)
@@ -246,7 +246,7 @@ def test_runs_shared_in_one_command_carry_their_folders_name(tmp_path):
     for run in g1_runs:
         assert rundir.read_json(run / "manifest.json")["experiment"] == "g1"
         assert {r["experiment"] for r in rundir.read_jsonl(run / "eval.jsonl")} == {"g1"}
-    from lgtransfer.results import collect
+    from lgtransfer.analysis.results import collect
 
     df = collect(out / "cpu")
     both = df[df.run.str.startswith("g1/")]
@@ -254,7 +254,7 @@ def test_runs_shared_in_one_command_carry_their_folders_name(tmp_path):
     assert set(both[both.experiment == "g1"].figure) == {"3a"}
     assert set(both[both.experiment == "a1-both"].figure) == {"14"}
     # C1's baseline is G1's main-alone run: in C1's tables it is C1's config, not another one
-    from lgtransfer.results import label_configs, per_seed
+    from lgtransfer.analysis.results import label_configs, per_seed
 
     seeds = per_seed(label_configs(df))
     c1 = seeds[seeds.experiment == "c1"]

@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from lgtransfer import rundir, tracking
+from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import expand, parse_experiment
+from lgtransfer.engine import tracking
 from lgtransfer.errors import UsageError
 
 TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
@@ -164,7 +165,7 @@ def test_a_resumed_run_leaves_one_curve_equal_to_its_logs(tmp_path, monkeypatch,
     continued from step 3 (its second offline file holds exactly the steps done again)."""
     pytest.importorskip("tensorboard")
     pytest.importorskip("wandb")
-    import lgtransfer.train as train_mod
+    import lgtransfer.engine.train as train_mod
 
     monkeypatch.setattr(train_mod, "LOG_EVERY", 1)  # a metrics row at every step
     (run,) = [r for r in expand(parse_experiment(tiny(["tensorboard", "wandb"], steps=6), "test"))

@@ -10,10 +10,10 @@ import torch
 from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import expand, parse_experiment
-from lgtransfer.evaluate import exact_match, greedy_generate
+from lgtransfer.engine.evaluate import exact_match, greedy_generate
+from lgtransfer.engine.model import load_model
+from lgtransfer.engine.train import lr_factor, train_run
 from lgtransfer.mixture import Mixture
-from lgtransfer.model import load_model
-from lgtransfer.train import lr_factor, train_run
 
 TINY_MODEL = {"n_layer": 2, "n_head": 2, "d_model": 64, "d_ff": 128}
 
@@ -83,7 +83,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     straight = tmp_path / "straight"
     train_run(run, straight, progress=False)
 
-    import lgtransfer.train as train_mod
+    import lgtransfer.engine.train as train_mod
 
     real = train_mod.step_batch
 
@@ -168,8 +168,8 @@ def test_generate_prints_one_json_line_per_example(trained, capsys):
 
 
 def test_prefetching_workers_give_the_inline_batches():
+    from lgtransfer.engine.train import batch_stream
     from lgtransfer.mixture import GroupTask
-    from lgtransfer.train import batch_stream
 
     mixture = Mixture([GroupTask("reverse_add", "main", 4), GroupTask("copy", "aux", 6)],
                            8, 0)

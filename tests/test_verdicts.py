@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgtransfer.registration import load
-from lgtransfer.signflip import holm, permutation_p, power, sign_flip_p
-from lgtransfer.stats import spearman
-from lgtransfer.verdicts import (
+from lgtransfer.analysis.registration import load
+from lgtransfer.analysis.signflip import holm, permutation_p, power, sign_flip_p
+from lgtransfer.analysis.stats import spearman
+from lgtransfer.analysis.verdicts import (
     FAILS,
     FLOOR,
     INCONCLUSIVE,
@@ -140,8 +140,8 @@ def test_the_committed_registration_reads(tmp_path):
 def test_registered_pretrained_claims_without_runs_say_not_run_and_why(tmp_path):
     import pandas as pd
 
-    from lgtransfer.report.figures.registry import settle_tables
-    from lgtransfer.report.pretrained_claims import pretrained_claims
+    from lgtransfer.analysis.report.figures.registry import settle_tables
+    from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
 
     (tmp_path / "registration-pretrained.yaml").write_text(
         "family: pretrained\nclaims:\n  - {name: faster, experiment: ladder, seeds: [1, 2],\n"

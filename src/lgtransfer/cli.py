@@ -129,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         # their pretrained models are not on this machine yet)
         validate_runs(e.config)
         if not args.dry_run:
-            from lgtransfer.pretrained import validate_models
+            from lgtransfer.engine.from_pretrained import validate_models
 
             validate_models(e.config)
     _check_user_tasks(experiments)
@@ -147,9 +147,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
     from lgtransfer import stopping
-    from lgtransfer.report.experiment import curves_text, seed_table
-    from lgtransfer.report.suite import write_report
-    from lgtransfer.results import load_eval
+    from lgtransfer.analysis.report.experiment import curves_text, seed_table
+    from lgtransfer.analysis.report.suite import write_report
+    from lgtransfer.analysis.results import load_eval
 
     for e in experiments:
         if e.sweep:
@@ -193,8 +193,8 @@ def _key_value(text: str, flag: str) -> tuple[str, object]:
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.report.suite import write_report
-    from lgtransfer.results import experiment_folders, select_runs
+    from lgtransfer.analysis.report.suite import write_report
+    from lgtransfer.analysis.results import experiment_folders, select_runs
 
     path = Path(args.dir)
     if not path.is_dir():
@@ -212,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_results(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.results import write_results
+    from lgtransfer.analysis.results import write_results
 
     path = Path(args.dir)
     if not path.is_dir():
@@ -224,45 +224,17 @@ def cmd_results(args: argparse.Namespace) -> None:
 def cmd_generate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    import numpy as np
-    import torch
+    from lgtransfer.engine.generate import generate
 
-    from lgtransfer import pretrained, rundir
-    from lgtransfer import tokenizer as tok
-    from lgtransfer.evaluate import greedy_generate
-    from lgtransfer.mixture import map_ids, to_sequences
-    from lgtransfer.tasks import get_task
-    from lgtransfer.tasks.user import load_files
-
-    ckpt = Path(args.checkpoint)
     _check_count_and_seed(args)
-    if not (ckpt / "lgt_run.json").is_file():
-        raise UsageError(f"no lgtransfer checkpoint at {ckpt} (lgt_run.json missing)")
-    try:
-        meta = rundir.read_json(ckpt / "lgt_run.json")
-        group = meta["group"]
-    except (ValueError, KeyError):
-        raise UsageError(f"{ckpt / 'lgt_run.json'} is not a valid run description") from None
-    load_files(meta.get("tasks_from") or [])  # the run's own task files, if it had any
-    task = get_task(args.task)
-    task.check_length(args.length)
-    if args.task not in group:
-        raise UsageError(f"task {args.task!r} was not trained in this run ({', '.join(group)})")
-    source = pretrained.load_checkpoint(ckpt)  # with the id map of a pretrained model
-    examples = task.batch(np.random.default_rng(args.seed), np.full(args.count, args.length))
-    seqs = map_ids(to_sequences(examples, group.index(args.task)), source.id_map)
-    generated, correct = greedy_generate(source.model, seqs, torch.device("cpu"), source.id_map)
-    eos = tok.EOS if source.id_map is None else int(source.id_map[tok.EOS])
-    for ex, ids, ok in zip(examples.examples(), generated, correct, strict=True):
-        prediction = pretrained.decode([i for i in ids if i != eos], source.id_map)
-        print(json.dumps({"prompt": ex.prompt, "prediction": prediction, "target": ex.target,
-                          "correct": bool(ok)}))
+    for row in generate(Path(args.checkpoint), args.task, args.length, args.count, args.seed):
+        print(json.dumps(row))
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.pretrain import config_from_args, pretrain
+    from lgtransfer.engine.pretraining import config_from_args, pretrain
 
     cfg = config_from_args(args.size, steps=args.steps, stages=args.stages,
                            save_every=args.save_every, seq_len=args.seq_len,
@@ -279,7 +251,7 @@ def cmd_heads(args: argparse.Namespace) -> None:
     import time
     from pathlib import Path
 
-    from lgtransfer.heads.analysis import HeadOptions, run_heads
+    from lgtransfer.engine.heads.analysis import HeadOptions, run_heads
 
     opts = HeadOptions(k=args.k, ablation=args.ablation, n=args.n, steps=args.steps,
                        random_draws=args.random_draws, device=args.device,

@@ -65,7 +65,7 @@ def _train(run: RunSpec, directory: Path, threads: int, gpu: str | None, positio
 
     if threads:
         torch.set_num_threads(threads)
-    from lgtransfer.train import train_run
+    from lgtransfer.engine.train import train_run
 
     train_run(run, directory, progress=progress, position=position)
     return str(directory)
@@ -125,7 +125,7 @@ def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
     slots, gpus = _slots()
     n_workers = min(len(pending), workers or slots)
     if executor == "inline" or (executor == "auto" and n_workers < 2):
-        from lgtransfer.train import train_run
+        from lgtransfer.engine.train import train_run
 
         with stopping.stop_at_step_boundaries():
             for p in pending:

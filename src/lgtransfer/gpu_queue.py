@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from lgtransfer import gpu_plan, rundir, stopping
+from lgtransfer.analysis.evidence_pack import RECORDS, pack
 from lgtransfer.errors import Interrupted
-from lgtransfer.evidence_pack import RECORDS, pack
 
 # `--small`: every run at a size two CPU cores train in about a second (the same code paths)
 SMALL = ["model.n_layer=1", "model.n_head=4", "model.d_model=32", "model.d_ff=64",
@@ -72,7 +72,7 @@ def _context(bench: str) -> Any:
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     context = multiprocessing.get_context("forkserver")
     # the server imports these once; every child is a fork of it
-    context.set_forkserver_preload(["torch", "lgtransfer.train", bench])
+    context.set_forkserver_preload(["torch", "lgtransfer.engine.train", bench])
     return context
 
 
@@ -112,9 +112,9 @@ def _pace_child(index: int, counts: tuple[int, ...], shape: dict, small: bool, b
     then for each count k, the first k processes train at once (the others wait)."""
     import torch
 
-    from lgtransfer.evaluate import evaluate
+    from lgtransfer.engine.evaluate import evaluate
+    from lgtransfer.engine.model import build_model
     from lgtransfer.mixture import Mixture, step_batch
-    from lgtransfer.model import build_model
 
     t0 = time.perf_counter()
     time_training = importlib.import_module(bench).time_training
@@ -151,7 +151,7 @@ def _run_child(run: Any, directory: Path, threads: int, data_workers: int | None
     """Train one run; a graceful stop exits 128 + the signal, as `lgt run` does."""
     import torch
 
-    from lgtransfer.train import train_run
+    from lgtransfer.engine.train import train_run
 
     if threads:
         torch.set_num_threads(threads)

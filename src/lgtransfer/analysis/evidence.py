@@ -1,0 +1,125 @@
+"""Complete runs into a folder of committed evidence, and what retraining a run moved.
+
+    python -m lgtransfer.analysis.evidence RUNS/cpu results/cpu      # copy the new complete runs
+
+Copies every complete run folder under the source into the same place under the evidence
+folder, keeping only the small files evidence keeps (config, manifest, eval, metrics, head
+metrics; never checkpoints). A run already there with the same folder name (the same content
+key) is replaced only when the source's run is a new training of it (another `finished` time):
+its final evaluation rows and where it was trained are first appended to the evidence folder's
+`retrained.jsonl`, so the retrained run is the evidence from then on and the earlier numbers
+stay comparable (`hardware_noise`: how far a retraining moves the numbers, against the spread
+over seeds). Torch-free.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lgtransfer import rundir
+
+RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl", "heads.jsonl")
+RETRAINED = "retrained.jsonl"
+
+
+def import_runs(src: Path, dst: Path) -> tuple[int, int]:
+    """(runs added, runs replaced) from complete runs under src into dst."""
+    added = replaced = 0
+    for manifest in sorted(src.rglob(rundir.MANIFEST)):
+        run = manifest.parent
+        if not rundir.is_complete(run):
+            continue
+        out = dst / run.relative_to(src)
+        new = rundir.read_json(manifest)
+        if (out / rundir.MANIFEST).is_file():
+            old = rundir.read_json(out / rundir.MANIFEST)
+            if old.get("finished") == new.get("finished"):
+                continue  # the same training: nothing new
+            record_retrained(out, dst, old)
+            replaced += 1
+        else:
+            added += 1
+        out.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            if (run / name).is_file():
+                shutil.copy2(run / name, out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
+    for index in src.rglob(rundir.EXPERIMENT_INDEX):  # each experiment's list of its runs
+        (dst / index.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(index, dst / index.relative_to(src))
+    return added, replaced
+
+
+def record_retrained(run: Path, dst: Path, old_manifest: dict) -> None:
+    """The replaced run's final evaluation rows, with where and when it was trained."""
+    rows = rundir.read_jsonl(run / "eval.jsonl")
+    last = max(r["step"] for r in rows)
+    origin = {k: old_manifest.get(k) for k in ("host", "finished", "torch", "transformers",
+                                               "git_commit", "compiled")}
+    rundir.append_jsonl(dst / RETRAINED, [{"run": run.relative_to(dst).as_posix(), **origin,
+                                           **r} for r in rows if r["step"] == last])
+
+
+def past_main(rows: pd.DataFrame) -> pd.Series:
+    """Main-task accuracy on (L_main, L_aux] at the final step, per run."""
+    main = rows[(rows.role == "main") & (rows.length > rows.train_max_length)]
+    aux_max = rows[rows.role == "aux"].groupby("run").train_max_length.max()
+    main = main[main.length <= main.run.map(aux_max)]
+    return main.groupby("run").accuracy.mean()
+
+
+def hardware_noise(evidence: Path) -> pd.DataFrame | None:
+    """Per retrained run: accuracy past L_main before and after, and the seed-to-seed spread
+    (std over the seeds of its experiment and variant, as retrained) beside it."""
+    path = evidence / RETRAINED
+    if not path.is_file():
+        return None
+    before = pd.DataFrame(rundir.read_jsonl(path))
+    now = pd.DataFrame([{**r, "run": run} for run in before.run.unique()
+                        for r in last_rows(evidence / run)])
+    b, a = past_main(before), past_main(now)
+    table = pd.DataFrame({"before": b, "retrained": a}).dropna()
+    if not len(table):
+        return None
+    meta = before.drop_duplicates("run").set_index("run")
+    table["experiment"] = [Path(r).parent.as_posix() for r in table.index]  # its folder
+    table["seed"] = meta.seed
+    table["moved"] = (table.retrained - table.before).abs()
+    table["seed spread"] = [seed_spread(evidence, run) for run in table.index]
+    return table.reset_index().round(3)
+
+
+def seed_spread(evidence: Path, run: str) -> float:
+    """Std over seeds of accuracy past L_main, over the runs of the same folder and variant."""
+    folder, name = (evidence / run).parent, Path(run).name
+    variant = name.split("_seed")[0]
+    runs = [d for d in folder.glob(f"{variant}_seed*") if (d / "eval.jsonl").is_file()]
+    rows = pd.DataFrame([{**r, "run": d.name} for d in runs for r in last_rows(d)])
+    values = past_main(rows) if len(rows) else pd.Series(dtype=float)
+    return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def last_rows(run: Path) -> list[dict]:
+    rows = rundir.read_jsonl(run / "eval.jsonl")
+    last = max(r["step"] for r in rows)
+    return [r for r in rows if r["step"] == last]
+
+
+def noise_summary(table: pd.DataFrame) -> str:
+    """One line: how far retraining moved accuracy past L_main against the spread over seeds."""
+    return (f"{len(table)} runs trained again on another machine (same seed, same settings): "
+            f"accuracy past L_main moved by {table.moved.mean():.3f} on average (largest "
+            f"{table.moved.max():.3f}); the spread over seeds (std) is "
+            f"{np.nanmean(table['seed spread']):.3f}.")
+
+
+if __name__ == "__main__":
+    src, dst = (Path(a) for a in sys.argv[1:3])
+    added, replaced = import_runs(src, dst)
+    print(f"added {added}, replaced {replaced}")

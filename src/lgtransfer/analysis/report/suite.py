@@ -1,0 +1,177 @@
+"""The report of a folder holding several experiments (a sweep, or a whole suite): each
+experiment's own report in its folder, then one report at the top with a section per paper
+figure (`figures`), the other experiments' figures, and statistics over seeds. `write_report`
+is the entry point for any folder: it picks the suite report or the experiment report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import pandas as pd
+
+from lgtransfer import rundir
+from lgtransfer.analysis.evidence import hardware_noise, noise_summary
+from lgtransfer.analysis.metrics import LEARNED
+from lgtransfer.analysis.report.experiment import heads_sections, write_experiment_report
+from lgtransfer.analysis.report.figures.registry import (
+    SECTION_BY_FIGURE_ID,
+    figure_sections,
+    settle_tables,
+)
+from lgtransfer.analysis.report.heads_claims import heads_claims
+from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
+from lgtransfer.analysis.report.render import Section, markdown_table, render
+from lgtransfer.analysis.results import (
+    budget_label,
+    collect,
+    experiment_folders,
+    in_distribution,
+    label_configs,
+    per_seed,
+    statistics,
+)
+from lgtransfer.config.schema import BUDGETS
+from lgtransfer.errors import UsageError
+
+STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
+              "over seeds (`lgt results` writes them to stats.csv). max_gen_length = max "
+              "generalized length, acc_past_main = main-task accuracy on (L_main, L_aux], gap = "
+              "generalization gap; a *_gain is the with-aux value minus the main-task-alone one.")
+
+
+def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
+    """The report of a folder: of one experiment (report.png, per_seed.csv, report.md/html), or,
+    when it holds several, each one's own report plus one per paper figure at the top."""
+    if run_dirs is None:
+        folders = experiment_folders(path)
+        if len(folders) > 1:
+            return write_suite_report(path, folders)
+    return write_experiment_report(path, run_dirs)
+
+
+def write_suite_report(root: Path, folders: list[Path]) -> Path:
+    """Each experiment folder's own report, then the suite's report.md/html in `root`."""
+    for folder in folders:
+        with contextlib.suppress(UsageError):  # no complete run there yet
+            write_report(folder)
+    df = label_configs(collect(root))
+    seeds = per_seed(df)
+    sections = figure_sections(df, seeds, root)
+    done = df[df.status == "complete"]
+    untagged = done[~done.figure.isin(list(SECTION_BY_FIGURE_ID))]
+    if len(untagged):
+        paths = dict.fromkeys(root / Path(r).parent / "report.png" for r in untagged.run.unique())
+        sections.append(Section("Other experiments", "", [p for p in paths if p.exists()]))
+    stats = statistics(seeds)
+    if len(stats):
+        shown = stats[["experiment", "variant", "metric", "n_seeds", "mean", "std", "ci_low",
+                       "ci_high", "best_seed"]].round(3)
+        sections.append(Section("Statistics over seeds", STATS_TEXT, tables=[shown]))
+    calibration = calibration_table(done)
+    if len(calibration):
+        sections.append(Section("Calibration", CALIBRATION_TEXT, tables=[calibration]))
+    noise = hardware_noise(root)
+    if noise is not None:
+        sections.append(Section("Hardware noise", NOISE_TEXT + noise_summary(noise),
+                                tables=[noise]))
+    cost = cost_table(done, root)
+    if len(cost):
+        sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
+        write_cost(cost, root)
+    budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
+    for extra in (heads_claims(done, seeds, root), pretrained_claims(done, root)):
+        if extra is not None:
+            sections.append(extra)
+    settle_tables(sections)  # Holm within each family, over every section's claims
+    write_claims(sections, root)
+    return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
+
+
+NOISE_TEXT = ("Runs trained again with the same seed, settings and software versions on another "
+              "machine of the same kind (to record head metrics; results/cpu/retrained.jsonl "
+              "keeps the earlier final evaluation). Floating point differs across machines; "
+              "past the training length that difference grows. ")
+
+CALIBRATION_TEXT = (
+    "Does every task learn its training range? The budget's rule: a task is learned when its "
+    f"accuracy, averaged over lengths 1 to its training length, is at least {LEARNED} at the "
+    "last evaluation; without that, \"alone it fails past its length\" is no fair baseline and "
+    "an auxiliary task has no length to lend. Per experiment, run variant and task: the lowest "
+    "and the mean over seeds, and how many seeds learned it.")
+
+
+def calibration_table(done: pd.DataFrame) -> pd.DataFrame:
+    """experiment | variant | task | trained to | in-distribution accuracy (lowest seed, mean
+    over seeds) | seeds learned: whether each task learned its own range, run by run."""
+    per_run = in_distribution(done)
+    rows = []
+    for (exp, variant, task, role, l_train), runs in per_run.groupby(
+            ["experiment", "variant", "task", "role", "train_max_length"]):
+        acc = runs.accuracy
+        rows.append({"experiment": exp, "variant": variant, "task": f"{task} ({role})",
+                     "trained to": int(l_train), "lowest seed": round(acc.min(), 3),
+                     "mean": round(acc.mean(), 3),
+                     "seeds learned": f"{int((acc >= LEARNED).sum())} of {len(acc)}"})
+    return pd.DataFrame(rows)
+
+
+TIER_SEEDS = 3  # the evidence tier: every experiment at its first three seeds
+
+COST_TEXT = ("Training time per experiment, from each run's manifest (`train_seconds`: "
+             "training and its evaluations, one run per core). A run two experiments share "
+             "counts under both; the {runs} distinct complete runs took {total} minutes in all. "
+             "*The tier* is every experiment at its first {tier_seeds} seeds: {tier_runs} "
+             "distinct runs, {tier_minutes} minutes of run time, {tier_hours} h on two cores "
+             "(the run time halved: one run per core).")
+
+
+def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """experiment | runs | minutes per run | minutes | tier runs | tier minutes: what the
+    complete runs cost to train, all of them and those of the first TIER_SEEDS seeds."""
+    seconds = {}
+    for run in done.run.unique():
+        manifest = rundir.read_json(root / run / rundir.MANIFEST)
+        seconds[run] = float(manifest.get("train_seconds") or 0.0)
+    per = done[["experiment", "run", "seed"]].drop_duplicates()
+    per = per.assign(minutes=[seconds[r] / 60 for r in per.run])
+    first_seeds = per.groupby("experiment").seed.transform(
+        lambda s: s.isin(sorted(s.unique())[:TIER_SEEDS]))
+    tier = per[first_seeds]
+    table = pd.concat([per.groupby("experiment").minutes.agg(["count", "mean", "sum"]),
+                       tier.groupby("experiment").minutes.agg(["count", "sum"])], axis=1)
+    table = table.reset_index().round(1)
+    table.columns = ["experiment", "runs", "minutes per run", "minutes", "tier runs",
+                     "tier minutes"]
+    tier_minutes = sum(seconds[r] for r in tier.run.unique()) / 60
+    table.attrs = {"total": round(sum(seconds.values()) / 60, 1), "runs": len(seconds),
+                   "tier_seeds": TIER_SEEDS, "tier_runs": tier.run.nunique(),
+                   "tier_minutes": round(tier_minutes, 1),
+                   "tier_hours": round(tier_minutes / 120, 1)}
+    return table
+
+
+def write_cost(cost: pd.DataFrame, root: Path) -> Path:
+    """`cost.md`: the Cost section's text and table (docs/results.md's tier-cost block is this file,
+    checked equal to it by a test)."""
+    text = COST_TEXT.format(**cost.attrs) + "\n\n" + markdown_table(cost)
+    rundir.write_atomic(root / "cost.md", text + "\n")
+    return root / "cost.md"
+
+
+def write_claims(sections: list[Section], root: Path) -> Path:
+    """`claims.md`: every verdict of the report in one table, figure by figure (the
+    "What reproduces" table of docs/results.md is this file, checked equal to it by a test)."""
+    rows = []
+    for sec in sections:
+        for table in sec.tables:
+            if "reproduces" in table:
+                for r in table.itertuples(index=False):
+                    rows.append({"figure": sec.title, "experiment": r.experiment,
+                                 "paper": r.paper, "ours (mean [95 % t-interval] (n))": r.ours,
+                                 "p (Holm)": p if isinstance(p := getattr(r, "p", ""), str) else "",
+                                 "verdict": r.reproduces})
+    text = markdown_table(pd.DataFrame(rows)) if rows else "No verdicts: no complete runs."
+    rundir.write_atomic(root / "claims.md", text + "\n")
+    return root / "claims.md"
