@@ -13,7 +13,7 @@ the two operands' digit counts independently). Evaluation sets are a pure functi
 Wherever the example space is large enough for it to mean something, evaluation prompts are kept
 out of training.
 
-A pretrained model reads its own token ids: a mixture given an `id_map` (`pretrained.py`)
+A pretrained model reads its own token ids: a mixture given an `id_map` (`engine.from_pretrained`)
 translates every batch it hands out, and nothing downstream changes.
 """
 

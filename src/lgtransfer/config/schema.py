@@ -27,7 +27,7 @@ TRACKERS = ("wandb", "tensorboard")  # `log:` / `lgt run --log` (tracking.py)
 
 @dataclass
 class ModelConfig:
-    """The from-scratch model; the defaults are the paper's (`model.py` builds it)."""
+    """The from-scratch model; the defaults are the paper's (`engine/model.py` builds it)."""
 
     n_layer: int = 6
     n_head: int = 6
@@ -36,9 +36,9 @@ class ModelConfig:
     rope_theta: float = 1e5
     pos_encoding: str = "rope"  # rope | nope
     max_positions: int = 1024
-    # Start from a pretrained model instead (`pretrained.py`): a local folder, a model id in
-    # the local Hugging Face cache, or a GGUF file or short name (`gguf_source.py`). The fields
-    # above then do not apply.
+    # Start from a pretrained model instead (`engine.from_pretrained`): a local folder, a model
+    # id in the local Hugging Face cache, or a GGUF file or short name (`gguf_source.py`). The
+    # fields above then do not apply.
     init: str | None = None
     revision: str | None = None  # of `init`: a Hub branch/tag/commit, or a subfolder of a folder
     stages: list[str] | None = None  # a pretraining-stage sweep: one run per stage (runs.py)

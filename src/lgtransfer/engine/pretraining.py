@@ -12,7 +12,7 @@ fine-tunes every rung and the same architecture from scratch.
   order up to a size cap. The manifest records the files, byte count and a sha256 of the text.
 - **Tokenizer**: BPE over bytes, with digits split off one by one before merging, so every digit
   is a token of its own (as in SmolLM2) and every ASCII character is a token (the byte alphabet):
-  the per-character id map of `pretrained.py` always exists.
+  the per-character id map of `from_pretrained.py` always exists.
 - **Training**: the fine-tuning machinery itself (`train.train_step`: AdamW, bf16 autocast on a
   GPU; `train.lr_factor`: warmup-stable-decay), on random windows of the token stream; the batch
   at step s is a pure function of (seed, s). A held-out tail of the corpus gives a validation

@@ -13,7 +13,7 @@ scheduler and step, as tensors and plain data only (loaded with `weights_only`: 
 can run code); logs past that step are dropped and written again. A complete run deletes it
 (twice the model's size, of no use once done) unless `train.keep_resume` is set.
 
-A run whose `model.init` names a pretrained model starts from it (`pretrained.py`): the mixture
+A run whose `model.init` names a pretrained model starts from it (`from_pretrained.py`): the mixture
 then hands out batches in that model's token ids, and checkpoints carry its extended tokenizer
 and the id map.
 """
