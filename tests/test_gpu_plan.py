@@ -21,11 +21,17 @@ def test_the_committed_list_starts_with_g1_then_the_issues_order(tmp_path):
         ("g1", v, s) for s in (43, 44, 45) for v in ("with_aux", "main_only")]
     order = list(dict.fromkeys(p.run.experiment.name for p in runs))
     assert order == ["g1", "c1", "g5", "g4", "g7", "g2", "ratio-m16-a32", "ratio-m16-a64"]
-    # then more seeds (46, 47), after the ratio cells
+    # then more seeds, after the ratio cells, up to the registered 43-50
     last_ratio = max(i for i, p in enumerate(runs) if p.run.experiment.name.startswith("ratio"))
     assert all(p.run.seed in (43, 44, 45) for p in runs[:last_ratio - 5])
     more = runs[last_ratio + 1:]
-    assert more and all(p.run.seed in (46, 47) for p in more)
+    assert more and all(46 <= p.run.seed <= 50 for p in more)
+    from lgtransfer.analysis.registration import load
+
+    registered = load(ROOT / "results" / "gpu")
+    for name in registered.experiments:  # every registered group reaches its registered seeds
+        assert set(registered.seeds) <= {p.run.seed for p in runs
+                                         if p.run.experiment.name == name}, name
     assert list(dict.fromkeys(p.run.experiment.name for p in more)) == order[:6]
     assert all(p.run.experiment.budget == "gpu" for p in runs)
     g1 = runs[0].run

@@ -1,6 +1,9 @@
 """Complete runs into a folder of committed evidence, and what retraining a run moved.
 
-    python -m lgtransfer.analysis.evidence RUNS/cpu results/cpu      # copy the new complete runs
+    python -m lgtransfer.analysis.evidence RUNS/cpu results/cpu [--docs docs/results.md]
+
+copies the new complete runs, regenerates the tables and the report (`lgt results`, `lgt
+report`) and, with --docs, pastes claims.md and cost.md between their markers in that page.
 
 Copies every complete run folder under the source into the same place under the evidence
 folder, keeping only the small files evidence keeps (config, manifest, eval, metrics, head
@@ -119,7 +122,33 @@ def noise_summary(table: pd.DataFrame) -> str:
             f"{np.nanmean(table['seed spread']):.3f}.")
 
 
-if __name__ == "__main__":
-    src, dst = (Path(a) for a in sys.argv[1:3])
+DOC_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file
+
+
+def update_docs(evidence: Path, doc: Path) -> None:
+    """Each generated block of `doc` (between `<!-- marker -->` and `<!-- /marker -->`) set to
+    the evidence folder's file; `tests/test_evidence.py` checks they are equal."""
+    text = doc.read_text()
+    for marker, name in DOC_BLOCKS.items():
+        start, end = text.index(f"<!-- {marker} -->"), text.index(f"<!-- /{marker} -->")
+        block = (evidence / name).read_text().strip()
+        text = text[:start] + f"<!-- {marker} -->\n{block}\n" + text[end:]
+    rundir.write_atomic(doc, text)
+
+
+def main(argv: list[str]) -> None:
+    from lgtransfer.analysis.report.suite import write_report
+    from lgtransfer.analysis.results import write_results
+
+    docs = argv[argv.index("--docs") + 1] if "--docs" in argv else None
+    src, dst = (Path(a) for a in [a for a in argv if a != "--docs" and a != docs][:2])
     added, replaced = import_runs(src, dst)
     print(f"added {added}, replaced {replaced}")
+    write_results(dst)
+    write_report(dst)
+    if docs:
+        update_docs(dst, Path(docs))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
