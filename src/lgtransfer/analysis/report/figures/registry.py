@@ -138,9 +138,10 @@ def registered(v: Verdict, df: pd.DataFrame, runs: list[tuple[str, str]], seeds:
 
 def registered_values(values: dict[int, float], exp: str, out: Path) -> dict[int, float]:
     """The per-seed values of the registered seeds only, where the folder has a registration
-    for `exp` (seeds beyond it were not planned and do not count)."""
+    for `exp` (seeds beyond it were not planned and do not count), and defined (not nan)."""
     wanted = registration.load(out).seeds_for(exp)
-    return values if wanted is None else {s: v for s, v in values.items() if s in wanted}
+    return {s: v for s, v in values.items()  # a seed missing one side (nan) is not in yet
+            if v == v and (wanted is None or s in wanted)}
 
 
 def per_seed_values(seeds: pd.DataFrame, exp: str, col: str) -> dict[int, float]:
