@@ -9,8 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from lgtransfer import rundir
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lgtransfer"
@@ -71,23 +69,31 @@ def resolve(module: str) -> str:
     return module
 
 
-def test_the_import_graph_has_no_cycle():
-    graph = {m: {i for i in imports(m, top_level_only=False) if i in MODULES} for m in MODULES}
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of the directed graph as a path (first node repeated at the end), or None."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
-    def walk(m: str, path: list[str]) -> None:
-        state[m] = 1
-        for n in sorted(graph[m]):
+    def walk(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for n in sorted(graph.get(node, ())):
             if state.get(n) == 1:
-                cycle = path[path.index(n):] + [n] if n in path else [m, n]
-                pytest.fail("import cycle: " + " -> ".join(cycle))
-            if n not in state:
-                walk(n, [*path, n])
-        state[m] = 2
+                return path[path.index(n):] + [n]
+            if n not in state and (found := walk(n, [*path, n])):
+                return found
+        state[node] = 2
+        return None
 
-    for m in sorted(graph):
-        if m not in state:
-            walk(m, [m])
+    for node in sorted(graph):
+        if node not in state and (found := walk(node, [node])):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_cycle():
+    graph = {m: {i for i in imports(m, top_level_only=False) if i in MODULES} for m in MODULES}
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
 def test_nothing_below_the_command_line_imports_it():
@@ -135,20 +141,8 @@ def test_no_loop_between_folders():
         for i in imports(m, top_level_only=False):
             if i in MODULES and folder_of(i) != folder_of(m):
                 graph.setdefault(folder_of(m), set()).add(folder_of(i))
-    state: dict[str, int] = {}
-
-    def walk(f: str, path: list[str]) -> None:
-        state[f] = 1
-        for n in sorted(graph.get(f, ())):
-            if state.get(n) == 1:
-                pytest.fail("folder loop: " + " -> ".join(path[path.index(n):] + [n]))
-            if n not in state:
-                walk(n, [*path, n])
-        state[f] = 2
-
-    for f in sorted(graph):
-        if f not in state:
-            walk(f, [f])
+    cycle = find_cycle(graph)
+    assert cycle is None, "folder loop: " + " -> ".join(cycle or [])
 
 
 def test_no_module_is_over_450_lines():

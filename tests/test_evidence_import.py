@@ -5,7 +5,8 @@ training never recorded twice; and the hardware-noise table from what was kept."
 from pathlib import Path
 
 from lgtransfer import rundir
-from lgtransfer.analysis.evidence import RETRAINED, hardware_noise, import_runs, noise_summary
+from lgtransfer.analysis.evidence import import_runs
+from lgtransfer.analysis.report.noise import RETRAINED, hardware_noise, noise_summary
 
 
 def fake_run(root: Path, name: str, seed: int, past: float, finished: float,

@@ -11,7 +11,7 @@ metrics; never checkpoints). A run already there with the same folder name (the 
 key) is replaced only when the source's run is a new training of it (another `finished` time):
 its final evaluation rows and where it was trained are first appended to the evidence folder's
 `retrained.jsonl`, so the retrained run is the evidence from then on and the earlier numbers
-stay comparable (`hardware_noise`: how far a retraining moves the numbers, against the spread
+stay comparable (`report.noise.hardware_noise`: how far a retraining moves the numbers, against the spread
 over seeds). Torch-free.
 """
 
@@ -21,12 +21,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from lgtransfer import rundir
+from lgtransfer.analysis.report.noise import RETRAINED
 
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl", "heads.jsonl")
-RETRAINED = "retrained.jsonl"
 
 
 def import_runs(src: Path, dst: Path) -> tuple[int, int]:
@@ -66,48 +64,6 @@ def record_retrained(run: Path, dst: Path, old_manifest: dict) -> None:
                                                "git_commit", "compiled")}
     rundir.append_jsonl(dst / RETRAINED, [{"run": run.relative_to(dst).as_posix(), **origin,
                                            **r} for r in rows if r["step"] == last])
-
-
-def past_main(rows: pd.DataFrame) -> pd.Series:
-    """Main-task accuracy on (L_main, L_aux] at the final step, per run."""
-    main = rows[(rows.role == "main") & (rows.length > rows.train_max_length)]
-    aux_max = rows[rows.role == "aux"].groupby("run").train_max_length.max()
-    main = main[main.length <= main.run.map(aux_max)]
-    return main.groupby("run").accuracy.mean()
-
-
-def hardware_noise(evidence: Path) -> pd.DataFrame | None:
-    """Per retrained run: accuracy past L_main before (the earlier machine) and now, and how far
-    it moved. The same seeds on two machines, so the spread over seeds is comparable on each."""
-    path = evidence / RETRAINED
-    if not path.is_file():
-        return None
-    before = pd.DataFrame(rundir.read_jsonl(path))
-    now = pd.DataFrame([{**r, "run": run} for run in before.run.unique()
-                        for r in last_rows(evidence / run)])
-    table = pd.DataFrame({"before": past_main(before), "retrained": past_main(now)}).dropna()
-    if not len(table):
-        return None
-    table["experiment"] = [Path(r).parent.as_posix() for r in table.index]  # its folder
-    table["seed"] = before.drop_duplicates("run").set_index("run").seed
-    table["moved"] = (table.retrained - table.before).abs()
-    return table.reset_index().round(3)
-
-
-def last_rows(run: Path) -> list[dict]:
-    rows = rundir.read_jsonl(run / "eval.jsonl")
-    last = max(r["step"] for r in rows)
-    return [r for r in rows if r["step"] == last]
-
-
-def noise_summary(table: pd.DataFrame) -> str:
-    """How far retraining moved accuracy past L_main, against the spread over the same seeds on
-    each machine (per experiment folder, then averaged)."""
-    spread = table.groupby("experiment")[["before", "retrained"]].std(ddof=1).mean()
-    return (f"{len(table)} runs trained again on another machine (same seed, same settings): "
-            f"accuracy past L_main moved by {table.moved.mean():.3f} on average (largest "
-            f"{table.moved.max():.3f}); over the same seeds, the spread (std) is "
-            f"{spread.before:.3f} on the earlier machine and {spread.retrained:.3f} on this one.")
 
 
 DOC_BLOCKS = {"what-reproduces": "claims.md", "tier-cost": "cost.md"}  # marker: file

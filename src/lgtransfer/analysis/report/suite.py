@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 
 from lgtransfer import rundir
-from lgtransfer.analysis.evidence import hardware_noise, noise_summary
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.analysis.report.figures.registry import (
@@ -21,6 +20,7 @@ from lgtransfer.analysis.report.figures.registry import (
     settle_tables,
 )
 from lgtransfer.analysis.report.heads_claims import heads_claims
+from lgtransfer.analysis.report.noise import hardware_noise, noise_summary
 from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
 from lgtransfer.analysis.report.render import Section, markdown_table, render
 from lgtransfer.analysis.results import (
