@@ -11,8 +11,8 @@ metrics; never checkpoints). A run already there with the same folder name (the 
 key) is replaced only when the source's run is a new training of it (another `finished` time):
 its final evaluation rows and where it was trained are first appended to the evidence folder's
 `retrained.jsonl`, so the retrained run is the evidence from then on and the earlier numbers
-stay comparable (`report.noise.hardware_noise`: how far a retraining moves the numbers, against the spread
-over seeds). Torch-free.
+stay comparable (`report.noise`: how far a retraining moves the numbers, against the spread over
+seeds). Torch-free.
 """
 
 from __future__ import annotations
