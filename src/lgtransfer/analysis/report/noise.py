@@ -25,7 +25,7 @@ def past_main(rows: pd.DataFrame) -> pd.Series:
 
 
 def hardware_noise(evidence: Path) -> pd.DataFrame | None:
-    """Per retrained run: accuracy past L_main before (the earlier machine) and now, and how far
+    """Per retrained run: accuracy past L_main before (the earlier training) and now, and how far
     it moved. The same seeds on two machines, so the spread over seeds is comparable on each."""
     path = evidence / RETRAINED
     if not path.is_file():
@@ -39,6 +39,12 @@ def hardware_noise(evidence: Path) -> pd.DataFrame | None:
     table["experiment"] = [Path(r).parent.as_posix() for r in table.index]  # its folder
     table["seed"] = before.drop_duplicates("run").set_index("run").seed
     table["moved"] = (table.retrained - table.before).abs()
+    # how each was executed: compiled or eager changes the rounding, as a machine does
+    was = before.drop_duplicates("run").set_index("run").get("compiled")
+    table["compiled before"] = [bool(was.get(r)) if was is not None else False
+                                for r in table.index]
+    table["compiled now"] = [bool(rundir.read_json(evidence / r / rundir.MANIFEST)
+                                  .get("compiled")) for r in table.index]
     return table.reset_index().round(3)
 
 
@@ -52,7 +58,9 @@ def noise_summary(table: pd.DataFrame) -> str:
     """How far retraining moved accuracy past L_main, against the spread over the same seeds on
     each machine (per experiment folder, then averaged)."""
     spread = table.groupby("experiment")[["before", "retrained"]].std(ddof=1).mean()
-    return (f"{len(table)} runs trained again on another machine (same seed, same settings): "
+    changed = int((table["compiled before"] != table["compiled now"]).sum())
+    how = (f" ({changed} of them executed the other way: compiled or eager)" if changed else "")
+    return (f"{len(table)} runs trained again in a later session{how}, same seed and settings: "
             f"accuracy past L_main moved by {table.moved.mean():.3f} on average (largest "
             f"{table.moved.max():.3f}); over the same seeds, the spread (std) is "
-            f"{spread.before:.3f} on the earlier machine and {spread.retrained:.3f} on this one.")
+            f"{spread.before:.3f} before and {spread.retrained:.3f} now.")

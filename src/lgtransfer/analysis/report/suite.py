@@ -89,10 +89,11 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
 
 
-NOISE_TEXT = ("Runs trained again with the same seed, settings and software versions on another "
-              "machine of the same kind (to record head metrics; results/cpu/retrained.jsonl "
-              "keeps the earlier final evaluation). Floating point differs across machines; "
-              "past the training length that difference grows. ")
+NOISE_TEXT = ("Runs trained again with the same seed and settings (to record head metrics; "
+              "results/cpu/retrained.jsonl keeps the earlier final evaluation). Two things "
+              "change the rounding: the machine, and how the run executes (`train.compile`, "
+              "left out of a run's key): both are listed. Past the training length a rounding "
+              "difference grows into a different outcome. ")
 
 CALIBRATION_TEXT = (
     "Does every task learn its training range? The budget's rule: a task is learned when its "
