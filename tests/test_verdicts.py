@@ -152,3 +152,17 @@ def test_registered_pretrained_claims_without_runs_say_not_run_and_why(tmp_path)
     (row,) = section.tables[0].to_dict("records")
     assert row["reproduces"] == "not run: needs an hour; command: `lgt run ladder`"
     assert pretrained_claims(pd.DataFrame(), tmp_path / "nothing") is None
+
+
+def test_a_pending_claim_counts_in_its_familys_correction():
+    """An early verdict is corrected as if the pending claims of its family were tested (with
+    p = 1), so it never rests on a smaller family than the registered one."""
+    from dataclasses import replace
+
+    from lgtransfer.analysis.verdicts import PENDING, pending
+
+    done = replace(transfer(list(np.linspace(0.2, 0.5, 10)), 0.05), family="f")
+    waiting = replace(pending(transfer([0.3, 0.4], 0.05), 2, 10), family="f")
+    settled, still = settle([done, waiting])
+    assert settled.p_adj == pytest.approx(2 / 1024) and settled.outcome == REPRODUCES
+    assert still.outcome == PENDING

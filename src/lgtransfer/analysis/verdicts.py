@@ -177,14 +177,19 @@ def pending(v: Verdict, have: int, registered: int) -> Verdict:
 
 
 def settle(verdicts: list[Verdict]) -> list[Verdict]:
-    """Holm within each family over the verdicts that are tested (not n/a, floor or pending:
-    those make no claim of the family), then each verdict decided again."""
+    """Holm within each family, then each verdict decided again. n/a and floor verdicts make no
+    claim of the family; a pending one counts with p = 1 (not tested yet: the family's other
+    claims are corrected as if it will be, so an early verdict never needs a smaller m)."""
     out = list(verdicts)
     for family in dict.fromkeys(v.family for v in verdicts):
         idx = [i for i, v in enumerate(verdicts) if v.family == family
-               and v.outcome not in (NOT_APPLICABLE, FLOOR, PENDING) and v.measured.n > 0]
-        adj_yes = holm([verdicts[i].p_yes for i in idx])
-        adj_no = holm([verdicts[i].p_no for i in idx])
-        for i, py, pn in zip(idx, adj_yes, adj_no, strict=True):
-            out[i] = replace(verdicts[i], p_adj=py, p_no_adj=pn).decided()
+               and v.outcome not in (NOT_APPLICABLE, FLOOR) and v.measured.n > 0]
+        pending_ = [verdicts[i].outcome == PENDING for i in idx]
+        adj_yes = holm([1.0 if w else verdicts[i].p_yes for i, w in zip(idx, pending_,
+                                                                        strict=True)])
+        adj_no = holm([1.0 if w else verdicts[i].p_no for i, w in zip(idx, pending_,
+                                                                      strict=True)])
+        for i, w, py, pn in zip(idx, pending_, adj_yes, adj_no, strict=True):
+            if not w:
+                out[i] = replace(verdicts[i], p_adj=py, p_no_adj=pn).decided()
     return out
