@@ -35,7 +35,14 @@ from lgtransfer.analysis.report.figures.registry import (
 from lgtransfer.analysis.report.render import Section, pyplot
 from lgtransfer.analysis.signflip import permutation_p
 from lgtransfer.analysis.stats import bootstrap_ci, spearman
-from lgtransfer.analysis.verdicts import PENDING, Interval, Verdict, paired_above, transfer
+from lgtransfer.analysis.verdicts import (
+    PENDING,
+    Interval,
+    Verdict,
+    not_applicable,
+    paired_above,
+    transfer,
+)
 from lgtransfer.config.schema import WITH_AUX
 
 COUNTED = 0.9  # a point counts once the main task's in_dist accuracy reaches this
@@ -105,16 +112,17 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
     for m in TRACKING:
         for g in GROUPS:
             rhos = registered_values(by.get((g, f"rho_{m}"), {}), g, root)
-            if rhos:
+            if (runs.experiment == g).any():
                 rows.append((g, f"{m} tracks the gap over training", "per-seed Spearman "
                              "with the gap", judged(transfer(list(rhos.values()), MIN_RHO),
-                                                    df, g, rhos, root)))
+                                                    df, g, rhos, root, runs=runs)))
         for g, c in CONTROLS.items():
             a, b = (registered_values(by.get((e, f"rho_{m}"), {}), e, root) for e in (g, c))
-            if a and b:
+            if runs.experiment.isin([g]).any() and runs.experiment.isin([c]).any():
                 rows.append((f"{g} - {c}", f"{m} tracks the gap in the group, not in its "
                              "control", "per-seed Spearman, group - control",
-                             judged(paired_above(a, b, MIN_RHO), df, g, a, root, c)))
+                             judged(paired_above(a, b, MIN_RHO), df, g,
+                                    {k: a[k] for k in set(a) & set(b)}, root, c, runs)))
     gains = run_gains(runs, seeds, df)
     for m, positive in ACROSS.items():
         x, y = runs[f"last_{m}"].to_numpy(), gains
@@ -136,9 +144,27 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
 
 
 def judged(v: Verdict, df: pd.DataFrame, g: str, values: dict[int, float], root: Path,
-           control: str | None = None) -> Verdict:
+           control: str | None = None, runs: pd.DataFrame | None = None) -> Verdict:
+    """The registered conditions: pending until every registered seed has its run with head
+    metrics (on both sides); a seed whose rho is undefined (fewer than MIN_POINTS points where
+    the main task works) counts and is said; more than half of them undefined makes it n/a."""
     exps = [(g, WITH_AUX)] + ([(control, WITH_AUX)] if control else [])
-    return registered(v, df, exps, set(values), root)
+    have = set(values)
+    if runs is not None:  # the seeds whose runs recorded heads, on every side
+        sides = [set(runs[runs.experiment == e].seed) for e, _ in exps]
+        have = set.intersection(*sides) if sides else have
+        wanted = registration.load(root).seeds_for(g)
+        if wanted is not None:
+            have &= set(wanted)
+    v = registered(v, df, exps, have, root)
+    undefined = len(have - set(values))
+    if v.outcome == PENDING or not undefined:
+        return v
+    why = (f"rho undefined on {undefined} of {len(have)} seeds (fewer than {MIN_POINTS} "
+           f"points where the main task works in distribution)")
+    if 2 * undefined > len(have):
+        return not_applicable(v, why)
+    return replace(v, note="; ".join(filter(None, [v.note, why])))
 
 
 def run_gains(runs: pd.DataFrame, seeds: pd.DataFrame, df: pd.DataFrame) -> np.ndarray:
