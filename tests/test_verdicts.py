@@ -166,3 +166,49 @@ def test_a_pending_claim_counts_in_its_familys_correction():
     settled, still = settle([done, waiting])
     assert settled.p_adj == pytest.approx(2 / 1024) and settled.outcome == REPRODUCES
     assert still.outcome == PENDING
+
+
+def _ladder(stages: dict[str, tuple[float, float, float]], seeds: list[int]):
+    """Eval rows of a stage sweep: per stage (in-dist accuracy at step 1, at step 2, accuracy
+    past L_main = 2 at step 2), the same on every seed."""
+    import pandas as pd
+
+    rows = []
+    for seed in seeds:
+        for stage, (first, last, past) in stages.items():
+            for step, acc in ((1, first), (2, last)):
+                for length in (1, 2, 3):
+                    rows.append({"experiment": "ladder", "variant": "main_only", "seed": seed,
+                                 "stage": stage, "step": step, "task": "reverse_add",
+                                 "role": "main", "train_max_length": 2, "length": length,
+                                 "accuracy": acc if length <= 2 else (past if step == 2 else 0)})
+    return pd.DataFrame(rows)
+
+
+def test_a_stage_sweep_verdict_waits_for_every_stage_and_knows_n_a_and_floor(tmp_path):
+    """A seed counts once every stage its experiment lists is in; the learning-speed rank
+    correlation is then judged by the exact test; a stage that misses its range on most seeds
+    makes it n/a; extrapolation at the floor on every stage is uninformative."""
+    from lgtransfer import rundir
+    from lgtransfer.analysis.report.pretrained_claims import judge
+
+    seeds = [1, 2, 3, 4, 5, 6, 7]
+    stages = {"scratch": (0.0, 1.0, 0.0), "step-10": (0.3, 1.0, 0.0),
+              "step-20": (0.6, 1.0, 0.0), "step-40": (0.9, 1.0, 0.0)}
+    rundir.write_json(tmp_path / "ladder" / "experiment.json", {"runs": [
+        f"main_only_seed{s}_{st}_k" for s in seeds for st in stages]})
+    faster = {"name": "later pretraining learns faster", "experiment": "ladder", "min_effect": 0.1}
+    further = {"name": "later pretraining extrapolates further", "experiment": "ladder",
+               "min_effect": 0.1}
+    df = _ladder(stages, seeds)
+    v = judge(faster, df, seeds, tmp_path)
+    assert v.outcome == "yes" and v.measured.mean == pytest.approx(1.0) and v.measured.n == 7
+    assert v.p_yes == pytest.approx(2 ** -7)
+    # step-40 not in yet on seed 7: that seed is not counted, the claim waits
+    partial = df[~((df.seed == 7) & (df.stage == "step-40"))]
+    assert judge(faster, partial, seeds, tmp_path).outcome == "pending"
+    assert judge(further, df, seeds, tmp_path).outcome == "uninformative (floor)"
+    # the scratch runs end at 0.5 in distribution on every seed: n/a, with the count
+    failing = _ladder({**stages, "scratch": (0.0, 0.5, 0.0)}, seeds)
+    v = judge(faster, failing, seeds, tmp_path)
+    assert v.outcome == "n/a" and "on 7 of 7 seeds (7 of 28 runs)" in v.note

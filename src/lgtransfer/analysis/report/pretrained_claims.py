@@ -9,17 +9,29 @@ from scratch, the per-seed difference. A claim whose experiment has no complete 
 from __future__ import annotations
 
 import math
+import re
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from lgtransfer import rundir
+from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.figures.registry import claims_table
 from lgtransfer.analysis.report.render import Section
 from lgtransfer.analysis.report.stages import stage_rows
 from lgtransfer.analysis.stats import spearman
-from lgtransfer.analysis.verdicts import FLOOR_LEVEL, Interval, Verdict, floored, pending, transfer
+from lgtransfer.analysis.verdicts import (
+    FLOOR_LEVEL,
+    Interval,
+    Verdict,
+    floored,
+    not_applicable,
+    pending,
+    transfer,
+)
 
 FILE = "registration-pretrained.yaml"
 NOT_RUN = "not run"
@@ -34,7 +46,7 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
     for claim in reg.get("claims") or []:
         sel = df[df.experiment == claim["experiment"]] if len(df) else df
         seeds = [int(s) for s in claim.get("seeds") or []]
-        verdict = judge(claim, sel, seeds) if len(sel) else None
+        verdict = judge(claim, sel, seeds, root) if len(sel) else None
         if verdict is None:
             verdict = Verdict(NOT_RUN, Interval(math.nan, math.nan, math.nan, 0), "",
                               note=f"{' '.join(str(claim['why_not_run']).split())}; command: "
@@ -45,27 +57,45 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
     return Section("Pretrained models: registered claims (Figs 9, 15)", TEXT, tables=[table])
 
 
-def judge(claim: dict, df: pd.DataFrame, seeds: list[int]) -> Verdict | None:
+def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdict | None:
     """The claim's verdict from its runs: a stage sweep's per-seed rank correlation with the
-    pretraining step, pending until every registered seed is in."""
+    pretraining step over every stage of the seed (a seed counts once all its listed stage runs
+    are in: pending until then); n/a when some stage's run misses its own range on more than
+    half the seeds, floor when every stage stays below it past L_main."""
     if "stage" not in df or df.stage.isna().all():
         return None
-    rows = stage_rows(df[df.variant == "main_only"] if (df.variant == "main_only").any()
-                      else df)
+    variant = "main_only" if (df.variant == "main_only").any() else "with_aux"
+    rows = stage_rows(df[df.variant == variant])
     column = ("first_eval_in_dist_acc" if "faster" in claim["name"] else "acc_past_train")
     if column not in rows:
         return None
+    listed = listed_runs(root / claim["experiment"], variant)
     rhos = {}
     for seed, sel in rows[rows.seed.isin(seeds)].groupby("seed"):
         sel = sel.dropna(subset=["step", column])
-        if len(sel) >= 3:
+        if len(sel) >= max(3, listed.get(int(seed), 0)):
             rhos[int(seed)] = spearman(sel.step.astype(float), sel[column].astype(float))
     v = transfer(list(rhos.values()), float(claim.get("min_effect", 0.1)))
     if set(seeds) - set(rhos):
         return pending(v, len(set(seeds) & set(rhos)), len(seeds))
+    rows = rows[rows.seed.isin(seeds)]
+    short = rows[rows.in_dist_acc < LEARNED]
+    counted = (f"{short.task.iloc[0] if len(short) else 'the main task'} below {LEARNED} at "
+               f"the end on {short.seed.nunique()} of {rows.seed.nunique()} seeds "
+               f"({len(short)} of {len(rows)} runs)")
+    if 2 * short.seed.nunique() > rows.seed.nunique():
+        return not_applicable(v, counted)
     if column == "acc_past_train" and rows[column].max() < FLOOR_LEVEL:
-        return floored(replace(v, note=""))
-    return v
+        return replace(floored(v), note=f"every stage below {FLOOR_LEVEL} past L_main on every "
+                       f"seed (at most {rows[column].max():.3f} over {len(rows)} runs)")
+    return replace(v, note=counted) if len(short) else v
+
+
+def listed_runs(exp_dir: Path, variant: str) -> dict[int, int]:
+    """seed -> how many runs of `variant` the experiment folder's index lists (every stage)."""
+    index = rundir.read_experiment_index(exp_dir) or {}
+    seeds = [re.search(rf"^{variant}_seed(\d+)_", Path(r).name) for r in index.get("runs", [])]
+    return dict(Counter(int(m.group(1)) for m in seeds if m))
 
 
 TEXT = ("Registered in registration-pretrained.yaml before any of their runs. `not run`: the "
