@@ -211,4 +211,4 @@ def test_a_stage_sweep_verdict_waits_for_every_stage_and_knows_n_a_and_floor(tmp
     # the scratch runs end at 0.5 in distribution on every seed: n/a, with the count
     failing = _ladder({**stages, "scratch": (0.0, 0.5, 0.0)}, seeds)
     v = judge(faster, failing, seeds, tmp_path)
-    assert v.outcome == "n/a" and "on 7 of 7 seeds (7 of 28 runs)" in v.note
+    assert v.outcome == "n/a" and "on 7 of 7 seeds (7 of 28 runs: scratch on 7)" in v.note

@@ -82,12 +82,17 @@ def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdic
     short = rows[rows.in_dist_acc < LEARNED]
     counted = (f"{short.task.iloc[0] if len(short) else 'the main task'} below {LEARNED} at "
                f"the end on {short.seed.nunique()} of {rows.seed.nunique()} seeds "
-               f"({len(short)} of {len(rows)} runs)")
-    if 2 * short.seed.nunique() > rows.seed.nunique():
-        return not_applicable(v, counted)
+               f"({len(short)} of {len(rows)} runs: " + ", ".join(
+                   f"{stage} on {n}" for stage, n in short.groupby("stage").seed.nunique().items())
+               + ")")
+    floor = None
     if column == "acc_past_train" and rows[column].max() < FLOOR_LEVEL:
-        return replace(floored(v), note=f"every stage below {FLOOR_LEVEL} past L_main on every "
-                       f"seed (at most {rows[column].max():.3f} over {len(rows)} runs)")
+        floor = (f"every stage below {FLOOR_LEVEL} past L_main on every seed (at most "
+                 f"{rows[column].max():.3f} over {len(rows)} runs)")
+    if 2 * short.seed.nunique() > rows.seed.nunique():
+        return not_applicable(v, "; ".join(filter(None, [counted, floor])))
+    if floor:
+        return replace(floored(v), note=floor)
     return replace(v, note=counted) if len(short) else v
 
 
