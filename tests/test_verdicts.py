@@ -135,6 +135,27 @@ def test_the_committed_registration_reads(tmp_path):
     assert {"g1", "g2", "g4", "g5", "c1", "c2", "a1", "a2"} == reg.experiments
     assert reg.seeds_for("a1-no-carry") == reg.seeds and reg.seeds_for("g2-signed") is None
     assert reg.seeds_for("g6") is None and load(tmp_path).seeds_for("g1") is None
+    assert reg.chosen == {"g1": 1, "g2": 0}  # the seeds settings were picked on
+
+
+def test_a_verdict_says_it_includes_the_seed_a_setting_was_picked_on(tmp_path):
+    import pandas as pd
+
+    from lgtransfer.analysis.report.figures.registry import registered
+    from lgtransfer.analysis.verdicts import transfer
+
+    (tmp_path / "registration.yaml").write_text(
+        "seeds:\n  extended: [0, 1, 2]\n  outcome_chosen: >-\n    g2.yaml kept its settings "
+        "because the transfer\n    showed at seed 0.\nfamilies:\n  groups: {claims: [g2], "
+        "seeds: extended}\n")
+    df = pd.DataFrame([{"experiment": "g2", "variant": v, "seed": s, "step": 1, "task": "t",
+                        "role": "main", "train_max_length": 2, "length": 1, "accuracy": 1.0}
+                       for v in ("with_aux", "main_only") for s in (0, 1, 2)])
+    v = transfer([0.2, 0.3, 0.4], 0.05)
+    runs = [("g2", "with_aux"), ("g2", "main_only")]
+    note = "includes seed 0 of g2, on whose outcome its setting was picked"
+    assert registered(v, df, runs, {0, 1, 2}, tmp_path).note == note
+    assert registered(v, df[df.seed > 0], runs, {1, 2}, tmp_path).outcome == "pending"
 
 
 def test_registered_pretrained_claims_without_runs_say_not_run_and_why(tmp_path):

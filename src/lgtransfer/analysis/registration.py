@@ -1,11 +1,12 @@
 """The registration a folder of evidence may carry (`registration.yaml`, e.g. results/cpu/): which
 experiments must reach which seeds before their claims get a verdict. Torch-free.
 
-The file is written for people (results/cpu/registration.yaml); this reads the two things the
-report needs from it: `seeds.extended`, the seed list, and which experiments it applies to, the
+The file is written for people (results/cpu/registration.yaml); this reads the three things the
+report needs from it: `seeds.extended`, the seed list; which experiments it applies to, the
 ids (g1, c2, a1, ...) named in the claims of every family whose `seeds` says `extended`, less
-those that family marks n/a in brackets ("extended (g3, g6, g7: n/a, not extended)"). Without
-the file, nothing is pending.
+those that family marks n/a in brackets ("extended (g3, g6, g7: n/a, not extended)"); and, from
+`seeds.outcome_chosen`, the seed on whose outcome an experiment's setting was picked, which its
+verdicts state they include. Without the file, nothing is pending.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import yaml
 
 FILE = "registration.yaml"
 ID = re.compile(r"\b([gca]\d)\b")
+# `outcome_chosen`: "seed 1 of G1 transfers", "g2.yaml kept its settings because ... at seed 0"
+CHOSEN = re.compile(r"\bseed (\d+) of ([gca]\d)\b|\b([gca]\d)\.yaml\b[^.]*?\bseed (\d+)",
+                    re.IGNORECASE)
 
 
 @dataclass
@@ -25,6 +29,7 @@ class Registration:
     seeds: list[int] = field(default_factory=list)
     experiments: set[str] = field(default_factory=set)  # ids: g1, c1, a1, ...
     date: str = ""
+    chosen: dict[str, int] = field(default_factory=dict)  # id -> the seed a setting was picked on
 
     def seeds_for(self, experiment: str) -> list[int] | None:
         """The registered seeds of an experiment (g1, a1-both, ...), None if not extended."""
@@ -49,4 +54,7 @@ def load(folder: Path) -> Registration:
         excluded = set(ID.findall(seeds.partition("(")[2]))
         claims = " ".join(str(c) for c in family.get("claims") or [])
         reg.experiments |= set(ID.findall(claims)) - excluded
+    chosen = " ".join(str((raw.get("seeds") or {}).get("outcome_chosen", "")).split())
+    for seed, exp, exp2, seed2 in CHOSEN.findall(chosen):
+        reg.chosen[(exp or exp2).lower()] = int(seed or seed2)
     return reg

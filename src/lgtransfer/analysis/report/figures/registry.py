@@ -124,15 +124,20 @@ def registered(v: Verdict, df: pd.DataFrame, runs: list[tuple[str, str]], seeds:
                out: Path) -> Verdict:
     """A verdict under the registration of the folder `out` (registration.yaml): pending while
     fewer than the registered seeds of its experiments are in, n/a when its runs did not learn
-    their own range; the note says which tasks fell short on how many seeds."""
+    their own range; the note says which tasks fell short on how many seeds, and which seed was
+    the one a setting was picked on (the registration's `outcome_chosen`), if it counts."""
     reg = registration.load(out)
     wanted = [reg.seeds_for(e) for e, _ in runs]
     why, note = learning(df, runs)
     if any(w is not None and not set(w) <= seeds for w in wanted):
         want = next(w for w in wanted if w is not None)
         return pending(v, len(set(want) & seeds), len(want))
+    chosen = [f"includes seed {reg.chosen[e]} of {e}, on whose outcome its setting was picked"
+              for e in dict.fromkeys(e.split(" ")[0] for e, _ in runs)
+              if e in reg.chosen and reg.chosen[e] in seeds]
     if why:
-        return not_applicable(v, "; ".join(filter(None, [why, note])))
+        return not_applicable(v, "; ".join(filter(None, [why, note, *chosen])))
+    note = "; ".join(filter(None, [note, *chosen]))
     return replace(v, note=note) if note else v
 
 
