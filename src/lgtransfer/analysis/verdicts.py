@@ -178,8 +178,9 @@ def pending(v: Verdict, have: int, registered: int) -> Verdict:
 
 def settle(verdicts: list[Verdict]) -> list[Verdict]:
     """Holm within each family, then each verdict decided again. n/a and floor verdicts make no
-    claim of the family; a pending one counts with p = 1 (not tested yet: the family's other
-    claims are corrected as if it will be, so an early verdict never needs a smaller m)."""
+    claim of the family; a pending one with some seeds in counts with p = 1 (not tested yet: the
+    others are corrected as if it will be). A claim with no run in yet has no row and does not
+    count, so an early verdict's m can still grow as rows appear."""
     out = list(verdicts)
     for family in dict.fromkeys(v.family for v in verdicts):
         idx = [i for i, v in enumerate(verdicts) if v.family == family
