@@ -4,6 +4,7 @@ difference, the statistics on known inputs, and `lgt heads` end to end on a tiny
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -455,3 +456,21 @@ def test_heads_claims_correlate_each_run_over_its_counted_points(tmp_path):
     assert table.loc[0, "rho_attn_diff"] == pytest.approx(-want)
     assert table.loc[0, "points"] == 5 and table.loc[0, "last_importance_diff"] == 0.4
     assert math.isnan(table.loc[1, "rho_importance_diff"])  # 3 counted points: no rho
+
+
+def test_the_maze_amendment_names_its_group_and_waits_for_its_seeds(tmp_path):
+    """`registration-heads-maze.yaml` adds one group at its own seeds and Holm family; its rows
+    stay pending until each of those seeds has a with-aux run with head metrics."""
+    import pandas as pd
+
+    from lgtransfer.analysis.report.heads_claims import AMENDMENT, amendment, judged
+    from lgtransfer.analysis.verdicts import PENDING, transfer
+
+    assert amendment(tmp_path) is None
+    committed = Path(__file__).parents[1] / "results" / "cpu"
+    assert amendment(committed) == ("g7", [0, 1, 2, 3, 4], "heads-maze")
+    (tmp_path / AMENDMENT).write_text("experiment: g7\nseeds: [0, 1, 2]\nfamily: heads-maze\n")
+    runs = pd.DataFrame({"experiment": ["g7", "g7", "g1"], "seed": [0, 1, 2]})
+    v = judged(transfer([0.5, 0.6], 0.1), pd.DataFrame(), "g7", {0: 0.5, 1: 0.6}, tmp_path,
+               runs=runs, wanted=[0, 1, 2])
+    assert v.outcome == PENDING and v.note == "2 of 3 registered seeds in"

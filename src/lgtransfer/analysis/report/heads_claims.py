@@ -12,6 +12,8 @@ metrics each with-aux run recorded while training (`heads.jsonl`, `heads/record.
   a large top-k overlap (rho > 0).
 - **Causal specificity**: the main task's extra drop past L_main (band transfer) when the k
   heads most important to the auxiliary tasks are ablated, in the group minus its control.
+- **A maze group** (`registration-heads-maze.yaml`, an amendment): the tracking claim for the
+  group it names, at its seeds, in a Holm family of its own.
 Torch-free: it reads JSON lines.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from lgtransfer import rundir
 from lgtransfer.analysis import registration
@@ -41,6 +44,7 @@ from lgtransfer.analysis.verdicts import (
     Verdict,
     not_applicable,
     paired_above,
+    pending,
     transfer,
 )
 from lgtransfer.config.schema import WITH_AUX
@@ -52,6 +56,16 @@ TRACKING = ("importance_diff", "attn_diff")
 GROUPS = ("g1", "g2", "g5")
 CONTROLS = {"g1": "c1", "g4": "c2"}  # group -> the control sharing its main task and lengths
 ACROSS = {"importance_diff": False, "topk_jaccard": True}  # metric -> sharing means rho > 0
+AMENDMENT = "registration-heads-maze.yaml"
+
+
+def amendment(root: Path) -> tuple[str, list[int], str] | None:
+    """(experiment, seeds, family) of the maze amendment beside the evidence, if there is one."""
+    path = root / AMENDMENT
+    if not path.is_file():
+        return None
+    raw = yaml.safe_load(path.read_text()) or {}
+    return str(raw["experiment"]), [int(s) for s in raw["seeds"]], str(raw["family"])
 
 
 def run_series(rows: list[dict]) -> pd.DataFrame:
@@ -106,6 +120,7 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
     runs = per_run(df, root)
     if not len(runs):
         return None
+    maze = amendment(root)
     by = {(e, m): dict(zip(g.seed, g[m], strict=True)) for e, g in runs.groupby("experiment")
           for m in runs.columns if m.startswith(("rho_", "last_"))}
     rows = []
@@ -123,6 +138,14 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
                              "control", "per-seed Spearman, group - control",
                              judged(paired_above(a, b, MIN_RHO), df, g,
                                     {k: a[k] for k in set(a) & set(b)}, root, c, runs)))
+        if maze and (runs.experiment == maze[0]).any():
+            g, wanted, family = maze
+            rhos = {s: v for s, v in by.get((g, f"rho_{m}"), {}).items()
+                    if v == v and s in wanted}
+            v = judged(transfer(list(rhos.values()), MIN_RHO), df, g, rhos, root, runs=runs,
+                       wanted=wanted)
+            rows.append((g, f"{m} tracks the gap over training (a maze group)",
+                         "per-seed Spearman with the gap", replace(v, family=family)))
     gains = run_gains(runs, seeds, df)
     for m, positive in ACROSS.items():
         x, y = runs[f"last_{m}"].to_numpy(), gains
@@ -130,7 +153,7 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
         rows.append(("all with-aux runs", f"(beyond the paper) runs whose tasks share heads "
                      f"({m} {'high' if positive else 'low'}) transfer more",
                      f"Spearman of {m} at the last point with the run's gain",
-                     across_runs(x[keep], y[keep], positive, root, df)))
+                     across_runs(x[keep], y[keep], positive, root, runs, maze)))
     for g, c in CONTROLS.items():
         a, b = (registered_values(by.get((e, "last_causal"), {}), e, root) for e in (g, c))
         if a and b:
@@ -144,18 +167,22 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
 
 
 def judged(v: Verdict, df: pd.DataFrame, g: str, values: dict[int, float], root: Path,
-           control: str | None = None, runs: pd.DataFrame | None = None) -> Verdict:
-    """The registered conditions: pending until every registered seed has its run with head
-    metrics (on both sides); a seed whose rho is undefined (fewer than MIN_POINTS points where
-    the main task works) counts and is said; more than half of them undefined makes it n/a."""
+           control: str | None = None, runs: pd.DataFrame | None = None,
+           wanted: list[int] | None = None) -> Verdict:
+    """The registered conditions: pending until every registered seed (`wanted` where an
+    amendment names them) has its run with head metrics (on both sides); a seed whose rho is
+    undefined (fewer than MIN_POINTS points where the main task works) counts and is said; more
+    than half of them undefined makes it n/a."""
     exps = [(g, WITH_AUX)] + ([(control, WITH_AUX)] if control else [])
     have = set(values)
     if runs is not None:  # the seeds whose runs recorded heads, on every side
         sides = [set(runs[runs.experiment == e].seed) for e, _ in exps]
         have = set.intersection(*sides) if sides else have
-        wanted = registration.load(root).seeds_for(g)
+        wanted = wanted or registration.load(root).seeds_for(g)
         if wanted is not None:
             have &= set(wanted)
+            if not set(wanted) <= have:
+                return pending(v, len(have), len(wanted))
     v = registered(v, df, exps, have, root)
     undefined = len(have - set(values))
     if v.outcome == PENDING or not undefined:
@@ -185,7 +212,7 @@ def run_gains(runs: pd.DataFrame, seeds: pd.DataFrame, df: pd.DataFrame) -> np.n
 
 
 def across_runs(x: np.ndarray, y: np.ndarray, positive: bool, root: Path,
-                df: pd.DataFrame) -> Verdict:
+                runs: pd.DataFrame, maze: tuple[str, list[int], str] | None) -> Verdict:
     rho = spearman(x, y) if len(x) >= 3 else math.nan
     lo, hi = bootstrap_ci(x, y, spearman)
     sign = 1 if positive else -1  # the claim's direction, as a positive correlation
@@ -195,10 +222,12 @@ def across_runs(x: np.ndarray, y: np.ndarray, positive: bool, root: Path,
                 "permutation p (10,000 orders, Holm) of Spearman's rho in the claimed direction "
                 "is below 0.05", p_yes, p_no).decided()
     v = replace(v, min_effect=-math.inf)
-    reg = registration.load(root)
-    short = [e for e in dict.fromkeys((*GROUPS, *CONTROLS, *CONTROLS.values()))
-             if reg.seeds_for(e) and (df[(df.experiment == e) & (df.variant == WITH_AUX)]
-                                      .seed.nunique() < len(reg.seeds))]
+    reg = registration.load(root)  # pending until every registered with-aux run has heads
+    wanted = {e: reg.seeds_for(e) for e in (*GROUPS, *CONTROLS, *CONTROLS.values())}
+    if maze:
+        wanted[maze[0]] = maze[1]
+    short = [e for e, w in wanted.items()
+             if w and not set(w) <= set(runs[runs.experiment == e].seed)]
     note = (f"{len(x)} runs so far; not all registered runs of "
             f"{', '.join(short)} have head metrics yet")
     return replace(v, outcome=PENDING, note=note) if short else v
