@@ -19,7 +19,7 @@ RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl")
 OPTIONAL_RUN_FILES = ("heads.jsonl",)  # head metrics, where the run recorded them
 # what governs the verdicts (pending until the registered seeds are in) and the hardware-noise
 # record of retrained runs: inputs, not derived
-INPUTS = ("registration.yaml", "registration-pretrained.yaml", "retrained.jsonl")
+INPUTS = ("registration*.yaml", "retrained.jsonl")  # the registration and its amendments
 TABLES = ("results.csv", "per_seed.csv", "stats.csv", "claims.md", "cost.md", "report.md")
 
 
@@ -35,9 +35,9 @@ def copy_run_files(src: Path, dst: Path) -> int:
             if (manifest.parent / name).is_file():
                 shutil.copy2(manifest.parent / name, out / name)
         runs += 1
-    for name in INPUTS:
-        if (src / name).is_file():
-            shutil.copy2(src / name, dst / name)
+    for pattern in INPUTS:
+        for path in src.glob(pattern):
+            shutil.copy2(path, dst / path.name)
     for index in src.rglob(rundir.EXPERIMENT_INDEX):
         (dst / index.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(index, dst / index.relative_to(src))
