@@ -474,3 +474,24 @@ def test_the_maze_amendment_names_its_group_and_waits_for_its_seeds(tmp_path):
     v = judged(transfer([0.5, 0.6], 0.1), pd.DataFrame(), "g7", {0: 0.5, 1: 0.6}, tmp_path,
                runs=runs, wanted=[0, 1, 2])
     assert v.outcome == PENDING and v.note == "2 of 3 registered seeds in"
+
+
+def test_the_causal_test_is_uninformative_where_the_main_task_never_extrapolates():
+    """Ablation cannot lower an accuracy already at 0: with the main task below the floor past
+    L_main on both sides, a zero extra drop is `uninformative (floor)`, not `no`; with it above
+    on one side, the verdict stands."""
+    import pandas as pd
+
+    from lgtransfer.analysis.report.heads_claims import at_floor
+    from lgtransfer.analysis.verdicts import FLOOR, paired_above
+
+    v = paired_above({s: 0.0 for s in range(10)}, {s: 0.0 for s in range(10)}, 0.05)
+    assert v.outcome == "no"
+
+    def seeds(group_acc):
+        return pd.DataFrame([{"experiment": e, "seed": s, "acc_past_main_with_aux": x}
+                             for s in range(10) for e, x in (("g4", group_acc), ("c2", 0.0))])
+
+    floored = at_floor(v, seeds(0.001), ("g4", "c2"), set(range(10)))
+    assert floored.outcome == FLOOR and "0.001 (g4)" in floored.note
+    assert at_floor(v, seeds(0.3), ("g4", "c2"), set(range(10))).outcome == "no"

@@ -233,3 +233,18 @@ def test_a_stage_sweep_verdict_waits_for_every_stage_and_knows_n_a_and_floor(tmp
     failing = _ladder({**stages, "scratch": (0.0, 0.5, 0.0)}, seeds)
     v = judge(faster, failing, seeds, tmp_path)
     assert v.outcome == "n/a" and "on 7 of 7 seeds (7 of 28 runs: scratch on 7)" in v.note
+
+
+def test_a_contrast_of_two_floors_is_uninformative_not_no():
+    """G4 - C2 where copy extrapolates with neither auxiliary: 0 against 0 on every seed is a
+    `no` by the test, but says nothing, so it reads `uninformative (floor)` with both levels;
+    one side above the floor, or a pending verdict, is left as it is."""
+    from lgtransfer.analysis.verdicts import FLOOR, contrast_at_floor, paired_above, pending
+
+    v = paired_above({s: 0.001 for s in range(10)}, {s: 0.0 for s in range(10)}, 0.05)
+    assert v.outcome == "no"
+    out = contrast_at_floor(v, {"g4": 0.001, "c2": 0.0}, "why")
+    assert out.outcome == FLOOR and out.note.startswith("the main task's accuracy past L_main "
+                                                        "with aux is 0.001 (g4) and 0.000 (c2)")
+    assert contrast_at_floor(v, {"g4": 0.3, "c2": 0.0}, "why") == v
+    assert contrast_at_floor(pending(v, 3, 10), {"g4": 0.0, "c2": 0.0}, "why").outcome == "pending"

@@ -168,6 +168,17 @@ def floored(v: Verdict) -> Verdict:
                    f"{FLOOR_LEVEL}")
 
 
+def contrast_at_floor(v: Verdict, levels: dict[str, float], why: str) -> Verdict:
+    """A contrast whose sides both sit at the floor (`levels`: side -> mean accuracy past
+    L_main) compares 0 with 0: `uninformative (floor)`, not `no`. Pending and n/a stand."""
+    if v.outcome in (PENDING, NOT_APPLICABLE) or not all(x < FLOOR_LEVEL for x in
+                                                           levels.values()):
+        return v
+    at = " and ".join(f"{x:.3f} ({side})" for side, x in levels.items())
+    return replace(v, outcome=FLOOR, note=f"the main task's accuracy past L_main with aux is "
+                   f"{at}, below {FLOOR_LEVEL}: {why}")
+
+
 def not_applicable(v: Verdict, why: str) -> Verdict:
     return replace(v, outcome=NOT_APPLICABLE, note=why)
 

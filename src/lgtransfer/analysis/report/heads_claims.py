@@ -11,7 +11,8 @@ metrics each with-aux run recorded while training (`heads.jsonl`, `heads/record.
   orders) and a bootstrap interval; sharing means a small importance difference (rho < 0) and
   a large top-k overlap (rho > 0).
 - **Causal specificity**: the main task's extra drop past L_main (band transfer) when the k
-  heads most important to the auxiliary tasks are ablated, in the group minus its control.
+  heads most important to the auxiliary tasks are ablated, in the group minus its control;
+  `uninformative (floor)` where the main task does not extrapolate on either side.
 - **A maze group** (`registration-heads-maze.yaml`, an amendment): the tracking claim for the
   group it names, at its seeds, in a Holm family of its own.
 Torch-free: it reads JSON lines.
@@ -42,6 +43,7 @@ from lgtransfer.analysis.verdicts import (
     PENDING,
     Interval,
     Verdict,
+    contrast_at_floor,
     not_applicable,
     paired_above,
     pending,
@@ -157,10 +159,11 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
     for g, c in CONTROLS.items():
         a, b = (registered_values(by.get((e, "last_causal"), {}), e, root) for e in (g, c))
         if a and b:
+            v = judged(paired_above(a, b, 0.05), df, g, a, root, c)
             rows.append((f"{g} - {c}", "ablating the aux tasks' top-k heads hurts the main task "
                          "past L_main more with the related auxiliary than with the control's",
                          "extra drop (top-k vs random k heads), group - control",
-                         judged(paired_above(a, b, 0.05), df, g, a, root, c)))
+                         at_floor(v, seeds, (g, c), set(a) & set(b))))
     return Section("Attention heads (App. B)", TEXT,
                    [per_seed_figure(runs, root), scatter(runs, gains, root)],
                    [claims_table(rows, "heads")])
@@ -192,6 +195,14 @@ def judged(v: Verdict, df: pd.DataFrame, g: str, values: dict[int, float], root:
     if 2 * undefined > len(have):
         return not_applicable(v, why)
     return replace(v, note="; ".join(filter(None, [v.note, why])))
+
+
+def at_floor(v: Verdict, seeds: pd.DataFrame, exps: tuple[str, str], have: set[int]) -> Verdict:
+    """The causal test where the main task does not extrapolate with aux on either side: an
+    ablation cannot lower an accuracy already at 0, so the drop is 0 by construction."""
+    levels = {e: float(np.mean([x for s, x in per_seed_values(seeds, e, "acc_past_main_with_aux")
+                                .items() if s in have] or [math.nan])) for e in exps}
+    return contrast_at_floor(v, levels, "ablating heads has nothing to lower")
 
 
 def run_gains(runs: pd.DataFrame, seeds: pd.DataFrame, df: pd.DataFrame) -> np.ndarray:

@@ -4,13 +4,15 @@
 with any auxiliary task it is true of every auxiliary: both sides at the floor make it
 `uninformative (floor)`. Its teeth come from the contrast with the related group that shares
 its main task and lengths (C1 with G1): related minus unrelated, seed by seed, in main-task
-accuracy past L_main with the auxiliary tasks.
+accuracy past L_main with the auxiliary tasks; where neither transfers, that contrast compares
+0 with 0 and is `uninformative (floor)` too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lgtransfer.analysis.report.figures.registry import (
@@ -24,7 +26,13 @@ from lgtransfer.analysis.report.figures.registry import (
     seed_mean,
 )
 from lgtransfer.analysis.report.render import Section
-from lgtransfer.analysis.verdicts import FLOOR_LEVEL, MIN_TRANSFER, no_transfer, paired_above
+from lgtransfer.analysis.verdicts import (
+    FLOOR_LEVEL,
+    MIN_TRANSFER,
+    contrast_at_floor,
+    no_transfer,
+    paired_above,
+)
 from lgtransfer.config.schema import MAIN_ONLY, WITH_AUX
 
 GROUP_FIGURES = ("3a", "3b", "3c", "4a", "4c", "6", "7")
@@ -52,11 +60,15 @@ def controls(df: pd.DataFrame, seeds: pd.DataFrame, out: Path,
         b = registered_values(per_seed_values(seeds, exp, "acc_past_main_with_aux"), exp, out)
         both = set(a) & set(b)
         related_acc = seed_mean(suite_seeds, related, "acc_past_main_with_aux")
+        v = registered(paired_above(a, b, MIN_TRANSFER), suite_df,
+                       [(related, WITH_AUX), (exp, WITH_AUX)], both, out)
+        levels = {e: float(np.mean([x[s] for s in both] or [np.nan])) for e, x in
+                  ((related, a), (exp, b))}
         rows.append((f"{related} - {exp}", f"the related auxiliary ({related}) transfers more "
                      "than the unrelated one", f"acc. past L_main with aux {num(related_acc)} "
                      f"vs {num(with_aux)}; related - unrelated",
-                     registered(paired_above(a, b, MIN_TRANSFER), suite_df,
-                                [(related, WITH_AUX), (exp, WITH_AUX)], both, out)))
+                     contrast_at_floor(v, levels, "neither auxiliary transfers, so the "
+                                       "contrast compares 0 with 0")))
     return Section("", TEXT, experiment_figures(df, out), [claims_table(rows, "controls")])
 
 
