@@ -193,7 +193,7 @@ def judged(v: Verdict, df: pd.DataFrame, g: str, values: dict[int, float], root:
     why = (f"rho undefined on {undefined} of {len(have)} seeds (fewer than {MIN_POINTS} "
            f"points where the main task works in distribution)")
     if 2 * undefined > len(have):
-        return not_applicable(v, why)
+        return not_applicable(v, "; ".join(filter(None, [why, v.note])))
     return replace(v, note="; ".join(filter(None, [v.note, why])))
 
 
