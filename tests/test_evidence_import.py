@@ -4,6 +4,8 @@ training never recorded twice; and the hardware-noise table from what was kept."
 
 from pathlib import Path
 
+import pandas as pd
+
 from lgtransfer import rundir
 from lgtransfer.analysis.evidence import import_runs
 from lgtransfer.analysis.report.noise import RETRAINED, hardware_noise, noise_summary
@@ -48,3 +50,7 @@ def test_import_adds_replaces_and_keeps_what_retraining_moved(tmp_path):
     assert (row["run"], row["before"], row["retrained"], row["moved"]) == (
         "g1/with_aux_seed0_abc0", 0.2, 0.3, 0.1)
     assert "moved by 0.100 on average" in noise_summary(table)
+    assert "executed the same way" not in noise_summary(table)  # one way only: no split
+    mixed = pd.concat([table.assign(moved=0.0), table.assign(**{"compiled now": True})])
+    assert noise_summary(mixed).endswith("Executed the same way, 1 moved by 0.000 on average "
+                                         "(bit for bit); the other way, 1 by 0.100.")

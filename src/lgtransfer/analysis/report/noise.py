@@ -58,9 +58,16 @@ def noise_summary(table: pd.DataFrame) -> str:
     """How far retraining moved accuracy past L_main, against the spread over the same seeds on
     each machine (per experiment folder, then averaged)."""
     spread = table.groupby("experiment")[["before", "retrained"]].std(ddof=1).mean()
-    changed = int((table["compiled before"] != table["compiled now"]).sum())
-    how = (f" ({changed} of them executed the other way: compiled or eager)" if changed else "")
+    other = table["compiled before"] != table["compiled now"]
+    how = (f" ({int(other.sum())} of them executed the other way: compiled or eager)"
+           if other.any() else "")
+    split = ""
+    if other.any() and not other.all():  # the execution against everything else
+        same = table[~other].moved
+        split = (f" Executed the same way, {len(same)} moved by {same.mean():.3f} on average"
+                 f"{' (bit for bit)' if same.max() == 0 else ''}; the other way, "
+                 f"{int(other.sum())} by {table[other].moved.mean():.3f}.")
     return (f"{len(table)} runs trained again in a later session{how}, same seed and settings: "
             f"accuracy past L_main moved by {table.moved.mean():.3f} on average (largest "
             f"{table.moved.max():.3f}); over the same seeds, the spread (std) is "
-            f"{spread.before:.3f} before and {spread.retrained:.3f} now.")
+            f"{spread.before:.3f} before and {spread.retrained:.3f} now.{split}")
