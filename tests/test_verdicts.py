@@ -248,3 +248,15 @@ def test_a_contrast_of_two_floors_is_uninformative_not_no():
                                                         "with aux is 0.001 (g4) and 0.000 (c2)")
     assert contrast_at_floor(v, {"g4": 0.3, "c2": 0.0}, "why") == v
     assert contrast_at_floor(pending(v, 3, 10), {"g4": 0.0, "c2": 0.0}, "why").outcome == "pending"
+
+
+def test_a_permutation_within_strata_does_not_credit_differences_between_them():
+    """Two experiments, one high on both x and y: pooled, rho is large and a plain permutation
+    finds it; shuffled within each experiment, where x and y run opposite ways, it is not."""
+    x = np.r_[np.arange(10), 10 + np.arange(10)]
+    y = np.r_[9 - np.arange(10), 19 - np.arange(10)]  # opposite within each, apart between
+    labels = ["a"] * 10 + ["b"] * 10
+    assert spearman(x, y) > 0.4 and permutation_p(x, y, spearman, draws=2000) < 0.05
+    assert permutation_p(x, y, spearman, draws=2000, strata=labels) > 0.5
+    same = np.r_[np.arange(10), 10 + np.arange(10)]  # with it within each as well
+    assert permutation_p(x, same, spearman, draws=2000, strata=labels) < 0.01

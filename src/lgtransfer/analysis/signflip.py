@@ -79,18 +79,30 @@ def power(diffs: Sequence[float] | np.ndarray, n: int, alpha: float, m: int,
 
 def permutation_p(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray,
                   statistic: Callable[[np.ndarray, np.ndarray], float], greater: bool = True,
-                  draws: int = 10_000, seed: int = 0) -> float:
+                  draws: int = 10_000, seed: int = 0,
+                  strata: Sequence[object] | None = None) -> float:
     """One-sided permutation p of statistic(x, y) (a correlation): the share of orderings of y
     whose statistic is at least (greater) or at most the observed one. Exact over all
-    orderings up to 8 pairs; else `draws` random orderings, counting the observed one."""
+    orderings up to 8 pairs; else `draws` random orderings, counting the observed one. With
+    `strata` (a label per pair), y is shuffled only among pairs of the same label, so that
+    differences between the strata cannot make the statistic."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     observed = statistic(x, y)
-    if len(x) <= 8:
+    if len(x) <= 8 and strata is None:
         orders = itertools.permutations(range(len(y)))
         stats = np.array([statistic(x, y[list(order)]) for order in orders])
         hits = (stats >= observed - 1e-12) if greater else (stats <= observed + 1e-12)
         return float(np.mean(hits))
+    labels = np.zeros(len(y)) if strata is None else np.asarray(strata)
+    groups = [np.flatnonzero(labels == label) for label in np.unique(labels)]
     rng = np.random.default_rng(seed)
-    stats = np.array([statistic(x, rng.permutation(y)) for _ in range(draws)])
+
+    def shuffled() -> np.ndarray:
+        out = y.copy()
+        for idx in groups:
+            out[idx] = y[rng.permutation(idx)]
+        return out
+
+    stats = np.array([statistic(x, shuffled()) for _ in range(draws)])
     hits = (stats >= observed - 1e-12) if greater else (stats <= observed + 1e-12)
     return float((hits.sum() + 1) / (draws + 1))

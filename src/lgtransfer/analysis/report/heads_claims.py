@@ -164,7 +164,7 @@ def heads_claims(df: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section |
                          "past L_main more with the related auxiliary than with the control's",
                          "extra drop (top-k vs random k heads), group - control",
                          at_floor(v, seeds, (g, c), set(a) & set(b))))
-    return Section("Attention heads (App. B)", TEXT,
+    return Section("Attention heads (App. B)", TEXT + within_experiments(runs, gains),
                    [per_seed_figure(runs, root), scatter(runs, gains, root)],
                    [claims_table(rows, "heads")])
 
@@ -242,6 +242,31 @@ def across_runs(x: np.ndarray, y: np.ndarray, positive: bool, root: Path,
     note = (f"{len(x)} runs so far; not all registered runs of "
             f"{', '.join(short)} have head metrics yet")
     return replace(v, outcome=PENDING, note=note) if short else v
+
+
+def within_experiments(runs: pd.DataFrame, gains: np.ndarray) -> str:
+    """The across-run correlation with the experiments held apart (exploratory, not registered):
+    runs of different experiments differ in tasks as well as in transfer, so the pooled rho
+    could come from the experiments alone. Gains are shuffled only among runs of the same
+    experiment, and each experiment's own rho is listed."""
+    out = []
+    for m, positive in ACROSS.items():
+        x = runs[f"last_{m}"].to_numpy()
+        keep = ~(np.isnan(x) | np.isnan(gains))
+        if keep.sum() < 3:
+            continue
+        exps = runs.experiment.to_numpy()[keep]
+        sign = 1 if positive else -1
+        p = permutation_p(sign * x[keep], gains[keep], spearman, strata=exps)
+        own = [f"{e} {spearman(x[keep][exps == e], gains[keep][exps == e]):+.2f}"
+               for e in sorted(set(exps)) if np.ptp(gains[keep][exps == e]) > 0]
+        out.append(f"{m}: rho {spearman(x[keep], gains[keep]):+.3f}, p {p:.3g} with gains "
+                   f"shuffled within experiments; per experiment whose gain varies: "
+                   f"{', '.join(own)}")
+    if not out:
+        return ""
+    return (" Across runs, with the experiments held apart (exploratory, not registered; "
+            f"one-sided, 10,000 within-experiment shuffles): {'; '.join(out)}.")
 
 
 def per_seed_figure(runs: pd.DataFrame, root: Path) -> Path:
