@@ -25,7 +25,7 @@ import torch
 from lgtransfer.config import expand, load_experiment
 from lgtransfer.engine.heads.record import HeadRecorder
 from lgtransfer.engine.model import build_model
-from lgtransfer.engine.train import compiles, make_optimizer, pick_device, train_step
+from lgtransfer.engine.train import make_optimizer, pick_device, train_step
 from lgtransfer.mixture import Mixture, step_batch
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     model = build_model(run.model, run.seed).to(device).train()
     mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed)
     optimizer, _ = make_optimizer(model, run.train, None)
-    if compiles(run.train, device):
+    if run.execution.compiled:
         model.model.compile(dynamic=True)
     for step in range(10):  # warm-up (and compilation) outside the timing
         train_step(model, optimizer, step_batch(mixture, 0, step, cfg.train.batch_size), device,

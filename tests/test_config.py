@@ -181,12 +181,47 @@ def test_set_fills_an_empty_section(tmp_path):
     assert load_experiment(str(f), ["train.steps=10"]).train.steps == 10
 
 
-def test_execution_settings_do_not_change_the_run_key():
+def test_speed_settings_do_not_change_the_run_key():
     base = expand(load_experiment("quick"))
     faster = expand(load_experiment("quick", ["train.threads=1", "train.data_workers=3",
-                                              "train.compile=on", "train.precision=bf16",
+                                              "train.precision=fp32", "train.compile=off",
                                               "train.keep_resume=true"]))
     assert [r.key for r in base] == [r.key for r in faster]
+
+
+@pytest.mark.parametrize("settings", [["train.compile=on"], ["train.precision=bf16"],
+                                      ["train.precision=bf16", "train.compile=on"]])
+def test_execution_is_part_of_the_run_key(settings):
+    """A compiled or bf16 run is never the reference run of the same config, and each of the
+    four executions has a key of its own."""
+    reference = {r.key for r in expand(load_experiment("quick"))}
+    other = expand(load_experiment("quick", settings))
+    assert not reference & {r.key for r in other}
+    assert other[0].execution.name == "+".join(
+        ["bf16" if "train.precision=bf16" in settings else "fp32"]
+        + (["compile"] if "train.compile=on" in settings else []))
+    assert len({r.key for s in (["train.compile=on"], ["train.precision=bf16"],
+                                ["train.precision=bf16", "train.compile=on"])
+                for r in expand(load_experiment("quick", s))}) == 6
+
+
+def test_auto_precision_follows_the_benchmark_rule(monkeypatch):
+    """auto: fp32 for the cpu tier's width 128 (bf16 is slower there) and for pretrained
+    models; bf16 from width 256 on a CPU with bf16 instructions; the reference without them."""
+    from lgtransfer.config import execution
+
+    def auto(width: int, init: str | None = None, device: str = "cpu") -> str:
+        return execution.resolve({"precision": "auto"}, {"d_model": width, "init": init},
+                                 device).precision
+
+    monkeypatch.setattr(execution, "cpu_has_bf16", lambda: True)
+    assert (auto(128), auto(256), auto(384), auto(576, "smollm2-135m-gguf")) == \
+        ("fp32", "bf16", "bf16", "fp32")
+    assert auto(128, device="cuda") == "bf16"
+    monkeypatch.setattr(execution, "cpu_has_bf16", lambda: False)
+    assert auto(384) == "fp32"
+    # the committed cpu evidence keeps its keys: the cpu budget is width 128
+    assert expand(load_experiment("quick"))[0].execution.is_reference
 
 
 @pytest.mark.parametrize("group, message", [

@@ -47,6 +47,7 @@ from lgtransfer.config import (
     parse_experiment,
     set_key,
 )
+from lgtransfer.config.runs import run_execution
 from lgtransfer.errors import UsageError
 
 # ----------------------------------------------------------------------------- planning
@@ -192,17 +193,22 @@ def plan(experiments: list[ExperimentEntry], out: Path) -> list[PlannedRun]:
 def existing_runs(out: Path) -> dict[str, Path]:
     """Run key -> folder of every run under `out` that has a manifest (complete ones first).
 
-    A run is found by the key in its manifest and by the hash of its `config.yaml`, so folders
-    made before runs were keyed by content (their names carry the older key), or before they
-    had a budget, are reused too."""
+    A run is found by the hash of its `config.yaml` and, unless it is a bf16 or compiled run,
+    by the key in its manifest, so folders made before runs were keyed by content (their names
+    carry the older key), or before they had a budget, are reused too."""
     found: dict[str, Path] = {}
     for path in sorted(out.rglob(rundir.MANIFEST)) if out.is_dir() else []:
         if ".submitit" in path.parts:
             continue
         try:
             manifest = rundir.read_json(path)
-            keys = {manifest["config_hash"],
-                    *config_keys(rundir.read_yaml(path.parent / "config.yaml"))}
+            config = rundir.read_yaml(path.parent / "config.yaml")
+            keys = config_keys(config)
+            # the key it was made under, for folders keyed by an older scheme; not for a run
+            # that is not the reference: keys before execution entered them named it not, and
+            # the reference run of the same config must not find it
+            if run_execution(config).is_reference:
+                keys.add(manifest["config_hash"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # a damaged run folder: resumed (or redone) as its own experiment's
         for key in keys:

@@ -1,10 +1,12 @@
 """Runs: an experiment expanded into (stage x variant x seed), each keyed by its content.
 
 A run's key is a hash of everything that determines its results: its resolved config without the
-experiment's name, description, figure and seed list, and without execution settings: how fast it
-goes, what it keeps on disk, and the precision (`EXECUTION_ONLY`). So an identical run reached
-from two experiments (A1's both-auxiliary runs are G1's with-aux runs) has one key and is trained
-once, and renaming an experiment file retrains nothing.
+experiment's name, description, figure and seed list, and without the settings of how fast it
+goes or what it keeps on disk (`EXECUTION_ONLY`), plus its execution (precision, compiled;
+`execution.py`) when that is not the fp32-eager reference. So an identical run reached from two
+experiments (A1's both-auxiliary runs are G1's with-aux runs) has one key and is trained once,
+renaming an experiment file retrains nothing, and a bf16 or compiled run is never the
+reference run of the same config (their numbers differ past L_main by about a seed's spread).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 import re
 from dataclasses import asdict, dataclass
 
+from lgtransfer.config import execution
+from lgtransfer.config.files import has_gpu
 from lgtransfer.config.schema import SCRATCH, ExperimentConfig, ModelConfig, TrainConfig
 from lgtransfer.errors import UsageError
 from lgtransfer.mixture import GroupTask
@@ -24,9 +28,9 @@ from lgtransfer.mixture import GroupTask
 # head metrics measured on a copy of the model; `log`: trackers the rows are also sent to), but
 # do not change any run's results
 NOT_RESULTS = ("name", "description", "figure", "seeds", "baseline", "tasks_from", "heads", "log")
-# Settings of how a run executes, not what it computes: left out of the run key, so changing them
-# never retrains a finished run. Precision is one: bf16 autocast (a GPU's default) and fp32 (a
-# CPU's) agree within a tolerance the tests state, so a run has one key on every machine.
+# Settings of how a run executes: left out of the run key as written, so threads or a kept resume
+# point never retrain a finished run. Precision and compile enter it resolved, as `execution`
+# (reference runs, fp32 and eager, carry none: their keys are those of before).
 EXECUTION_ONLY = ("threads", "data_workers", "compile", "precision", "gradient_checkpointing",
                   "keep_resume")
 
@@ -70,6 +74,11 @@ class RunSpec:
         return d
 
     @property
+    def execution(self) -> execution.Execution:
+        """How this run executes on this machine (`auto` resolved as the trainer will)."""
+        return run_execution(self.resolved())
+
+    @property
     def key(self) -> str:
         """Hash of everything that determines this run's results."""
         return content_hash(self.resolved())
@@ -87,13 +96,23 @@ class RunSpec:
         return f"{self.variant}_seed{self.seed}{stage}_{self.key}"
 
 
+def run_execution(config: dict) -> execution.Execution:
+    """The execution of a resolved (or recorded) run config on this machine."""
+    train = config.get("train") or {}
+    device = execution.device_type(str(train.get("device", "auto")), has_gpu())
+    return execution.resolve(train, config.get("model") or {}, device)
+
+
 def content_hash(config: dict) -> str:
     """10 hex digits of SHA-256 over a config's result-determining fields."""
     d = copy.deepcopy(config)
+    how = run_execution(config)
     for key in NOT_RESULTS:
         d.pop(key, None)
     for key in EXECUTION_ONLY:
         d["train"].pop(key, None)
+    if not how.is_reference:
+        d["execution"] = how.name
     blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 

@@ -80,11 +80,13 @@ class TrainConfig:
     checkpoint_every: int = 2000  # checkpoints kept for head analysis; the last is always saved
     data_seed: int = 0  # the training stream; the model seed only initializes weights
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # Execution-only (left out of the run key): how fast, never what, a run computes
-    # auto (on for CUDA) | on | off: torch.compile with dynamic shapes. YAML reads a bare on/off
-    # as true/false, so `--set train.compile=on` arrives as a bool: taken as on/off.
+    # Execution (config/execution.py): part of a run's key, resolved, unless the fp32-eager
+    # reference. auto (on for CUDA) | on | off: torch.compile with dynamic shapes. YAML reads a
+    # bare on/off as true/false, so `--set train.compile=on` arrives as a bool: taken as on/off.
     compile: str | bool = "auto"
-    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 autocast
+    # auto (bf16 on CUDA, and on a CPU with bf16 instructions for a from-scratch model at least
+    # 256 wide; else fp32) | fp32 | bf16 (autocast, fused AdamW, matmul attention on a CPU)
+    precision: str = "auto"
     threads: int = 0  # CPU threads for torch; 0 = torch's default
     buckets: int = 1  # split each batch into this many length buckets (less padding)
     data_workers: int = -1  # processes making batches ahead; -1 = auto (GPU: some, CPU: none)

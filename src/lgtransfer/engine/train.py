@@ -3,9 +3,11 @@
 The batch at step s is a pure function of (data seed, s), so the stream is identical across model
 seeds, can be prefetched by worker processes, and resumes exactly. The model seed only picks the
 initialization. Loss is cross-entropy on target tokens and EOS only; the LM head runs only at
-those positions. `train.precision` and `train.compile` default (`auto`) to bf16 autocast and
-`torch.compile` on a GPU, plain fp32 on a CPU; either can be turned on or off anywhere, and the
-tests run every combination's code on the CPU. Evaluation always runs in fp32 (docs/paper.md §6:
+those positions. How a run executes (`config/execution.py`: fp32 or bf16, eager or compiled)
+is part of its key; `auto` is bf16 and compiled on a GPU, and on a CPU bf16 only for models wide
+enough to gain from it; the tests run every combination's code on the CPU. bf16 is autocast with
+fp32 weights and optimizer, the fused AdamW, and on a CPU attention as plain matmuls (the fused
+attention kernel is slower in bf16 there). Evaluation always runs in fp32 (docs/paper.md §6:
 bf16 near-ties could make the one-pass exact match differ from greedy decoding).
 
 Resuming: `checkpoints/resume.pt` names the last complete checkpoint and holds the optimizer,
@@ -20,6 +22,7 @@ and the id map.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import multiprocessing
@@ -35,7 +38,7 @@ import torch
 from tqdm import tqdm
 
 from lgtransfer import rundir, stopping
-from lgtransfer.config import RunSpec, TrainConfig
+from lgtransfer.config import RunSpec, TrainConfig, execution
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine import tracking
 from lgtransfer.engine.checkpoints import (
@@ -60,15 +63,27 @@ from lgtransfer.tasks.user import load_files, source_of
 # ----------------------------------------------------------------------------- set-up
 
 
-def autocast_dtype(tcfg: TrainConfig, device: torch.device) -> torch.dtype:
-    """The dtype matmuls run in under autocast (float32: autocast off); auto: bf16 on CUDA."""
-    if tcfg.precision == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return torch.bfloat16 if tcfg.precision == "bf16" else torch.float32
+def execution_on(run: RunSpec, device: torch.device) -> execution.Execution:
+    """How `run` executes on `device`: the execution its key was planned with, or a one-line
+    error when this device would run it otherwise (a key planned for a GPU, trained on a CPU)."""
+    how = execution.resolve(dataclasses.asdict(run.train), dataclasses.asdict(run.model),
+                            device.type)
+    if how != run.execution:
+        raise UsageError(f"this run was planned to execute as {run.execution.name} but would "
+                         f"run as {how.name} on {device.type}; set train.device, "
+                         "train.precision and train.compile explicitly")
+    return how
 
 
-def compiles(tcfg: TrainConfig, device: torch.device) -> bool:
-    return tcfg.compile == "on" or (tcfg.compile == "auto" and device.type == "cuda")
+def autocast_dtype(how: execution.Execution) -> torch.dtype:
+    """The dtype matmuls run in under autocast (float32: autocast off)."""
+    return torch.bfloat16 if how.precision == "bf16" else torch.float32
+
+
+def attention_for(how: execution.Execution, device: torch.device) -> str | None:
+    """The attention kernel bf16 trains with on a CPU: plain matmuls ("eager"; the fused
+    kernel runs slower in bf16 there than in fp32). None: the model's own (sdpa)."""
+    return "eager" if how.precision == "bf16" and device.type == "cpu" else None
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -166,8 +181,11 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
     device = pick_device(tcfg.device)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
+    how = execution_on(run, device)
     start, resume_state, source = resume_point(run, run_dir)
     model = source.model if source else build_model(run.model, run.seed)
+    if (attention := attention_for(how, device)) is not None:
+        model.set_attn_implementation(attention)
     mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed, source.id_map if source else None)
     # every variant is evaluated up to the same length (at least the group's longest training
     # length), so the baseline and the with-aux run cover the same lengths
@@ -177,17 +195,18 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     # the folder appears only once the model is in hand: bad input leaves nothing behind
-    manifest = start_manifest(run, run_dir, device, start, source)
+    manifest = start_manifest(run, run_dir, device, start, source, how)
     tracker.open(start)
-    optimizer, scheduler = make_optimizer(model, tcfg, resume_state)
-    if compiles(tcfg, device):
+    optimizer, scheduler = make_optimizer(model, tcfg, resume_state,
+                                          fused=how.precision == "bf16")
+    if how.compiled:
         # in place: checkpoint keys stay plain; the loss stays eager. Dynamic shapes: one graph
         # for every batch and bucket shape, not one compile per shape. The reset first: runs
         # trained one after another in one process (the inline executor, one GPU) would else
         # pile up graphs towards dynamo's recompile limit and silently fall back to eager
         torch._dynamo.reset()
         model.model.compile(dynamic=True)
-    dtype = autocast_dtype(tcfg, device)
+    dtype = autocast_dtype(how)
     recorder = HeadRecorder(run, run_dir, mixture, model, device) \
         if HeadRecorder.wanted(run, model) else None
 
@@ -260,11 +279,15 @@ def prepare_model(model: torch.nn.Module, device: torch.device, tcfg: TrainConfi
         model.config.use_cache = False
 
 
-def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig, resume_state: dict | None
+def make_optimizer(model: torch.nn.Module, tcfg: TrainConfig, resume_state: dict | None,
+                   fused: bool = False
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW with the warmup-stable-decay schedule, restored from a resume point if given."""
+    """AdamW with the warmup-stable-decay schedule, restored from a resume point if given.
+    `fused`: one kernel for every parameter's update (bf16 runs; about 3x faster than the loop
+    the reference runs, whose rounding it does not repeat bit for bit)."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, betas=tuple(tcfg.betas),
-                                  eps=tcfg.eps, weight_decay=tcfg.weight_decay)
+                                  eps=tcfg.eps, weight_decay=tcfg.weight_decay,
+                                  **({"fused": True} if fused else {}))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, tcfg))
     if resume_state is not None:
         optimizer.load_state_dict(resume_state["optimizer"])
@@ -283,7 +306,7 @@ def data_workers(tcfg: TrainConfig, device: torch.device) -> int:
 
 
 def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int,
-                   source: pretrained.ModelSource | None) -> dict:
+                   source: pretrained.ModelSource | None, how: execution.Execution) -> dict:
     """Create (or reopen) the run folder: config.yaml, a `running` manifest, and the logs cut
     back to the resume step (rows past it will be written again)."""
     cfg = run.experiment
@@ -295,9 +318,10 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
                 "figure": cfg.figure,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
                 "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device)),
-                # execution settings are not in the run key: record what this run used
-                "precision": "bf16" if autocast_dtype(cfg.train, device) == torch.bfloat16
-                else "fp32", "compiled": compiles(cfg.train, device)}
+                # how it executed (in the key too, unless the fp32-eager reference)
+                "execution": how.name, "precision": how.precision, "compiled": how.compiled,
+                "attention": attention_for(how, device) or "sdpa",
+                "optimizer": "adamw-fused" if how.precision == "bf16" else "adamw"}
     if run.stage is not None:
         manifest["stage"] = run.stage
     # where each task's code came from (a user's file or package: with its sha256)
