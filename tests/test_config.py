@@ -390,3 +390,20 @@ def test_a_run_recorded_before_budgets_is_found_by_its_content(tmp_path):
     planned = plan(load_experiments(["quick"]), tmp_path / "out")
     assert planned[0].directory == old and planned[0].state() == "complete"
     assert planned[1].directory.parent == tmp_path / "out" / "cpu" / "quick"
+
+
+def test_a_compiled_run_is_not_the_reference_run_of_its_config(tmp_path):
+    """A folder trained compiled when compile was not yet in the key (its manifest holds the
+    reference key) is found by a compiled plan, never by the reference one."""
+    from lgtransfer import rundir
+    from lgtransfer.sweep import existing_runs
+
+    reference = expand(load_experiment("quick"))[0]
+    compiled = expand(load_experiment("quick", ["train.compile=on"]))[0]
+    folder = tmp_path / "cpu" / "quick" / reference.dirname
+    folder.mkdir(parents=True)
+    rundir.write_yaml(folder / "config.yaml", compiled.resolved())
+    rundir.write_json(folder / "manifest.json", {"status": "complete",
+                                                 "config_hash": reference.key})
+    found = existing_runs(tmp_path)
+    assert found.get(compiled.key) == folder and reference.key not in found

@@ -30,6 +30,7 @@ The executors that train the planned runs are in `executors.py`.
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,12 @@ from lgtransfer.config import (
     at_budget,
     budget_of,
     content_hash,
+    execution,
     expand,
     load_raw,
     parse_experiment,
     set_key,
+    throughput,
 )
 from lgtransfer.config.runs import run_execution
 from lgtransfer.errors import UsageError
@@ -238,9 +241,10 @@ def record_experiments(experiments: list[ExperimentEntry], planned: list[Planned
 
 def describe(planned: list[PlannedRun]) -> str:
     """What `--dry-run` prints: one line per run with its state and size, then the totals (a
-    run two experiments share counts once), and the time still to go at the speed its complete
-    runs were measured at here."""
+    run two experiments share counts once), the time to go at the rate calibrated for the
+    budget's device (config/throughput.py), and at the speed its complete runs had here."""
     lines, counts, todo, speeds, seen = [], {}, 0.0, [], set()
+    estimate: dict[tuple[str, str], list[float]] = {}  # (device, source line) -> [s, tokens]
     for p in planned:
         state = p.state()
         tokens = training_tokens(p.run)
@@ -252,12 +256,19 @@ def describe(planned: list[PlannedRun]) -> str:
         counts[state.split(" (")[0]] = counts.get(state.split(" (")[0], 0) + 1
         if state != "complete":
             todo += tokens
+            device, rate, source = calibrated_rate(p.run)
+            acc = estimate.setdefault((device, source), [0.0, 0.0])
+            acc[0] += tokens / rate
+            acc[1] += tokens
         elif (seconds := rundir.read_json(p.directory / rundir.MANIFEST).get("train_seconds")):
             speeds.append(tokens / seconds)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    hours, target = todo / REFERENCE_THROUGHPUT / 3600, REFERENCE_THROUGHPUT / 1e6
-    lines.append(f"{len(seen)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go "
-                 f"(~{hours:.2f} h at {target:.0f}M tokens/s, the one-H100 target)")
+    lines.append(f"{len(seen)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go")
+    for (device, source), (seconds, tokens) in estimate.items():
+        side = (os.cpu_count() or 1) if device == "cpu" else 1
+        lines.append(f"~{seconds / 3600:.2f} h of run time on {device} at "
+                     f"{tokens / seconds:,.0f} tokens/s a run ({source}); ~"
+                     f"{seconds / 3600 / side:.2f} h with {side} run(s) side by side")
     if speeds and todo:
         speed = float(sorted(speeds)[len(speeds) // 2])
         lines.append(f"at the median speed of its {len(speeds)} complete runs ({speed:,.0f} "
@@ -266,7 +277,16 @@ def describe(planned: list[PlannedRun]) -> str:
     return "\n".join(lines)
 
 
-REFERENCE_THROUGHPUT = 3e6  # useful tokens/s: docs/design.md §7, the target on one H100
+def calibrated_rate(run: RunSpec) -> tuple[str, float, str]:
+    """(device, tokens/s of one run, where the rate comes from) for the budget's device: a
+    GPU for the gpu and paper budgets, a CPU core for cpu."""
+    device = "cpu" if run.experiment.budget in ("cpu", "") else "cuda"
+    resolved = run.resolved()
+    how = execution.resolve(resolved["train"], resolved["model"], device)
+    rate, source = throughput.rate(device, how, throughput.model_params(resolved["model"]))
+    return device, rate, f"{how.name}, {source}"
+
+
 _MEAN_LENGTHS: dict[tuple, float] = {}
 
 
