@@ -371,7 +371,7 @@ def claims_table(settled: list[Claim], plan: Plan) -> pd.DataFrame:
         return "not tested" if math.isnan(raw) else f"{raw:.3g} ({adj:.3g})"
 
     def mean(m: tuple[float, int]) -> str:
-        return "-" if m[1] == 0 else f"{m[0]:.3f} ({m[1]})"
+        return "-" if m[1] == 0 else f"{'-' if math.isnan(m[0]) else f'{m[0]:.3f}'} ({m[1]})"
 
     return pd.DataFrame([{
         "claim": f"{c.group.upper()} {c.statistic} grows", "n": c.n,
