@@ -53,6 +53,11 @@ def load_file(path: str | Path) -> list[str]:
     return names
 
 
+def is_loaded(path: str | Path) -> bool:
+    """Whether this task file was already imported (e.g. named with --tasks-from)."""
+    return Path(path).resolve() in _files
+
+
 def load_files(paths: list[str]) -> None:
     for p in paths:
         load_file(p)
