@@ -185,7 +185,10 @@ CASES: list[tuple[str, list[str], Callable | None, str]] = [
      lambda t, m: checkpoint(t, "pickle"), "cannot load the model"),
     ("generate: no such checkpoint", ["generate", "{tmp}/none", "copy", "--length", "3"], None,
      "no checkpoint folder"),
-    ("unknown preset", ["run", "nope", "--out", "{tmp}/out", "--dry-run"], None,
+    ("a malformed --cluster-option", ["run", "quick", "--out", "{tmp}/out", "--executor",
+                                       "submitit", "--cluster-option", "x=[", *SETS], None,
+     "cannot parse"),
+    ("unknown preset", ["run", "no-such-preset", "--out", "{tmp}/out", "--dry-run"], None,
      "unknown experiment"),
     ("unknown key", ["run", "quick", "--out", "{tmp}/out", "--set", "train.stepz=3",
                      "--dry-run"], None, "unknown config key"),
@@ -221,9 +224,9 @@ def test_the_real_entry_point_says_one_line_for_an_unwritable_out(tmp_path):
 def test_task_code_runs_when_the_user_allows_it(tmp_path, monkeypatch, capsys):
     """`--trust-task-code`, LGT_TRUST_TASK_CODE=1, or the file named with --tasks-from."""
     tasks = write(tmp_path / "tasks.py", "from lgtransfer.tasks import simple_task\n"
-                  "@simple_task('mine', min_length=1, max_length=20, alphabet='0123456789')\n"
-                  "def mine(rng, n):\n    x = ''.join(rng.choice(list('0123456789'), n))\n"
-                  "    return x, x[::-1]\n")
+                  "@simple_task('mine', max_length=20, space_size=lambda n: 10.0 ** n)\n"
+                  "def mine(rng, n):\n    x = ''.join(str(d) for d in rng.integers(0, 10, n))\n"
+                  "    return x + '=', x[::-1]\n")
     exp = write(tmp_path / "e.yaml", "tasks_from: tasks.py\ngroup: [{task: mine, role: main, "
                 "max_length: 4}, {task: copy, role: aux, max_length: 8}]\n")
     dry = ["run", str(exp), "--out", str(tmp_path / "out"), "--dry-run"]

@@ -113,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from lgtransfer.preflight import check_run
     from lgtransfer.sweep import describe, load_experiments, plan, record_experiments
 
+    options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
     experiments = load_experiments(args.experiment, args.set, args.budget,
                                    trust_code=args.trust_task_code)
@@ -131,14 +132,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         for e in experiments:
             validate_models(e.config)
     planned = plan(experiments, out)
-    for note in (n for e in experiments for n in e.notes):
+    for note in dict.fromkeys(n for e in experiments for n in e.notes):  # once each
         print(note if args.dry_run else f"lgt: {note}", file=sys.stdout if args.dry_run
               else sys.stderr)
     if args.dry_run:
         print(describe(planned))
         return
     record_experiments(experiments, planned, out)
-    options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
     busy = execute(planned, executor=args.executor, workers=args.workers or 0,
                    progress=not args.quiet, cluster=args.cluster, cluster_options=options)
     busy_dirs = {p.directory for p in busy}
@@ -183,10 +183,15 @@ def _trackers(values: list[str]) -> list[str]:
 def _key_value(text: str, flag: str) -> tuple[str, object]:
     import yaml
 
+    from lgtransfer.rundir import load_yaml_text
+
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UsageError(f"{flag} expects key=value, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, load_yaml_text(value)
+    except yaml.YAMLError:
+        raise UsageError(f"{flag} {key}: cannot parse value {value!r}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ one list that comes from the config, the presets, is read only when `lgt run --h
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 import lgtransfer
 from lgtransfer.errors import UsageError
@@ -27,10 +28,20 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        shown = action.default not in (None, False, [], argparse.SUPPRESS)
+        default = action.default  # 0 is a default to show; None, False and [] are not
+        shown = not (default is None or default is False or default == []
+                     or default == argparse.SUPPRESS)
         if shown and action.option_strings and "default" not in text:
             text += " (default: %(default)s)"
         return text
+
+    # never break a line inside a name (`smollm-\npath`): wrap at spaces only
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width, initial_indent=indent,
+                             subsequent_indent=indent, break_on_hyphens=False)
 
 
 class RunParser(Parser):

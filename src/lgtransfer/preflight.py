@@ -15,8 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from lgtransfer.config import ExperimentConfig, stage_model
-from lgtransfer.config import files
+from lgtransfer.config import ExperimentConfig, files, stage_model
 from lgtransfer.errors import UsageError
 
 # the package each tracker of `log:` / `--log` needs (engine/tracking.py imports them)

@@ -48,7 +48,7 @@ from lgtransfer.config import (
     parse_experiment,
     set_key,
 )
-from lgtransfer.config.files import PRESET_DIR, resolve_base
+from lgtransfer.config.files import OWN, PRESET_DIR, resolve_base
 from lgtransfer.errors import UsageError
 
 # ----------------------------------------------------------------------------- planning
@@ -117,6 +117,7 @@ def load_experiments(names: list[str], overrides: list[str] | None = None,
 
 def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None,
                        trust_code: bool = False) -> list[ExperimentEntry]:
+    raw.pop(OWN, None)  # a sweep's own budgets apply to its sweep keys only
     unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid",
                           "budgets", "budget", "tasks_from", "matrix"}
     if unknown:
@@ -149,7 +150,8 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
             base = load_raw(base_name, trust_code)
             if "sweep" in base:
                 raise UsageError(f"{source}: base {entry['base']!r} is itself a sweep")
-            base = at_budget(base, base_name, budget)
+            notes: list[str] = []
+            base = at_budget(base, base_name, budget, notes)
             # the budget's `set` last: it adapts the entries' own (A1's single-aux groups)
             for key, value in [*{**(raw.get("set") or {}), **(entry.get("set") or {})}.items(),
                                *(own.get("set") or {}).items()]:
@@ -164,7 +166,7 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
                 apply_override(base, assignment)
             cfg = parse_experiment(base, f"{source}: {base['name']}")
             rundir.folder_name(cfg.name, f"{source}: experiment name")
-            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep))
+            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep, notes))
     return out
 
 

@@ -54,6 +54,8 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
 def write_suite_report(root: Path, folders: list[Path]) -> Path:
     """Each experiment folder's own report, then the suite's report.md/html in `root`."""
     for folder in folders:
+        if folder == root:  # runs of its own beside experiment folders: in the tables below
+            continue
         with contextlib.suppress(NoCompleteRun):  # none there yet (a damaged file stops here)
             write_report(folder)
     df = label_configs(collect(root))
