@@ -48,7 +48,7 @@ from lgtransfer.config import (
     parse_experiment,
     set_key,
 )
-from lgtransfer.config.files import OWN, PRESET_DIR, resolve_base
+from lgtransfer.config.files import OWN, PRESET_DIR, is_file, resolve_base
 from lgtransfer.errors import UsageError
 
 # ----------------------------------------------------------------------------- planning
@@ -139,7 +139,7 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
             isinstance(a, dict) and set(a) == {"keys", "values"} for a in grid.values()):
         raise UsageError(f"{source}: each grid axis needs exactly 'keys' and 'values'")
     axes = list(grid)
-    folder = Path(source).parent if Path(source).is_file() else PRESET_DIR  # bases: relative
+    folder = Path(source).parent if is_file(Path(source)) else PRESET_DIR  # bases: relative
     out = []
     for entry in entries:
         if not isinstance(entry, dict) or "base" not in entry or "name" not in entry:

@@ -46,17 +46,17 @@ def load_raw(name_or_path: str, trust_code: bool = False) -> dict:
     already loaded that file (`--tasks-from`), as `trust_remote_code` guards model code in
     transformers: an experiment file from elsewhere must not run code by being read."""
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+    if not (path.suffix in (".yaml", ".yml") or is_file(path)):
         path = PRESET_DIR / f"{name_or_path}.yaml"
         # NAME-paper: a preset from before one file per experiment held all its budgets
         old = re.fullmatch(r"(.+)-paper", name_or_path)
-        if not path.exists() and old and old[1] in preset_names():
+        if not is_file(path) and old and old[1] in preset_names():
             raise UsageError(f"preset {name_or_path!r} is now a budget of {old[1]!r}: "
                              f"lgt run {old[1]} --budget paper")
-        if not path.exists() or path == BUDGETS_FILE:
+        if not is_file(path) or path == BUDGETS_FILE:
             raise UsageError(f"unknown experiment {name_or_path!r}: not a file, and not a preset "
                              f"({', '.join(preset_names())})")
-    elif not path.is_file():
+    elif not is_file(path):
         raise UsageError(f"no experiment file {path}")
     raw = read_yaml(path)
     if not isinstance(raw, dict):
@@ -93,12 +93,20 @@ OWN = "__fields_under_inherited_budgets__"
 TRUST_ENV = "LGT_TRUST_TASK_CODE"
 
 
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for a name the file system refuses (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_base(value: object, folder: Path) -> str:
     """A `base:` value: a preset name, or a file path relative to the file that names it (as
     `tasks_from:` is), never to the current folder."""
     base = str(value)
     candidate = folder / base
-    if Path(base).suffix in (".yaml", ".yml") or "/" in base or candidate.is_file():
+    if Path(base).suffix in (".yaml", ".yml") or "/" in base or is_file(candidate):
         return str(candidate)
     return base
 

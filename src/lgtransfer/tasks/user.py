@@ -37,7 +37,11 @@ def load_file(path: str | Path) -> list[str]:
     path = Path(path).resolve()
     if path in _files:
         return _files[path]
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name the file system refuses (too long)
+        found = False
+    if not found:
         raise UsageError(f"no task file {path}")
     sha = file_sha256(path)
     spec = importlib.util.spec_from_file_location(f"lgtransfer_user_tasks_{sha[:12]}", path)
