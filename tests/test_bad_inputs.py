@@ -125,6 +125,8 @@ CASES: list[tuple[str, list[str], Callable | None, str]] = [
      lambda t, m: two_runs_one_damaged(t), "manifest.json"),
     ("results: one damaged manifest of two", ["results", "{tmp}/exp"],
      lambda t, m: two_runs_one_damaged(t), "manifest.json"),
+    ("heads: one damaged manifest of two", ["heads", "{tmp}/exp", "--quiet"],
+     lambda t, m: two_runs_one_damaged(t), "manifest.json"),
     ("report: a run folder that is also an experiment folder", ["report", "{tmp}/exp"],
      lambda t, m: run_and_index(t), "holds both manifest.json"),
     ("results: a run folder that is also an experiment folder", ["results", "{tmp}/exp"],

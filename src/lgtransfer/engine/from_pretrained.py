@@ -306,15 +306,7 @@ def load_checkpoint(path: str | Path) -> ModelSource:
     from lgtransfer.engine.model import load_model
 
     path = Path(path)
-    try:
-        model = load_model(path)
-    except (UsageError, MemoryError):
-        raise
-    except Exception as e:  # damaged weights, or a pickle (refused: it could run code)
-        first = (str(e).splitlines() or [""])[0][:160]
-        raise UsageError(f"cannot load the model in {path} ({type(e).__name__}: {first}): "
-                         "damaged, or weights that are not plain tensors (a pickle that could "
-                         "run code is refused)") from None
+    model = load_model(path)
     id_map = checkpoint_id_map(path)
     tokenizer = load_tokenizer(path) if id_map is not None else None
     return ModelSource(model, tokenizer, id_map)
