@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lgtransfer import rundir
@@ -344,6 +344,9 @@ def loads_or_says_one_line(path: Path, sets: list[str]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(doc=documents, sets=st.lists(assignments, max_size=3))
+@example(doc={"name": None, "budgets": {}}, sets=[])  # found by a longer run: StopIteration
+@example(doc={"budgets": {1: {}, "x": {}}}, sets=[])
+@example(doc={"base": "b" * 300}, sets=[])  # a name too long for the file system
 def test_generated_documents_and_sets_load_or_are_one_line(tmp_path_factory, doc, sets):
     path = tmp_path_factory.mktemp("doc") / "e.yaml"
     path.write_text(yaml.safe_dump(doc))

@@ -173,10 +173,10 @@ def budget_of(raw: dict, source: str, asked: str | None) -> str:
     budgets = raw.get("budgets")
     if budgets is None:
         return budget
-    if not isinstance(budgets, dict) or not all(
+    if not isinstance(budgets, dict) or not budgets or not all(
             isinstance(v, dict | None) for v in budgets.values()):
         raise UsageError(f"{source}: 'budgets' must map each budget to a mapping")
-    unknown = sorted(set(budgets) - set(BUDGETS))
+    unknown = sorted(map(str, set(budgets) - set(BUDGETS)))
     if unknown:
         raise UsageError(f"{source}: unknown budget {unknown[0]!r} in 'budgets' "
                          f"(budgets: {', '.join(BUDGETS)})")
