@@ -153,7 +153,7 @@ CASES: list[tuple[str, list[str], Callable | None, str]] = [
      lambda t, m: (t / "m").mkdir(), "config.json missing"),
     ("model.init not GGUF, dry", ["run", "quick", "--out", "{tmp}/out", "--set",
                                   "model.init={tmp}/m.gguf", "--dry-run"],
-     lambda t, m: write(t / "m.gguf", "text"), "not a GGUF file"),
+     lambda t, m: write(t / "m.gguf", "text"), "not a readable GGUF file"),
     ("--log tensorboard, not installed", ["run", "quick", "--out", "{tmp}/out", "--log",
                                           "tensorboard", *SETS], hide("tensorboard"),
      "needs the tensorboard package"),

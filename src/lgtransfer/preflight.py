@@ -89,7 +89,8 @@ def check_gguf(init: str, revision: str | None) -> None:
                          + ("" if isinstance(e, FileNotFoundError) else f" ({e.strerror})")
                          ) from None
     if magic != b"GGUF":
-        raise UsageError(f"model.init: {path} is not a GGUF file (its first bytes are not GGUF)")
+        raise UsageError(f"model.init: {path} is not a readable GGUF file (it does not start "
+                         "with GGUF)")
 
 
 def installed(package: str) -> bool:
