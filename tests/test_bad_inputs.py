@@ -186,7 +186,7 @@ CASES: list[tuple[str, list[str], Callable | None, str]] = [
     ("generate: pickled pytorch_model.bin", ["generate", "{tmp}/ckpt", "copy", "--length", "3"],
      lambda t, m: checkpoint(t, "pickle"), "cannot load the model"),
     ("generate: no such checkpoint", ["generate", "{tmp}/none", "copy", "--length", "3"], None,
-     "no checkpoint folder"),
+     "no lgtransfer checkpoint"),
     ("a malformed --cluster-option", ["run", "quick", "--out", "{tmp}/out", "--executor",
                                        "submitit", "--cluster-option", "x=[", *SETS], None,
      "cannot parse"),

@@ -231,8 +231,6 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from lgtransfer.engine.generate import generate
 
     _check_count_and_seed(args)
-    if not Path(args.checkpoint).is_dir():
-        raise UsageError(f"no checkpoint folder {args.checkpoint}")
     for row in generate(Path(args.checkpoint), args.task, args.length, args.count, args.seed):
         print(json.dumps(row))
 
