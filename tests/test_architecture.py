@@ -187,3 +187,6 @@ def test_the_command_lines_budgets_are_the_configs():
     from lgtransfer.config.schema import BUDGETS
 
     assert cli.BUDGETS == BUDGETS
+    from lgtransfer import cli_parser, executors
+
+    assert cli_parser.EXECUTORS == executors.EXECUTORS

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lgtransfer import rundir
@@ -50,6 +51,7 @@ from lgtransfer.config import (
     set_key,
     throughput,
 )
+from lgtransfer.config.files import OWN, PRESET_DIR, is_file, resolve_base
 from lgtransfer.config.runs import run_execution
 from lgtransfer.errors import UsageError
 
@@ -63,6 +65,8 @@ class ExperimentEntry:
     config: ExperimentConfig
     folder: Path  # relative to the output folder: BUDGET/EXPERIMENT or BUDGET/SWEEP/EXPERIMENT
     sweep: str = ""  # the sweep file's `sweep:` name, for an experiment of a sweep
+    # what loading it noticed: a budget inherited from a base overriding the file's own field
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -90,20 +94,24 @@ class PlannedRun:
 
 
 def load_experiments(names: list[str], overrides: list[str] | None = None,
-                     budget: str | None = None) -> list[ExperimentEntry]:
+                     budget: str | None = None, trust_code: bool = False
+                     ) -> list[ExperimentEntry]:
     """Every experiment that the given presets, experiment files and sweep files name, at
-    `budget` (None: each file's own, else this machine's default; `config.files`)."""
+    `budget` (None: each file's own, else this machine's default; `config.files`). Names
+    become folders under the output folder: each must be one plain folder name."""
     out: list[ExperimentEntry] = []
     for name in names:
-        raw = load_raw(name)
+        raw = load_raw(name, trust_code)
         if "sweep" in raw:
-            out += _sweep_experiments(raw, name, overrides or [], budget)
+            out += _sweep_experiments(raw, name, overrides or [], budget, trust_code)
         else:
-            raw = at_budget(raw, name, budget)
+            notes: list[str] = []
+            raw = at_budget(raw, name, budget, notes)
             for assignment in overrides or []:
                 apply_override(raw, assignment)
             cfg = parse_experiment(raw, name)
-            out.append(ExperimentEntry(cfg, Path(cfg.budget) / cfg.name))
+            rundir.folder_name(cfg.name, "experiment name")
+            out.append(ExperimentEntry(cfg, Path(cfg.budget) / cfg.name, notes=notes))
     folders = [e.folder for e in out]
     if len(set(folders)) < len(folders):
         raise UsageError("two experiments share a name: "
@@ -111,8 +119,9 @@ def load_experiments(names: list[str], overrides: list[str] | None = None,
     return out
 
 
-def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None
-                       ) -> list[ExperimentEntry]:
+def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None,
+                       trust_code: bool = False) -> list[ExperimentEntry]:
+    raw.pop(OWN, None)  # a sweep's own budgets apply to its sweep keys only
     unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid",
                           "budgets", "budget", "tasks_from", "matrix"}
     if unknown:
@@ -122,7 +131,7 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
     if set(own) - {"set", "grid"}:
         raise UsageError(f"{source}: a sweep's budget may give only 'set' and 'grid', got "
                          f"{sorted(set(own) - {'set', 'grid'})[0]!r}")
-    sweep, entries = str(raw["sweep"]), raw.get("experiments")
+    sweep, entries = rundir.folder_name(str(raw["sweep"]), "sweep name"), raw.get("experiments")
     if "matrix" in raw:
         if entries:
             raise UsageError(f"{source}: a sweep has 'experiments' or a 'matrix', not both")
@@ -134,16 +143,19 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
             isinstance(a, dict) and set(a) == {"keys", "values"} for a in grid.values()):
         raise UsageError(f"{source}: each grid axis needs exactly 'keys' and 'values'")
     axes = list(grid)
+    folder = Path(source).parent if is_file(Path(source)) else PRESET_DIR  # bases: relative
     out = []
     for entry in entries:
         if not isinstance(entry, dict) or "base" not in entry or "name" not in entry:
             raise UsageError(f"{source}: each sweep experiment needs 'base' and 'name'")
         for values in itertools.product(*(grid[a]["values"] for a in axes)):
             point = dict(zip(axes, values, strict=True))
-            base = load_raw(str(entry["base"]))
+            base_name = resolve_base(entry["base"], folder)
+            base = load_raw(base_name, trust_code)
             if "sweep" in base:
                 raise UsageError(f"{source}: base {entry['base']!r} is itself a sweep")
-            base = at_budget(base, str(entry["base"]), budget)
+            notes: list[str] = []
+            base = at_budget(base, base_name, budget, notes)
             # the budget's `set` last: it adapts the entries' own (A1's single-aux groups)
             for key, value in [*{**(raw.get("set") or {}), **(entry.get("set") or {})}.items(),
                                *(own.get("set") or {}).items()]:
@@ -157,7 +169,8 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
             for assignment in overrides:
                 apply_override(base, assignment)
             cfg = parse_experiment(base, f"{source}: {base['name']}")
-            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep))
+            rundir.folder_name(cfg.name, f"{source}: experiment name")
+            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep, notes))
     return out
 
 
@@ -212,8 +225,13 @@ def existing_runs(out: Path) -> dict[str, Path]:
             # the reference run of the same config must not find it
             if run_execution(config).is_reference:
                 keys.add(manifest["config_hash"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # a damaged run folder: resumed (or redone) as its own experiment's
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            # a damaged run folder: resumed (or redone) as its own experiment's, and said
+            why = (str(e) if isinstance(e, UsageError) else
+                   f"{path.parent}: manifest or config.yaml incomplete ({type(e).__name__}); "
+                   "`lgt run` takes that run as partial and resumes it")
+            print(f"lgt: warning: {why}", file=sys.stderr)
+            continue
         for key in keys:
             if key not in found or manifest.get("status") == "complete":
                 found[key] = path.parent

@@ -26,10 +26,10 @@ from lgtransfer.mixture import GroupTask
 
 
 def load_experiment(name_or_path: str, overrides: list[str] | None = None,
-                    budget: str | None = None) -> ExperimentConfig:
+                    budget: str | None = None, trust_code: bool = False) -> ExperimentConfig:
     """A preset or experiment file at a budget (default: its own, else this machine's), with
-    `--set` overrides applied, parsed and checked."""
-    raw = at_budget(load_raw(name_or_path), name_or_path, budget)
+    `--set` overrides applied, parsed and checked (`trust_code`: see `files.load_raw`)."""
+    raw = at_budget(load_raw(name_or_path, trust_code), name_or_path, budget)
     for assignment in overrides or []:
         apply_override(raw, assignment)
     return parse_experiment(raw, name_or_path)

@@ -24,6 +24,7 @@ from lgtransfer.analysis.report.noise import hardware_noise, noise_summary
 from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
 from lgtransfer.analysis.report.render import Section, markdown_table, render
 from lgtransfer.analysis.results import (
+    NoCompleteRun,
     budget_label,
     collect,
     experiment_folders,
@@ -33,7 +34,6 @@ from lgtransfer.analysis.results import (
     statistics,
 )
 from lgtransfer.config.schema import BUDGETS
-from lgtransfer.errors import UsageError
 
 STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
               "over seeds (`lgt results` writes them to stats.csv). max_gen_length = max "
@@ -43,8 +43,13 @@ STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interv
 
 def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
     """The report of a folder: of one experiment (report.png, per_seed.csv, report.md/html), or,
-    when it holds several, each one's own report plus one per paper figure at the top."""
+    when it holds several, each one's own report plus one per paper figure at the top; of a
+    registered study (results/scaling), the study's claims."""
     if run_dirs is None:
+        from lgtransfer.analysis.scaling import is_scaling_study, write_scaling
+
+        if is_scaling_study(path):
+            return write_scaling(path)
         folders = experiment_folders(path)
         if len(folders) > 1:
             return write_suite_report(path, folders)
@@ -54,7 +59,9 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
 def write_suite_report(root: Path, folders: list[Path]) -> Path:
     """Each experiment folder's own report, then the suite's report.md/html in `root`."""
     for folder in folders:
-        with contextlib.suppress(UsageError):  # no complete run there yet
+        if folder == root:  # runs of its own beside experiment folders: in the tables below
+            continue
+        with contextlib.suppress(NoCompleteRun):  # none there yet (a damaged file stops here)
             write_report(folder)
     df = label_configs(collect(root))
     seeds = per_seed(df)
