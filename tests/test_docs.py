@@ -159,3 +159,22 @@ def test_readme_is_short_and_starts_with_the_two_commands():
     assert [line for line in lines[marker + 1:] if line and not line.startswith("```")][0] == test
     assert marker < 60, "the test command, on the first screens"
     assert "<!-- summary -->" in text and "<!-- /summary -->" in text
+
+
+def test_the_readme_speedups_are_the_committed_benchmarks():
+    """Each "N.NN× ..." the README states for a model and mode is that row's ratio to fp32 in
+    benchmarks/results/cpu_throughput.json (rounded to two decimals)."""
+    import json
+
+    rows = json.loads((ROOT / "benchmarks" / "results" / "cpu_throughput.json").read_text())
+    ratio = {(r["model"], r["mode"]): f"{r['vs_reference']:.2f}" for r in rows["rows"]
+             if r["threads"] == 1 and r["runs"] == 1}
+    text = " ".join((ROOT / "README.md").read_text().split())
+    claims = {("paper", "bf16"): "paper's model (\\d\\.\\d\\d)×",
+              ("paper", "bf16+compile"): "fp32 reference \\((\\d\\.\\d\\d)× compiled",
+              ("cpu", "bf16"): "tier's model (\\d\\.\\d\\d)×",
+              ("cpu", "bf16+compile"): "tier's model \\d\\.\\d\\d× \\((\\d\\.\\d\\d)× compiled",
+              ("smollm2", "bf16"): "SmolLM2-135M's shape (\\d\\.\\d\\d)×"}
+    for key, pattern in claims.items():
+        found = re.search(pattern, text)
+        assert found and found.group(1) == ratio[key], (key, found and found.group(1))

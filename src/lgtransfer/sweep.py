@@ -281,12 +281,14 @@ def describe(planned: list[PlannedRun]) -> str:
         elif (seconds := rundir.read_json(p.directory / rundir.MANIFEST).get("train_seconds")):
             speeds.append(tokens / seconds)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    lines.append(f"{len(seen)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go")
+    times = []
     for (device, source), (seconds, tokens) in estimate.items():
         side = (os.cpu_count() or 1) if device == "cpu" else 1
-        lines.append(f"~{seconds / 3600:.2f} h of run time on {device} at "
-                     f"{tokens / seconds:,.0f} tokens/s a run ({source}); ~"
-                     f"{seconds / 3600 / side:.2f} h with {side} run(s) side by side")
+        times.append(f"~{seconds / 3600:.2f} h of run time on {device} at {tokens / seconds:,.0f}"
+                     f" tokens/s a run ({source}), ~{seconds / 3600 / side:.2f} h with {side} "
+                     "side by side")
+    lines.append(f"{len(seen)} runs: {summary}; {todo / 1e9:.2f}G training tokens to go"
+                 + "".join(f"; {t}" for t in times))
     if speeds and todo:
         speed = float(sorted(speeds)[len(speeds) // 2])
         lines.append(f"at the median speed of its {len(speeds)} complete runs ({speed:,.0f} "
