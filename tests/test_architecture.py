@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lgtransfer import rundir
+from lgtransfer.runtime import rundir
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lgtransfer"
 HEAVY = ("torch", "transformers")

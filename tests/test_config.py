@@ -18,7 +18,7 @@ from lgtransfer.config import (
     validate_runs,
 )
 from lgtransfer.errors import UsageError
-from lgtransfer.sweep import load_experiments, plan
+from lgtransfer.orchestration.sweep import load_experiments, plan
 
 COPY = {"task": "copy", "role": "main", "max_length": 16}
 PAPER_EXPERIMENTS = ["g1", "g2", "g2-signed", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1",
@@ -345,7 +345,7 @@ def test_the_budget_is_in_the_run_key_and_folder():
 def test_a_run_recorded_before_budgets_is_found_by_its_content(tmp_path):
     """A config.yaml without a budget matches the run of its content at any budget: quick's
     runs made before budgets are reused by `lgt run quick`, and keep their numbers."""
-    from lgtransfer import rundir
+    from lgtransfer.runtime import rundir
 
     run = expand(load_experiment("quick"))[0]
     old = tmp_path / "out" / "quick" / "with_aux_seed1_b8de334f59"

@@ -11,11 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import ModelConfig
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine import gguf_source
+from lgtransfer.runtime import rundir
 
 SHORT = "smollm2-135m-gguf"
 

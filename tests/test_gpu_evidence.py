@@ -10,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from lgtransfer import gpu_plan, gpu_queue, rundir
-from lgtransfer.analysis.evidence_pack import MAX_BYTES, MAX_FILES
 from lgtransfer.cli import main as lgt
+from lgtransfer.orchestration import gpu_plan, gpu_queue
+from lgtransfer.orchestration.evidence_pack import MAX_BYTES, MAX_FILES
+from lgtransfer.runtime import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 # two short experiments around a long one: after the measurements, the first call has time for

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.errors import UsageError
-from lgtransfer.executors import execute
-from lgtransfer.sweep import describe, load_experiments, plan, training_tokens
+from lgtransfer.orchestration.executors import execute
+from lgtransfer.orchestration.sweep import describe, load_experiments, plan, training_tokens
+from lgtransfer.runtime import rundir
 
 BASE = ("group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "
         "max_length: 5}]\n"

@@ -116,8 +116,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from lgtransfer.config import validate_runs
-    from lgtransfer.executors import execute
-    from lgtransfer.sweep import describe, load_experiments, plan, record_experiments
+    from lgtransfer.orchestration.executors import execute
+    from lgtransfer.orchestration.sweep import describe, load_experiments, plan, record_experiments
 
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
     experiments = load_experiments(args.experiment, args.set, args.budget)
@@ -146,10 +146,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
-    from lgtransfer import stopping
     from lgtransfer.analysis.report.experiment import curves_text, seed_table
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import load_eval
+    from lgtransfer.runtime import stopping
 
     for e in experiments:
         if e.sweep:

@@ -27,7 +27,7 @@ import yaml
 
 from lgtransfer.config.schema import BUDGETS, ExperimentConfig
 from lgtransfer.errors import UsageError
-from lgtransfer.rundir import read_yaml
+from lgtransfer.runtime.rundir import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
 BUDGETS_FILE = PRESET_DIR / "budgets.yaml"  # each budget's defaults; not an experiment

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lgtransfer.data.mixture import GroupRoles, GroupTask
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import GroupRoles, GroupTask
 
 POS_ENCODINGS = ("rope", "nope")
 BASELINES = ("none", "same_steps", "same_main_examples", "both")

@@ -27,9 +27,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.errors import UsageError
 from lgtransfer.tasks import TaskBatch, get_task
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import concat_ragged
 
 MARKER_REPEAT = 4

@@ -35,12 +35,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
+from transformers import AutoTokenizer
+from transformers.utils import logging as hf_logging
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.config.runs import stage_model
 from lgtransfer.config.schema import ExperimentConfig, ModelConfig
 from lgtransfer.engine import gguf_source
 from lgtransfer.errors import UsageError
+from lgtransfer.tasks import tokenizer as tok
 
 NODE_TOKENS = [f"<lgt_node_{k}>" for k in range(1, tok.N_NODES + 1)]
 MARKER_TOKENS = [f"<lgt_task_{chr(ord('A') + i)}>" for i in range(tok.N_MARKERS)]
@@ -131,8 +134,6 @@ def weights_sha256(path: Path) -> str:
 
 
 def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
@@ -265,8 +266,6 @@ def grow_embeddings(model: Any, n_tokens: int) -> int:
     old = model.get_input_embeddings().weight.shape[0]
     if n_tokens <= old:
         return 0
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # not the note on how mean resizing works, on every run
     try:
@@ -280,8 +279,6 @@ def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> ModelSource:
     """The model `m.init` at `m.revision` (random weights with `m.reinit`), in fp32, its
     embeddings grown for the new tokens; the seed draws the new rows (and, with `reinit`, every
     weight)."""
-    import torch
-
     from lgtransfer.engine.model import fresh_model
 
     source = open_source(m)

@@ -21,8 +21,13 @@ import contextlib
 import hashlib
 import importlib.metadata
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import modeling_gguf_pytorch_utils as gguf_utils
 
 from lgtransfer.errors import UsageError
 
@@ -106,10 +111,6 @@ def file_sha256(path: Path) -> str:
 def _quiet() -> Iterator[None]:
     """No progress bar for dequantizing: transformers draws it with plain tqdm, outside the
     progress-bar switch `model.py` turns off, and it would break `--quiet` and the run bars."""
-    from functools import partial
-
-    from transformers import modeling_gguf_pytorch_utils as gguf_utils
-
     bar = gguf_utils.tqdm
     gguf_utils.tqdm = partial(bar, disable=True)
     try:
@@ -127,24 +128,17 @@ def _plain(config: Any) -> Any:
 
 
 def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
     with _quiet():
         return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
 
 
 def load_config(path: Path) -> Any:
-    from transformers import AutoConfig
-
     with _quiet():
         return _plain(AutoConfig.from_pretrained(path.parent, gguf_file=path.name))
 
 
 def load_model(path: Path) -> Any:
     """The model, dequantized to fp32, as an ordinary (unquantized) transformers model."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
     with _quiet():
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name,
                                                      dtype=torch.float32)

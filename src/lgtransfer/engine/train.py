@@ -34,10 +34,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgtransfer import rundir, stopping
 from lgtransfer.config import RunSpec, TrainConfig
+from lgtransfer.data.mixture import (
+    Mixture,
+    SeqBatch,
+    eval_lengths,
+    init_worker,
+    step_batch,
+    worker_batch,
+)
 from lgtransfer.engine import from_pretrained as pretrained
-from lgtransfer.engine import tracking
+from lgtransfer.engine import machine, tracking
 from lgtransfer.engine.checkpoints import (
     remove_temporaries,
     resume_point,
@@ -47,14 +54,7 @@ from lgtransfer.engine.evaluate import evaluate, pick_device, scored_logits
 from lgtransfer.engine.heads.record import HEADS_FILE, HeadRecorder
 from lgtransfer.engine.model import build_model
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
-from lgtransfer.mixture import (
-    Mixture,
-    SeqBatch,
-    eval_lengths,
-    init_worker,
-    step_batch,
-    worker_batch,
-)
+from lgtransfer.runtime import rundir, stopping
 from lgtransfer.tasks.user import load_files, source_of
 
 # ----------------------------------------------------------------------------- set-up
@@ -294,7 +294,7 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
                 "figure": cfg.figure,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
-                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device)),
+                "started": rundir.now(), **rundir.owner(), **machine.environment(str(device)),
                 # execution settings are not in the run key: record what this run used
                 "precision": "bf16" if autocast_dtype(cfg.train, device) == torch.bfloat16
                 else "fp32", "compiled": compiles(cfg.train, device)}

@@ -33,7 +33,6 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-from lgtransfer import rundir
 from lgtransfer.config import (
     BUDGETS,
     ExperimentConfig,
@@ -48,6 +47,7 @@ from lgtransfer.config import (
     set_key,
 )
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 # ----------------------------------------------------------------------------- planning
 
@@ -269,7 +269,7 @@ def training_tokens(run: RunSpec) -> float:
     mean measured on a sample of the run's own mixture (tasks by weight, lengths uniform)."""
     import numpy as np
 
-    from lgtransfer.mixture import MARKER_REPEAT
+    from lgtransfer.data.mixture import MARKER_REPEAT
     from lgtransfer.tasks import get_task
 
     key = tuple((t.task, t.min_length, t.max_length, t.weight) for t in run.group)

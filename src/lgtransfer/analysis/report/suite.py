@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.analysis.report.figures.registry import (
@@ -34,6 +33,7 @@ from lgtransfer.analysis.results import (
 )
 from lgtransfer.config.schema import BUDGETS
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
               "over seeds (`lgt results` writes them to stats.csv). max_gen_length = max "
