@@ -21,7 +21,8 @@ import time
 import torch
 
 from lgtransfer.config import ModelConfig
-from lgtransfer.data.mixture import GroupTask, Mixture
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine.train import step_batch, train_step
 

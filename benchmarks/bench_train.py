@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from lgtransfer.config import ModelConfig
-from lgtransfer.data.mixture import GroupTask, Mixture, SeqBatch, eval_lengths
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture, SeqBatch, eval_lengths
 from lgtransfer.engine.evaluate import evaluate
 from lgtransfer.engine.model import build_model
 from lgtransfer.engine.train import step_batch, train_step

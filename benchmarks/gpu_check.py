@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import measure  # noqa: E402
 
 from lgtransfer.cli import main as lgt  # noqa: E402
-from lgtransfer.data.mixture import GroupTask, Mixture  # noqa: E402
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture  # noqa: E402
 from lgtransfer.engine.evaluate import exact_match, greedy_generate  # noqa: E402
 from lgtransfer.engine.model import load_model  # noqa: E402
 from lgtransfer.runtime import rundir  # noqa: E402

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from lgtransfer.config import expand, parse_experiment
-from lgtransfer.data.mixture import GroupTask, Mixture, SeqBatch
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture, SeqBatch
 from lgtransfer.engine.evaluate import scored_logits
 from lgtransfer.engine.model import load_model
 from lgtransfer.engine.train import length_buckets, step_batch, train_run

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import reference as ref
 
+from lgtransfer.data.groups import GroupTask
 from lgtransfer.data.mixture import (
     LEAK_FILTER_RATIO,
     MARKER_REPEAT,
-    GroupTask,
     Mixture,
     SeqBatch,
     fixed_eval_set,

@@ -168,7 +168,7 @@ def test_generate_prints_one_json_line_per_example(trained, capsys):
 
 
 def test_prefetching_workers_give_the_inline_batches():
-    from lgtransfer.data.mixture import GroupTask
+    from lgtransfer.data.groups import GroupTask
     from lgtransfer.engine.train import batch_stream
 
     mixture = Mixture([GroupTask("reverse_add", "main", 4), GroupTask("copy", "aux", 6)],

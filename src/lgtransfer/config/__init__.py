@@ -22,7 +22,7 @@ from lgtransfer.config.schema import (
     ModelConfig,
     TrainConfig,
 )
-from lgtransfer.data.mixture import GroupTask
+from lgtransfer.data.groups import GroupTask
 
 
 def load_experiment(name_or_path: str, overrides: list[str] | None = None,

@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from lgtransfer.config.schema import SCRATCH, ExperimentConfig, ModelConfig, TrainConfig
-from lgtransfer.data.mixture import GroupTask
+from lgtransfer.data.groups import GroupTask
 from lgtransfer.errors import UsageError
 
 # Experiment fields that name, describe or multiply runs, or record more about them (`heads`:

@@ -40,7 +40,8 @@ import torch
 from lgtransfer.analysis.heads_stats import summarize_reuse
 from lgtransfer.analysis.metrics import generalization_gap
 from lgtransfer.analysis.stats import jaccard, spearman, top_k
-from lgtransfer.data.mixture import GroupRoles, GroupTask, Mixture, SeqBatch, map_ids
+from lgtransfer.data.groups import GroupRoles, GroupTask
+from lgtransfer.data.mixture import Mixture, SeqBatch, map_ids
 from lgtransfer.engine.heads.causal import causal_test
 from lgtransfer.engine.heads.measure import (
     aligned_pair,
