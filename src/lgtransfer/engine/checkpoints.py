@@ -76,11 +76,9 @@ def step_of(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-")[1])
 
 
-def resume_point(run: RunSpec, run_dir: Path
-                 ) -> tuple[int, dict | None, pretrained.ModelSource | None]:
-    """Where a run starts: (step, optimizer/scheduler state, model source). A partial run
-    resumes from its last complete checkpoint; a new one from step 0, from a pretrained model
-    when `model.init` names one (source None: a fresh model)."""
+def read_resume_point(run_dir: Path) -> tuple[int, dict, pretrained.ModelSource] | None:
+    """A partial run's resume point: (step, optimizer/scheduler state, the model of its last
+    complete checkpoint, with the id map it trains with); None when it has none."""
     resume_file = run_dir / "checkpoints" / "resume.pt"
     if resume_file.exists():
         try:  # tensors and plain data only: unpickling anything else could run code
@@ -99,10 +97,7 @@ def resume_point(run: RunSpec, run_dir: Path
             raise UsageError(f"cannot resume {run_dir}: its resume point is damaged "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); delete "
                              f"{resume_file} to train the run again from step 0") from None
-    if run.model.init:
-        return 0, None, pretrained.load_source(run.model, run.seed,
-                                               [t.task for t in run.experiment.group])
-    return 0, None, None
+    return None
 
 
 def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -46,8 +46,8 @@ from lgtransfer.data.mixture import (
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine import machine, tracking
 from lgtransfer.engine.checkpoints import (
+    read_resume_point,
     remove_temporaries,
-    resume_point,
     save_resume_point,
 )
 from lgtransfer.engine.evaluate import evaluate, pick_device, scored_logits
@@ -157,6 +157,22 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         raise DiskFull(str(e.filename or run_dir), str(run_dir)) from None
 
 
+def init_from(run: RunSpec, run_dir: Path
+              ) -> tuple[int, dict | None, torch.nn.Module, pretrained.ModelSource | None]:
+    """Where the model comes from, in this order (nanoGPT's `init_from`): the run's own resume
+    point (a partial run goes on from its last complete checkpoint), else the pretrained model
+    `model.init` names, else fresh weights drawn from the model seed. Returns the step to start
+    at, the optimizer and scheduler state to restore (None: new ones), the model, and its
+    source (a pretrained or resumed model's tokenizer and id map; None for a fresh model)."""
+    if (resumed := read_resume_point(run_dir)) is not None:
+        step, state, source = resumed
+        return step, state, source.model, source
+    if run.model.init:
+        source = pretrained.load_source(run.model, run.seed, [t.task for t in run.experiment.group])
+        return 0, None, source.model, source
+    return 0, None, build_model(run.model, run.seed), None
+
+
 def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
                tracker: tracking.Tracking) -> None:
     if rundir.is_complete(run_dir):
@@ -166,8 +182,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
     device = pick_device(tcfg.device)
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
-    start, resume_state, source = resume_point(run, run_dir)
-    model = source.model if source else build_model(run.model, run.seed)
+    start, resume_state, model, source = init_from(run, run_dir)
     mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed, source.id_map if source else None)
     # every variant is evaluated up to the same length (at least the group's longest training
     # length), so the baseline and the with-aux run cover the same lengths
