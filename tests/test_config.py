@@ -12,13 +12,14 @@ from lgtransfer.config import (
     expand,
     files,
     load_experiment,
+    load_experiments,
     load_raw,
     parse_experiment,
     preset_names,
     validate_runs,
 )
 from lgtransfer.errors import UsageError
-from lgtransfer.orchestration.sweep import load_experiments, plan
+from lgtransfer.orchestration.sweep import plan
 
 COPY = {"task": "copy", "role": "main", "max_length": 16}
 PAPER_EXPERIMENTS = ["g1", "g2", "g2-signed", "g3", "g4", "g5", "g6", "g7", "c1", "c2", "a1",

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from lgtransfer.cli import main
+from lgtransfer.config import load_experiments
 from lgtransfer.errors import UsageError
 from lgtransfer.orchestration.executors import execute
-from lgtransfer.orchestration.sweep import describe, load_experiments, plan, training_tokens
+from lgtransfer.orchestration.sweep import describe, plan, training_tokens
 from lgtransfer.runtime import rundir
 
 BASE = ("group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "

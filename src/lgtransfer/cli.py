@@ -115,14 +115,18 @@ def _check_user_tasks(experiments: list) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.config import validate_runs
+    from lgtransfer.config import load_experiments, validate_runs
     from lgtransfer.orchestration.executors import execute
-    from lgtransfer.orchestration.sweep import describe, load_experiments, plan, record_experiments
+    from lgtransfer.orchestration.sweep import describe, plan, record_experiments
 
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
     experiments = load_experiments(args.experiment, args.set, args.budget)
     trackers = _trackers(args.log)
     for e in experiments:
+        if files:
+            e.sources.assigned("--tasks-from", "tasks_from", files)
+        if trackers:
+            e.sources.assigned("--log", "log", trackers)
         e.config.tasks_from = sorted({*e.config.tasks_from, *files})
         e.config.log = sorted({*e.config.log, *trackers})  # not in a run's key: no retraining
         # every bad input is caught before a run folder exists (a dry run lists runs even when
@@ -136,6 +140,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     planned = plan(experiments, out)
     if args.dry_run:
+        if args.explain:
+            print("\n\n".join(e.explain() for e in experiments), end="\n\n")
         print(describe(planned))
         return
     record_experiments(experiments, planned, out)
@@ -326,6 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "with submitit, the most array jobs at once")
     p.add_argument("--dry-run", action="store_true",
                    help="list every run and whether it is complete, partial or pending")
+    p.add_argument("--explain", action="store_true",
+                   help="with --dry-run: each experiment's every value, and where it came from "
+                   "(schema default, budgets.yaml, the file or its base, its budgets: block, a "
+                   "sweep's set or grid, --set)")
     p.add_argument("--cluster", default=None,
                    help="submitit cluster: slurm | local | debug (default: detect)")
     p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from lgtransfer.config.schema import BUDGETS, ExperimentConfig
+from lgtransfer.config.sources import Sources, label
 from lgtransfer.errors import UsageError
 from lgtransfer.runtime.rundir import read_yaml
 
@@ -38,8 +39,9 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if p != BUDGETS_FILE)
 
 
-def load_raw(name_or_path: str) -> dict:
-    """The raw YAML of a preset name or a file path, its `base:` chain merged in."""
+def load_raw(name_or_path: str, sources: Sources | None = None) -> dict:
+    """The raw YAML of a preset name or a file path, its `base:` chain merged in (each file
+    recorded in `sources`, bases first)."""
     path = Path(name_or_path)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
         path = PRESET_DIR / f"{name_or_path}.yaml"
@@ -57,6 +59,7 @@ def load_raw(name_or_path: str) -> dict:
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: an experiment file must be a YAML mapping")
     raw.setdefault("name", path.stem)
+    own = copy.deepcopy(raw)
     if "tasks_from" in raw:  # user task files, relative to this file; loaded now (tasks/user.py)
         raw["tasks_from"] = task_files(raw["tasks_from"], path.parent, str(path))
     if "base" in raw:  # `base: g2` = that experiment, with this file's fields on top
@@ -65,13 +68,18 @@ def load_raw(name_or_path: str) -> dict:
             raise UsageError(f"{path}: 'base' chain loops back to {base!r}")
         _loading.add(base)
         try:
-            parent = load_raw(base)
+            parent = load_raw(base, sources)
         finally:
             _loading.discard(base)
         parent.pop("description", None)
+        for layer in sources or []:  # the bases' descriptions are not the file's
+            layer.leaves.discard("description")
         if "budgets" in raw:  # a file's own budgets replace its base's, whole
             parent.pop("budgets", None)
         raw = merged(parent, raw)
+    if sources is not None:
+        own.pop("base", None)
+        sources.merged(label(name_or_path), own)
     return raw
 
 
@@ -132,17 +140,28 @@ def budget_of(raw: dict, source: str, asked: str | None) -> str:
     return budget
 
 
-def at_budget(raw: dict, source: str, asked: str | None) -> dict:
+def at_budget(raw: dict, source: str, asked: str | None, sources: Sources | None = None
+              ) -> dict:
     """Raw experiment data (base chain merged) at a budget: the budget's defaults, the file's
-    fields, then that budget's overrides; a budget-free file as written. Records the budget."""
+    fields, then that budget's overrides; a budget-free file as written. Records the budget
+    (and, in `sources`, the defaults under the files, the overrides and the budget above)."""
     raw = copy.deepcopy(raw)
+    fixed = "budget" in raw
     budget = budget_of(raw, source, asked)
     budgets = raw.pop("budgets", None)
     if budgets is not None:
-        raw = merged(read_yaml(BUDGETS_FILE)[budget], raw)
+        defaults = read_yaml(BUDGETS_FILE)[budget]
+        raw = merged(defaults, raw)
+        if sources is not None:
+            sources.merged(f"budgets.yaml {budget}", defaults, first=True)
         for key, value in (budgets[budget] or {}).items():
             set_key(raw, str(key), value)
+            if sources is not None:
+                sources.assigned(f"{label(source)}, budgets: {budget}", str(key), value)
     raw["budget"] = budget
+    if sources is not None:
+        sources.assigned("--budget" if asked else f"{label(source)}, budget:" if fixed
+                         else "this machine's default budget", "budget", budget)
     return raw
 
 
@@ -157,7 +176,7 @@ def merged(base: dict, top: dict) -> dict:
     return out
 
 
-def apply_override(raw: dict, assignment: str) -> None:
+def apply_override(raw: dict, assignment: str, sources: Sources | None = None) -> None:
     """Apply one `key=value` (value parsed as YAML) to raw experiment data, in place."""
     key, sep, text = assignment.partition("=")
     if not sep or not key:
@@ -167,6 +186,8 @@ def apply_override(raw: dict, assignment: str) -> None:
     except yaml.YAMLError:
         raise UsageError(f"--set {key}: cannot parse value {text!r}") from None
     set_key(raw, key, value)
+    if sources is not None:
+        sources.assigned("--set", key, value)
 
 
 def set_key(raw: dict, key: str, value: Any) -> None:

@@ -23,12 +23,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lgtransfer.config import load_experiments
 from lgtransfer.config.schema import WITH_AUX
 from lgtransfer.errors import UsageError
 from lgtransfer.orchestration.sweep import (
     PlannedRun,
     existing_runs,
-    load_experiments,
     plan,
     training_tokens,
 )
