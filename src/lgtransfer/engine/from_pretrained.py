@@ -8,10 +8,10 @@ writes `step-N/` subfolders). Nothing here touches the network: a model that is 
 machine is a `UsageError` that names what is missing.
 
 **Token ids: per character, through a vocabulary map.** The pipeline keeps working in our own
-character ids (`tokenizer.py`) and translates at the end: `build_id_map` gives, for each of our
-ids, the pretrained tokenizer's id of that character alone, and `mixture.map_ids` applies it to
-whole batches with one numpy lookup. The alternative, running the pretrained tokenizer over the
-text, would let BPE merge characters (`abc` as one token) so that the prompt/target boundary,
+character ids (`tasks/tokenizer.py`) and translates at the end: `build_id_map` gives, for each
+of our ids, the pretrained tokenizer's id of that character alone, and `mixture.map_ids` applies
+it to whole batches with one numpy lookup. The alternative, running the pretrained tokenizer over
+the text, would let BPE merge characters (`abc` as one token) so that the prompt/target boundary,
 the loss mask (MQAR trains only some target characters) and the length of an example would no
 longer line up with our arrays; per-character ids keep all of them exact, vectorized and
 identical to a from-scratch run. Nothing is lost for arithmetic: SmolLM2's tokenizer, like ours

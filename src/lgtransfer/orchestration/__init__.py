@@ -1,4 +1,4 @@
 """Run orchestration: experiments planned into run folders (`sweep`), trained inline, in a
 process pool or on SLURM (`executors`), and the GPU evidence queue (`gpu_plan`, `gpu_queue`,
-`evidence_pack`). The only layer that reaches torch, by importing `lgtransfer.engine` modules
-inside the functions that train."""
+`evidence_pack`). Loading it never loads torch: it reaches the engine only by importing an
+engine module inside the function that trains."""

@@ -171,7 +171,8 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
 
 
 MANIFEST = "manifest.json"
-EXPERIMENT_INDEX = "experiment.json"  # an experiment folder's list of its runs (sweep.py)
+# an experiment folder's list of its runs (`orchestration/sweep.py`)
+EXPERIMENT_INDEX = "experiment.json"
 
 
 def is_complete(run_dir: Path) -> bool:
