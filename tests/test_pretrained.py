@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from lgtransfer.cli import main
-from lgtransfer.config import expand, load_experiment, parse_experiment
+from lgtransfer.config import expand, load_experiment, model_files, parse_experiment
 from lgtransfer.data.mixture import Mixture, map_ids
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine.checkpoints import hf_tokenizer
@@ -189,9 +189,9 @@ def hub_cache(lm, tmp_path, monkeypatch):
 
 
 def test_a_model_in_the_hub_cache_resolves_offline(hub_cache):
-    path, commit = pretrained.resolve("lgt-test/tiny", "step-2")
+    path, commit = model_files.resolve("lgt-test/tiny", "step-2")
     assert commit == f"{2:040x}" and (path / "config.json").is_file()
-    assert pretrained.resolve("lgt-test/tiny")[1] == f"{1:040x}"  # main
+    assert model_files.resolve("lgt-test/tiny")[1] == f"{1:040x}"  # main
 
 
 @pytest.mark.parametrize("overrides,message", [
