@@ -201,11 +201,13 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import experiment_folders, select_runs
+    from lgtransfer.analysis.scaling import is_scaling_study
 
     path = Path(args.dir)
     if not path.is_dir():
         raise UsageError(f"no such folder {path}")
-    if len(experiment_folders(path)) > 1:  # a suite or sweep: a section per paper figure
+    # a suite or sweep: a section per paper figure; a registered study: its own claims
+    if len(experiment_folders(path)) > 1 or is_scaling_study(path):
         print(f"report: {write_report(path)}")
         return
     dirs, skipped = select_runs(path)

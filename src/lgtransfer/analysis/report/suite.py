@@ -43,8 +43,13 @@ STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interv
 
 def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
     """The report of a folder: of one experiment (report.png, per_seed.csv, report.md/html), or,
-    when it holds several, each one's own report plus one per paper figure at the top."""
+    when it holds several, each one's own report plus one per paper figure at the top; of a
+    registered study (results/scaling), the study's claims."""
     if run_dirs is None:
+        from lgtransfer.analysis.scaling import is_scaling_study, write_scaling
+
+        if is_scaling_study(path):
+            return write_scaling(path)
         folders = experiment_folders(path)
         if len(folders) > 1:
             return write_suite_report(path, folders)

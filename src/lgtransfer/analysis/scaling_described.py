@@ -1,0 +1,113 @@
+"""The scaling study's described parts, which test nothing (lgtransfer.analysis.scaling;
+results/scaling/registration.yaml): the forecast line, the side arm's table and the figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lgtransfer.analysis.metrics import LEARNED
+from lgtransfer.analysis.report.render import pyplot
+
+SIDE_ARM = ("g3", "g6", "g7", "g2-signed")
+BOOTSTRAP_DRAWS = 10_000
+
+
+def forecast(runs: pd.DataFrame, references: dict[str, float], group: str) -> str:
+    """The least-squares line of reach_share on log2(compute) over the group's with-aux runs,
+    its slope's bootstrap interval (seeds resampled within levels) and where it reaches 0.5
+    and 1.0 (L_aux): described, not tested."""
+    sel = runs[(runs.group == group) & (runs.variant == "with_aux")] if len(runs) else runs
+    if len(sel) == 0 or sel.level.nunique() < 2:
+        return f"{group.upper()}: no line yet (with-aux runs at two levels at least are needed)."
+    x = np.log2(sel.compute.to_numpy(dtype=float))
+    y = sel.reach_share.to_numpy(dtype=float)
+    slope, intercept = np.polyfit(x, y, 1)
+    lo, hi = np.percentile(bootstrap_slopes(x, y, sel.level.to_numpy()), [2.5, 97.5])
+    head = (f"{group.upper()}: reach_share = {intercept:.3f} + {slope:.3f} x log2(compute) "
+            f"(n = {len(sel)}; slope 95 % bootstrap interval [{lo:.3f}, {hi:.3f}])")
+    refs = ", ".join(f"{_name(k)} {v:g}" for k, v in references.items())
+    if slope <= 0 or lo <= 0 <= hi:
+        return f"{head}: the trend does not get there ({refs})."
+    at = {t: 2 ** ((t - intercept) / slope) for t in (0.5, 1.0)}
+    return (f"{head}: 0.5 at compute {at[0.5]:.3g}, 1.0 (L_aux) at {at[1.0]:.3g} "
+            f"(beside the {refs}).")
+
+
+def _name(reference: str) -> str:
+    return reference.replace("_", " ").replace("h100", "H100")  # h100_pilot -> H100 pilot
+
+
+def bootstrap_slopes(x: np.ndarray, y: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """BOOTSTRAP_DRAWS slopes, each of the runs drawn with replacement within each level
+    (numpy default_rng(0); levels in order of first appearance)."""
+    rng = np.random.default_rng(0)
+    picks = []
+    for level in dict.fromkeys(levels):
+        idx = np.flatnonzero(levels == level)
+        picks.append(idx[rng.integers(0, len(idx), (BOOTSTRAP_DRAWS, len(idx)))])
+    sample = np.concatenate(picks, axis=1)
+    xs, ys = x[sample], y[sample]
+    xc = xs - xs.mean(axis=1, keepdims=True)
+    return (xc * (ys - ys.mean(axis=1, keepdims=True))).sum(axis=1) / (xc ** 2).sum(axis=1)
+
+
+def side_arm(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per side-arm run and task: in-distribution accuracy and whether it learned; per group
+    and level: whether every task did."""
+    sel = ind[ind.group.isin(SIDE_ARM)] if len(ind) else ind
+    tasks = pd.DataFrame({
+        "group": sel.group, "level": sel.level, "seed": sel.seed,
+        "task": sel.task + " (" + sel.role + ")", "trained to": sel.train_max_length,
+        "in-distribution accuracy": sel.accuracy.round(3),
+        "learned": np.where(sel.accuracy >= LEARNED, "yes", "no")})
+    groups = tasks.groupby(["group", "level"], sort=False).learned.agg(
+        lambda s: "yes" if (s == "yes").all() else "no").reset_index()
+    return tasks, groups.rename(columns={"learned": "every task learned"})
+
+
+SIDE_TEXT = (f"Does each task of G3, G6, G7 and g2-signed learn its own range (mean exact "
+             f"match over its training lengths at the last step >= {LEARNED})? A group learns "
+             "when all its tasks do.")
+SIDE_NONE = ("No side-arm run is in yet (registered: seed 0 with aux of G3, G6, G7 and "
+             "g2-signed at x4).")
+
+
+def scaling_figure(runs: pd.DataFrame, groups: tuple[str, ...], references: dict[str, float],
+                   out: Path) -> Path:
+    """reach_share (top) and gain (bottom) against compute, G1 and G5 side by side: every seed
+    a dot (jittered along x), the level means a line; the paper and the H100 pilot marked."""
+    plt = pyplot()
+    fig, axes = plt.subplots(2, len(groups), figsize=(11, 7.5), sharex=True)
+    rng = np.random.default_rng(0)
+    for col, group in enumerate(groups):
+        sel = runs[(runs.group == group) & (runs.variant == "with_aux")] if len(runs) else runs
+        for row, stat in enumerate(("reach_share", "gain")):
+            ax = axes[row, col]
+            if len(sel):
+                jitter = 2 ** rng.uniform(-0.15, 0.15, len(sel))
+                ax.scatter(sel.compute * jitter, sel[stat], s=16, alpha=0.6, label="one seed")
+                means = sel.groupby("compute")[stat].mean()
+                ax.plot(means.index, means.to_numpy(), "-o", color="black", label="level mean")
+            for (name, c), colour in zip(references.items(), ("tab:red", "tab:purple"),
+                                         strict=False):
+                ax.axvline(c, color=colour, ls="--", lw=1)
+                ax.text(c * 0.9, 0.98, f"{_name(name)} ({c:g}; "
+                        "lengths 16/32)",
+                        rotation=90, ha="right", va="top", fontsize=7, color=colour,
+                        transform=ax.get_xaxis_transform())
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.set_xscale("log")
+            ax.set_xlim(0.6, 6000)
+            ax.set_ylabel(stat)
+            ax.set_title(f"{group.upper()}: {stat}", fontsize=10)
+            if row == 1:
+                ax.set_xlabel("training compute (x the cpu budget)")
+    axes[0, 0].legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    path = out / "fig_scaling.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
