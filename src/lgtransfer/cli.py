@@ -199,9 +199,9 @@ def _key_value(text: str, flag: str) -> tuple[str, object]:
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from lgtransfer.analysis.report.scaling import is_scaling_study
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import experiment_folders, select_runs
-    from lgtransfer.analysis.scaling import is_scaling_study
 
     path = Path(args.dir)
     if not path.is_dir():
