@@ -1,6 +1,6 @@
 """Crash artifacts in run folders: a torn last line in a log is skipped with one warning; a
 damaged line elsewhere, a damaged manifest or config is one line naming `file:line` and exit 2,
-never a traceback; `lgt run` resumes a run whose manifest is damaged."""
+never a traceback; `lgt run` resumes a run whose manifest is damaged, with a warning naming it."""
 
 import os
 import pickle
@@ -34,6 +34,13 @@ def runs(trained, tmp_path):
     shutil.copytree(trained, copy)
     (run,) = (copy / "cpu" / "g1").glob("with_aux_*")
     return copy, run
+
+
+def resumed_one_line(err: str) -> str:
+    """The one line of a command that also said it resumes a run whose manifest is damaged."""
+    warning, *rest = err.splitlines()
+    assert warning.startswith("lgt: warning: ") and "manifest.json" in warning, err
+    return one_line("\n".join(rest))
 
 
 def one_line(err: str) -> str:
@@ -243,7 +250,7 @@ def test_a_full_disk_reported_by_torch_itself_is_handled_as_one(runs, monkeypatc
     argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
             "inline", *SETS]
     assert main(argv) == 74
-    assert "disk full writing" in one_line(capsys.readouterr().err)
+    assert "disk full writing" in resumed_one_line(capsys.readouterr().err)
     assert not list(run.rglob("*.tmp"))
 
 
@@ -329,7 +336,7 @@ def test_a_damaged_resume_point_is_one_line_and_deleting_it_retrains(runs, capsy
     argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
             "inline", *SETS]
     assert main(argv) == 2
-    assert "resume point is damaged" in one_line(capsys.readouterr().err)
+    assert "resume point is damaged" in resumed_one_line(capsys.readouterr().err)
     (run / "checkpoints" / "resume.pt").unlink()
     assert main(argv) == 0
     assert rundir.read_jsonl(run / "eval.jsonl") == rows
@@ -365,7 +372,7 @@ def test_a_resume_point_carrying_a_pickled_object_is_refused_and_runs_nothing(
     argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", "--executor",
             "inline", *SETS]
     assert main(argv) == 2
-    line = one_line(capsys.readouterr().err)
+    line = resumed_one_line(capsys.readouterr().err)
     assert f"{resume} holds objects other than tensors and plain data, refused" in line
     assert not marker.exists()  # ... but was never unpickled
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

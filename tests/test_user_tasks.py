@@ -54,7 +54,8 @@ def test_a_task_from_a_file_is_listed_sampled_trained_and_traced(tmp_path, capsy
         """)
     # a data worker process (spawned) rebuilds the group by name, loading the file itself
     assert main(["run", str(exp), "--budget", "cpu", "--out", str(tmp_path / "runs"), "--quiet",
-                 "--executor", "inline", "--set", "train.data_workers=1", *SETS]) == 0
+                 "--executor", "inline", "--set", "train.data_workers=1", "--trust-task-code",
+                 *SETS]) == 0
     (run,) = (tmp_path / "runs" / "cpu" / "exp").glob("with_aux_*")
     manifest = rundir.read_json(run / "manifest.json")
     assert manifest["status"] == "complete"
@@ -209,7 +210,8 @@ def test_lgt_run_refuses_a_broken_task_before_any_run_folder(tmp_path, capsys):
         tasks_from: tasks.py
         group: [{task: nothing, role: main, max_length: 4}, {task: copy, role: aux, max_length: 8}]
         """)
-    assert main(["run", str(exp), "--budget", "cpu", "--out", str(tmp_path / "runs"), *SETS]) == 2
+    assert main(["run", str(exp), "--budget", "cpu", "--out", str(tmp_path / "runs"),
+                 "--trust-task-code", *SETS]) == 2
     assert "empty target" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
@@ -248,7 +250,7 @@ def test_a_partial_run_does_not_resume_with_edited_task_code(tmp_path, capsys):
         group: [{task: edited_sort, role: main, max_length: 4}]
         """)
     argv = ["run", str(exp), "--budget", "cpu", "--out", str(tmp_path / "runs"), "--quiet",
-            "--executor", "inline", *SETS, "--set", "baseline=none",
+            "--executor", "inline", "--trust-task-code", *SETS, "--set", "baseline=none",
             "--set", "train.keep_resume=true", "--set", "train.checkpoint_every=2"]
     assert main(argv) == 0
     (run,) = (tmp_path / "runs" / "cpu" / "exp").glob("*_seed0_*")
@@ -291,7 +293,7 @@ def test_the_shipped_example_checks_samples_correctly_and_plans_its_runs(tmp_pat
             digits = r["prompt"].removesuffix("=")
             assert len(digits) == 9 and r["target"] == counting_sort(digits, descending)
     assert main(["run", str(EXAMPLE / "sort.yaml"), "--out", str(tmp_path / "runs"),
-                 "--dry-run"]) == 0
+                 "--dry-run", "--trust-task-code"]) == 0
     lines = capsys.readouterr().out.splitlines()
     planned = [x for x in lines if x.startswith("pending")]
     assert len(planned) == 6 and all("/cpu/sort/" in x for x in planned)  # 3 seeds x 2 variants

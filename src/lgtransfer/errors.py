@@ -4,8 +4,12 @@
 class UsageError(ValueError):
     """Bad input: unknown task or preset, malformed YAML, impossible length, missing file.
 
-    The command line prints its message as one line on stderr and exits with status 2.
+    The command line prints its message as one line on stderr and exits with status 2: a
+    line break in it (from a user's value it quotes) is shown as `\\n`.
     """
+
+    def __str__(self) -> str:
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
 
 
 class Interrupted(Exception):

@@ -43,6 +43,11 @@ SEED_METRICS = {"max_gen_length_with_aux": WITH_AUX, "max_gen_length_main_only":
 BOOTSTRAP_RESAMPLES = 10_000
 
 
+class NoCompleteRun(UsageError):
+    """A folder with no complete run yet: an error for `lgt report DIR` itself, a folder to
+    leave out for the suite report around it (never a damaged file: that stops every reader)."""
+
+
 def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
     """The complete runs of the most recently finished experiment config under `exp_dir` (or
     listed by its `experiment.json`), and how many complete runs of other configs (e.g. earlier
@@ -50,14 +55,12 @@ def select_runs(exp_dir: Path) -> tuple[list[Path], int]:
     groups: dict[str, list[tuple[float, Path]]] = {}
     candidates = sorted(p.parent for p in exp_dir.rglob(rundir.MANIFEST))
     for run_dir in dict.fromkeys(candidates + rundir.listed_runs(exp_dir)):
-        if rundir.is_complete(run_dir):
+        if rundir.is_complete(run_dir, strict=True):  # a damaged manifest: one line, exit 2
             m = rundir.read_json(run_dir / rundir.MANIFEST)
             key = _label(run_dir, exp_dir)[2] or m.get("experiment_key", "")
             groups.setdefault(key, []).append((m.get("finished", 0.0), run_dir))
     if not groups:
-        for run_dir in candidates:  # say why, when it is a damaged manifest
-            rundir.read_json(run_dir / rundir.MANIFEST)
-        raise UsageError(f"no complete run under {exp_dir}")
+        raise NoCompleteRun(f"no complete run under {exp_dir}")
     latest = max(groups.values(), key=lambda runs: max(t for t, _ in runs))
     skipped = sum(len(runs) for runs in groups.values()) - len(latest)
     return [d for _, d in latest], skipped
@@ -72,10 +75,10 @@ def load_eval(exp_dir: Path, run_dirs: list[Path] | None = None) -> pd.DataFrame
     frames = []
     for d in run_dirs:
         frame = _run_frame(d, exp_dir, *_label(d, exp_dir if index else d.parent))
-        if frame is not None and rundir.is_complete(d):
+        if frame is not None and rundir.is_complete(d, strict=True):
             frames.append(frame)
     if not frames:
-        raise UsageError(f"no complete run under {exp_dir}")
+        raise NoCompleteRun(f"no complete run under {exp_dir}")
     return pd.concat(frames, ignore_index=True)
 
 
@@ -154,9 +157,18 @@ def best_seed(table: pd.DataFrame) -> int | None:
 
 
 def run_folders(root: Path) -> list[Path]:
-    """Every run folder (one holding a manifest.json) under `root`, in a stable order."""
-    return sorted(p.parent for p in root.rglob(rundir.MANIFEST)
-                  if ".submitit" not in p.parts and "heads" not in p.relative_to(root).parts)
+    """Every run folder (one holding a manifest.json) under `root`, in a stable order. A folder
+    that is both a run and an experiment folder (experiment.json) is not one lgt makes: said
+    in one line rather than taken for either."""
+    found = sorted(p.parent for p in root.rglob(rundir.MANIFEST)
+                   if ".submitit" not in p.parts and "heads" not in p.relative_to(root).parts)
+    for d in found:
+        if (d / rundir.EXPERIMENT_INDEX).is_file():
+            raise UsageError(f"{d} holds both {rundir.MANIFEST} (a run) and "
+                             f"{rundir.EXPERIMENT_INDEX} (an experiment's list of runs); lgt "
+                             "never writes both in one folder: move or delete the one that does "
+                             "not belong")
+    return found
 
 
 def experiment_folders(root: Path) -> list[Path]:

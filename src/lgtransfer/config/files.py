@@ -28,7 +28,7 @@ import yaml
 from lgtransfer.config.schema import BUDGETS, ExperimentConfig
 from lgtransfer.config.sources import Sources, label
 from lgtransfer.errors import UsageError
-from lgtransfer.runtime.rundir import read_yaml
+from lgtransfer.runtime.rundir import load_yaml_text, read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
 BUDGETS_FILE = PRESET_DIR / "budgets.yaml"  # each budget's defaults; not an experiment
@@ -39,62 +39,117 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if p != BUDGETS_FILE)
 
 
-def load_raw(name_or_path: str, sources: Sources | None = None) -> dict:
+def load_raw(name_or_path: str, trust_code: bool = False, sources: Sources | None = None
+             ) -> dict:
     """The raw YAML of a preset name or a file path, its `base:` chain merged in (each file
-    recorded in `sources`, bases first)."""
+    recorded in `sources`, bases first).
+
+    `tasks_from:` names Python code that is imported to register its tasks: it is loaded only
+    with `trust_code` (`--trust-task-code`, or LGT_TRUST_TASK_CODE=1) or when the command line
+    already loaded that file (`--tasks-from`), as `trust_remote_code` guards model code in
+    transformers: an experiment file from elsewhere must not run code by being read."""
     path = Path(name_or_path)
-    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+    if not (path.suffix in (".yaml", ".yml") or is_file(path)):
         path = PRESET_DIR / f"{name_or_path}.yaml"
         # NAME-paper: a preset from before one file per experiment held all its budgets
         old = re.fullmatch(r"(.+)-paper", name_or_path)
-        if not path.exists() and old and old[1] in preset_names():
+        if not is_file(path) and old and old[1] in preset_names():
             raise UsageError(f"preset {name_or_path!r} is now a budget of {old[1]!r}: "
                              f"lgt run {old[1]} --budget paper")
-        if not path.exists() or path == BUDGETS_FILE:
+        if not is_file(path) or path == BUDGETS_FILE:
             raise UsageError(f"unknown experiment {name_or_path!r}: not a file, and not a preset "
                              f"({', '.join(preset_names())})")
-    elif not path.is_file():
+    elif not is_file(path):
         raise UsageError(f"no experiment file {path}")
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: an experiment file must be a YAML mapping")
     raw.setdefault("name", path.stem)
-    own = copy.deepcopy(raw)
+    written = copy.deepcopy(raw)  # this file's own fields, for `sources`
     if "tasks_from" in raw:  # user task files, relative to this file; loaded now (tasks/user.py)
-        raw["tasks_from"] = task_files(raw["tasks_from"], path.parent, str(path))
+        raw["tasks_from"] = task_files(raw["tasks_from"], path.parent, str(path), trust_code)
     if "base" in raw:  # `base: g2` = that experiment, with this file's fields on top
-        base = str(raw.pop("base"))
+        base = resolve_base(raw.pop("base"), path.parent)
         if base in _loading:
             raise UsageError(f"{path}: 'base' chain loops back to {base!r}")
         _loading.add(base)
         try:
-            parent = load_raw(base, sources)
+            parent = load_raw(base, trust_code, sources)
         finally:
             _loading.discard(base)
         parent.pop("description", None)
         for layer in sources or []:  # the bases' descriptions are not the file's
             layer.leaves.discard("description")
+        own = set(parent.pop(OWN, []))
         if "budgets" in raw:  # a file's own budgets replace its base's, whole
             parent.pop("budgets", None)
+            own = set()
+        else:  # the base's budgets apply over this file's fields: `at_budget` says where
+            own |= set(dotted_keys(raw))
         raw = merged(parent, raw)
+        if own:
+            raw[OWN] = sorted(own)
     if sources is not None:
-        own.pop("base", None)
-        sources.merged(label(name_or_path), own)
+        written.pop("base", None)
+        sources.merged(label(name_or_path), written)
     return raw
 
 
 _loading: set[str] = set()
+# the dotted keys the files of a `base:` chain set under budgets they inherit (`at_budget` says
+# when such a budget overrides one); a key no experiment field can have, removed by `at_budget`
+OWN = "__fields_under_inherited_budgets__"
+TRUST_ENV = "LGT_TRUST_TASK_CODE"
 
 
-def task_files(value: object, folder: Path, source: str) -> list[str]:
+def is_file(path: Path) -> bool:
+    """`path.is_file()`, False also for a name the file system refuses (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_base(value: object, folder: Path) -> str:
+    """A `base:` value: a preset name, or a file path relative to the file that names it (as
+    `tasks_from:` is), never to the current folder."""
+    base = str(value)
+    candidate = folder / base
+    if Path(base).suffix in (".yaml", ".yml") or "/" in base or is_file(candidate):
+        return str(candidate)
+    return base
+
+
+def dotted_keys(raw: dict, prefix: str = "") -> list[str]:
+    """`{train: {steps: 1}, seeds: [0]}` -> [train.steps, seeds]: the fields a file sets."""
+    keys = []
+    for key, value in raw.items():
+        if isinstance(value, dict) and value and key != "budgets":
+            keys += dotted_keys(value, f"{prefix}{key}.")
+        elif key not in ("name", "budgets", "budget", "description"):
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def code_trusted(trust_code: bool) -> bool:
+    return trust_code or os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def task_files(value: object, folder: Path, source: str, trust_code: bool = False) -> list[str]:
     """`tasks_from:` (a path or a list of them, relative to `folder`) as absolute paths, each
-    loaded, so that the experiment's group can name their tasks."""
-    from lgtransfer.tasks.user import load_file
+    loaded, so that the experiment's group can name their tasks; refused (nothing imported)
+    unless the user allowed code from files (`load_raw`)."""
+    from lgtransfer.tasks.user import is_loaded, load_file
 
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
         raise UsageError(f"{source}: tasks_from must be a file path or a list of them")
     paths = [str((folder / v).resolve()) for v in items]
+    untrusted = [p for p in paths if not is_loaded(p)]
+    if untrusted and not code_trusted(trust_code):
+        raise UsageError(f"{source} names Python code to run (tasks_from: {untrusted[0]}); "
+                         "if you trust it, allow it with --trust-task-code (or "
+                         f"{TRUST_ENV}=1), or pass the file with --tasks-from")
     for p in paths:
         load_file(p)
     return paths
@@ -127,10 +182,10 @@ def budget_of(raw: dict, source: str, asked: str | None) -> str:
     budgets = raw.get("budgets")
     if budgets is None:
         return budget
-    if not isinstance(budgets, dict) or not all(
+    if not isinstance(budgets, dict) or not budgets or not all(
             isinstance(v, dict | None) for v in budgets.values()):
         raise UsageError(f"{source}: 'budgets' must map each budget to a mapping")
-    unknown = sorted(set(budgets) - set(BUDGETS))
+    unknown = sorted(map(str, set(budgets) - set(BUDGETS)))
     if unknown:
         raise UsageError(f"{source}: unknown budget {unknown[0]!r} in 'budgets' "
                          f"(budgets: {', '.join(BUDGETS)})")
@@ -140,12 +195,15 @@ def budget_of(raw: dict, source: str, asked: str | None) -> str:
     return budget
 
 
-def at_budget(raw: dict, source: str, asked: str | None, sources: Sources | None = None
-              ) -> dict:
+def at_budget(raw: dict, source: str, asked: str | None, notes: list[str] | None = None,
+              sources: Sources | None = None) -> dict:
     """Raw experiment data (base chain merged) at a budget: the budget's defaults, the file's
     fields, then that budget's overrides; a budget-free file as written. Records the budget
-    (and, in `sources`, the defaults under the files, the overrides and the budget above)."""
+    (and, in `sources`, the defaults under the files, the overrides and the budget above).
+    Where a budget inherited from a base overrides a field the file set itself, a line saying
+    so goes to `notes` (the dry run prints them)."""
     raw = copy.deepcopy(raw)
+    own = raw.pop(OWN, [])
     fixed = "budget" in raw
     budget = budget_of(raw, source, asked)
     budgets = raw.pop("budgets", None)
@@ -155,13 +213,32 @@ def at_budget(raw: dict, source: str, asked: str | None, sources: Sources | None
         if sources is not None:
             sources.merged(f"budgets.yaml {budget}", defaults, first=True)
         for key, value in (budgets[budget] or {}).items():
-            set_key(raw, str(key), value)
+            key = str(key)
+            mine = [k for k in own if k == key or key.startswith(f"{k}.")]
+            if mine and notes is not None:
+                before = value_at(raw, key)
+                if before != value:
+                    notes.append(f"note: {source}: budgets.{budget} (inherited from its base) "
+                                 f"sets {key}={value} over the file's {before}")
+            set_key(raw, key, value)
             if sources is not None:
-                sources.assigned(f"{label(source)}, budgets: {budget}", str(key), value)
+                sources.assigned(f"{label(source)}, budgets: {budget}", key, value)
     raw["budget"] = budget
     if sources is not None:
         sources.assigned("--budget" if asked else f"{label(source)}, budget:" if fixed
                          else "this machine's default budget", "budget", budget)
+    return raw
+
+
+def value_at(raw: Any, key: str) -> Any:
+    """The value at a dotted key of raw data (None where there is none)."""
+    for part in key.split("."):
+        if isinstance(raw, dict):
+            raw = raw.get(part)
+        elif isinstance(raw, list) and part.isdigit() and int(part) < len(raw):
+            raw = raw[int(part)]
+        else:
+            return None
     return raw
 
 
@@ -182,7 +259,7 @@ def apply_override(raw: dict, assignment: str, sources: Sources | None = None) -
     if not sep or not key:
         raise UsageError(f"--set expects key=value, got {assignment!r}")
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml_text(text)
     except yaml.YAMLError:
         raise UsageError(f"--set {key}: cannot parse value {text!r}") from None
     set_key(raw, key, value)

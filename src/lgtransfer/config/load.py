@@ -29,11 +29,22 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lgtransfer.config.files import apply_override, at_budget, budget_of, load_raw, set_key
+from lgtransfer.config.files import (
+    OWN,
+    PRESET_DIR,
+    apply_override,
+    at_budget,
+    budget_of,
+    is_file,
+    load_raw,
+    resolve_base,
+    set_key,
+)
 from lgtransfer.config.parse import parse_experiment
 from lgtransfer.config.schema import ExperimentConfig
 from lgtransfer.config.sources import Sources, explain, fields_of, label
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 
 @dataclass
@@ -43,6 +54,8 @@ class ExperimentEntry:
     config: ExperimentConfig
     folder: Path  # relative to the output folder: BUDGET/EXPERIMENT or BUDGET/SWEEP/EXPERIMENT
     sweep: str = ""  # the sweep file's `sweep:` name, for an experiment of a sweep
+    # what loading it noticed: a budget inherited from a base overriding the file's own field
+    notes: list[str] = field(default_factory=list)
     sources: Sources = field(default_factory=Sources)  # where each value came from
 
     def explain(self) -> str:
@@ -52,21 +65,26 @@ class ExperimentEntry:
 
 
 def load_experiments(names: list[str], overrides: list[str] | None = None,
-                     budget: str | None = None) -> list[ExperimentEntry]:
+                     budget: str | None = None, trust_code: bool = False
+                     ) -> list[ExperimentEntry]:
     """Every experiment that the given presets, experiment files and sweep files name, at
-    `budget` (None: each file's own, else this machine's default; `config.files`)."""
+    `budget` (None: each file's own, else this machine's default; `config.files`). Names
+    become folders under the output folder: each must be one plain folder name."""
     out: list[ExperimentEntry] = []
     for name in names:
         sources = Sources()
-        raw = load_raw(name, sources)
+        raw = load_raw(name, trust_code, sources)
         if "sweep" in raw:
-            out += _sweep_experiments(raw, name, overrides or [], budget)
+            out += _sweep_experiments(raw, name, overrides or [], budget, trust_code)
         else:
-            raw = at_budget(raw, name, budget, sources)
+            notes: list[str] = []
+            raw = at_budget(raw, name, budget, notes, sources)
             for assignment in overrides or []:
                 apply_override(raw, assignment, sources)
             cfg = parse_experiment(raw, name)
-            out.append(ExperimentEntry(cfg, Path(cfg.budget) / cfg.name, sources=sources))
+            rundir.folder_name(cfg.name, "experiment name")
+            out.append(ExperimentEntry(cfg, Path(cfg.budget) / cfg.name, notes=notes,
+                                       sources=sources))
     folders = [e.folder for e in out]
     if len(set(folders)) < len(folders):
         raise UsageError("two experiments share a name: "
@@ -74,8 +92,9 @@ def load_experiments(names: list[str], overrides: list[str] | None = None,
     return out
 
 
-def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None
-                       ) -> list[ExperimentEntry]:
+def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None,
+                       trust_code: bool = False) -> list[ExperimentEntry]:
+    raw.pop(OWN, None)  # a sweep's own budgets apply to its sweep keys only
     unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid",
                           "budgets", "budget", "tasks_from", "matrix"}
     if unknown:
@@ -88,7 +107,7 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
     if set(own) - {"set", "grid"}:
         raise UsageError(f"{source}: a sweep's budget may give only 'set' and 'grid', got "
                          f"{sorted(set(own) - {'set', 'grid'})[0]!r}")
-    sweep, entries = str(raw["sweep"]), raw.get("experiments")
+    sweep, entries = rundir.folder_name(str(raw["sweep"]), "sweep name"), raw.get("experiments")
     if "matrix" in raw:
         if entries:
             raise UsageError(f"{source}: a sweep has 'experiments' or a 'matrix', not both")
@@ -100,6 +119,7 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
             isinstance(a, dict) and set(a) == {"keys", "values"} for a in grid.values()):
         raise UsageError(f"{source}: each grid axis needs exactly 'keys' and 'values'")
     axes = list(grid)
+    folder = Path(source).parent if is_file(Path(source)) else PRESET_DIR  # bases: relative
     out = []
     for entry in entries:
         if not isinstance(entry, dict) or "base" not in entry or "name" not in entry:
@@ -107,10 +127,12 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
         for values in itertools.product(*(grid[a]["values"] for a in axes)):
             point = dict(zip(axes, values, strict=True))
             sources = Sources()
-            base = load_raw(str(entry["base"]), sources)
+            base_name = resolve_base(entry["base"], folder)
+            base = load_raw(base_name, trust_code, sources)
             if "sweep" in base:
                 raise UsageError(f"{source}: base {entry['base']!r} is itself a sweep")
-            base = at_budget(base, str(entry["base"]), budget, sources)
+            notes: list[str] = []
+            base = at_budget(base, base_name, budget, notes, sources)
             sources[-1].label = budget_source  # the sweep's budget, not the base's
             # the budget's `set` last: it adapts the entries' own (A1's single-aux groups)
             sets = [*{**(raw.get("set") or {}), **(entry.get("set") or {})}.items(),
@@ -133,7 +155,9 @@ def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str 
             for assignment in overrides:
                 apply_override(base, assignment, sources)
             cfg = parse_experiment(base, f"{source}: {base['name']}")
-            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep, sources))
+            rundir.folder_name(cfg.name, f"{source}: experiment name")
+            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep, notes,
+                                       sources))
     return out
 
 
@@ -158,9 +182,10 @@ def matrix_entries(matrix: object, source: str) -> list[dict]:
 
 
 def load_experiment(name_or_path: str, overrides: list[str] | None = None,
-                    budget: str | None = None) -> ExperimentConfig:
-    """One experiment (a preset or experiment file, not a sweep), through `load_experiments`."""
-    entries = load_experiments([name_or_path], overrides, budget)
+                    budget: str | None = None, trust_code: bool = False) -> ExperimentConfig:
+    """One experiment (a preset or experiment file, not a sweep), through `load_experiments`
+    (`trust_code`: see `files.load_raw`)."""
+    entries = load_experiments([name_or_path], overrides, budget, trust_code)
     if len(entries) != 1:
         raise UsageError(f"{name_or_path} is a sweep of {len(entries)} experiments, not one")
     return entries[0].config

@@ -37,7 +37,15 @@ def generate(ckpt: Path, task_name: str, length: int, count: int, seed: int) -> 
     task.check_length(length)
     if task_name not in group:
         raise UsageError(f"task {task_name!r} was not trained in this run ({', '.join(group)})")
-    source = pretrained.load_checkpoint(ckpt)  # with the id map of a pretrained model
+    try:
+        source = pretrained.load_checkpoint(ckpt)  # with the id map of a pretrained model
+    except (UsageError, MemoryError):
+        raise
+    except Exception as e:  # damaged weights, or a pickle (refused: it could run code)
+        first = (str(e).splitlines() or [""])[0][:160]
+        raise UsageError(f"cannot load the model in {ckpt} ({type(e).__name__}: {first}): "
+                         "damaged, or weights that are not plain tensors (a pickle that could "
+                         "run code is refused)") from None
     examples = task.batch(np.random.default_rng(seed), np.full(count, length))
     seqs = map_ids(to_sequences(examples, group.index(task_name)), source.id_map)
     generated, correct = greedy_generate(source.model, seqs, torch.device("cpu"), source.id_map)

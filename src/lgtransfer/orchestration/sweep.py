@@ -12,6 +12,7 @@ The executors that train the planned runs are in `executors.py`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from lgtransfer.config import (
     content_hash,
     expand,
 )
+from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 
 # ----------------------------------------------------------------------------- planning
@@ -77,8 +79,13 @@ def existing_runs(out: Path) -> dict[str, Path]:
             manifest = rundir.read_json(path)
             keys = {manifest["config_hash"],
                     *config_keys(rundir.read_yaml(path.parent / "config.yaml"))}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            continue  # a damaged run folder: resumed (or redone) as its own experiment's
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            # a damaged run folder: resumed (or redone) as its own experiment's, and said
+            why = (str(e) if isinstance(e, UsageError) else
+                   f"{path.parent}: manifest or config.yaml incomplete ({type(e).__name__}); "
+                   "`lgt run` takes that run as partial and resumes it")
+            print(f"lgt: warning: {why}", file=sys.stderr)
+            continue
         for key in keys:
             if key not in found or manifest.get("status") == "complete":
                 found[key] = path.parent

@@ -175,11 +175,19 @@ MANIFEST = "manifest.json"
 EXPERIMENT_INDEX = "experiment.json"
 
 
-def is_complete(run_dir: Path) -> bool:
+def is_complete(run_dir: Path, strict: bool = False) -> bool:
+    """Whether the run's manifest says complete. A damaged manifest is a run to resume for
+    `lgt run`; with `strict` (the readers: results, reports) it is one line naming it, exit 2,
+    so that no reader drops a run silently."""
     try:
-        return read_json(run_dir / MANIFEST).get("status") == "complete"
-    except (OSError, ValueError):
+        manifest = read_json(run_dir / MANIFEST)
+    except OSError:
         return False
+    except ValueError:
+        if strict:
+            raise
+        return False
+    return isinstance(manifest, dict) and manifest.get("status") == "complete"
 
 
 # A running run writes its manifest at least this often; one silent for longer is presumed dead
@@ -266,15 +274,61 @@ def now() -> float:
     return round(time.time(), 3)
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader, except that a key written twice in one mapping is an error
+    (PyYAML keeps the last silently, so a typo'd copy of a field would win unnoticed). Merge
+    keys (`<<: *anchor`) still override as YAML says."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: the SafeLoader says so itself
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"duplicate key {key!r}", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """YAML text's data: safe_load, refusing duplicate keys (raises yaml.YAMLError)."""
+    return yaml.load(text, Loader=UniqueKeyLoader)  # safe: a SafeLoader subclass
+
+
 def read_yaml(path: Path) -> Any:
-    """A YAML file's data; a malformed or unreadable file is one line, exit 2."""
+    """A YAML file's data; a malformed or unreadable file (a key written twice included) is
+    one line, exit 2."""
     try:
-        return yaml.safe_load(path.read_text())
+        return load_yaml_text(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" (line {mark.line + 1})" if mark else ""
         raise UsageError(f"malformed YAML in {path}{at}: {getattr(e, 'problem', e)}") from None
     except OSError as e:
         raise UsageError(f"cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, ValueError):  # ValueError: a NUL byte or the like
         raise UsageError(f"{path} is not a text (YAML) file") from None
+
+
+def folder_name(value: str, what: str) -> str:
+    """`value` checked to be one plain folder name, so that a path made from it (an experiment
+    or sweep name under --out) stays under its root: no separator, not `.` or `..`, not empty."""
+    if (not value.strip() or value in (".", "..") or "/" in value or "\\" in value
+            or "\0" in value):
+        raise UsageError(f"{what} {value!r} is not a plain folder name (it becomes a folder "
+                         "under --out: no '/', no '..', not empty)")
+    return value
+
+
+def check_inside(root: Path, path: Path, what: str) -> Path:
+    """`path`, checked to resolve inside `root` (symbolic links followed)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"{what} {path} would be outside {root}")
+    return path

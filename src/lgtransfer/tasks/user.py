@@ -37,7 +37,11 @@ def load_file(path: str | Path) -> list[str]:
     path = Path(path).resolve()
     if path in _files:
         return _files[path]
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except (OSError, ValueError):  # a name the file system refuses (too long)
+        found = False
+    if not found:
         raise UsageError(f"no task file {path}")
     sha = file_sha256(path)
     spec = importlib.util.spec_from_file_location(f"lgtransfer_user_tasks_{sha[:12]}", path)
@@ -51,6 +55,11 @@ def load_file(path: str | Path) -> list[str]:
         SOURCES[name] = {"from": "file", "path": str(path), "sha256": sha}
     _files[path] = names
     return names
+
+
+def is_loaded(path: str | Path) -> bool:
+    """Whether this task file was already imported (e.g. named with --tasks-from)."""
+    return Path(path).resolve() in _files
 
 
 def load_files(paths: list[str]) -> None:

@@ -23,6 +23,7 @@ from lgtransfer.analysis.report.noise import hardware_noise, noise_summary
 from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
 from lgtransfer.analysis.report.render import Section, markdown_table, render
 from lgtransfer.analysis.results import (
+    NoCompleteRun,
     budget_label,
     collect,
     experiment_folders,
@@ -32,7 +33,6 @@ from lgtransfer.analysis.results import (
     statistics,
 )
 from lgtransfer.config.schema import BUDGETS
-from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 
 STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
@@ -59,7 +59,9 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
 def write_suite_report(root: Path, folders: list[Path]) -> Path:
     """Each experiment folder's own report, then the suite's report.md/html in `root`."""
     for folder in folders:
-        with contextlib.suppress(UsageError):  # no complete run there yet
+        if folder == root:  # runs of its own beside experiment folders: in the tables below
+            continue
+        with contextlib.suppress(NoCompleteRun):  # none there yet (a damaged file stops here)
             write_report(folder)
     df = label_configs(collect(root))
     seeds = per_seed(df)

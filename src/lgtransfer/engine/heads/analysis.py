@@ -242,7 +242,7 @@ def find_runs(path: Path) -> list[TrainedRun]:
         from lgtransfer.analysis.results import run_folders
 
         dirs = [d for d in run_folders(path)
-                if rundir.is_complete(d) and (d / "config.yaml").is_file()]
+                if rundir.is_complete(d, strict=True) and (d / "config.yaml").is_file()]
         if not dirs:
             raise UsageError(f"no run folder in {path} (no config.yaml, no complete run under it)")
     runs = [r for r in (read_run(d, path) for d in dirs) if r.aux]
@@ -306,8 +306,11 @@ def checkpoint_gap(model: torch.nn.Module, run: TrainedRun, mixture: Mixture,
     l_main, l_aux = run.main.max_length, max(t.max_length for t in run.aux)
     lengths = {t.task: [n for n in range(min(l_main, l_aux) + 1, max(l_main, l_aux))
                         if task_takes_length(t.task, n)] for t in run.group}
+    wanted = {k: v for k, v in lengths.items() if v}
+    if not wanted:  # no length between the two training lengths (main 2, aux 3): undefined
+        return math.nan
     curves: dict[str, dict[int, float]] = {}
-    for r in evaluate(model, mixture, {k: v for k, v in lengths.items() if v}, device):
+    for r in evaluate(model, mixture, wanted, device):
         curves.setdefault(r["task"], {})[r["length"]] = r["accuracy"]
     if run.main.task not in curves:
         return 0.0

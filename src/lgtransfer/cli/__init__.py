@@ -14,18 +14,11 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from lgtransfer.cli import parser as cli_parser
+from lgtransfer.cli.parser import BUDGETS  # noqa: F401 (tests check it against the config's)
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
 
-# `config.schema.BUDGETS`, written here so that building the parser imports no config code
-# (start-up time of `lgt tasks` / `lgt sample`); tests/test_architecture.py checks they agree
-BUDGETS = ("cpu", "gpu", "paper")
-
 Command = Callable[[argparse.Namespace], int | None]
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
-        raise UsageError(message)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -49,7 +42,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
         names, problems = check_file(args.check, args.eval_n)
         for line in problems:
-            print(f"lgt: {line}", file=sys.stderr)
+            print(f"lgt: error: {line}", file=sys.stderr)
         if problems:
             return 2
         print(f"{args.check}: {len(names)} task(s) OK: {', '.join(names)}")
@@ -117,10 +110,13 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     from lgtransfer.config import load_experiments, validate_runs
     from lgtransfer.orchestration.executors import execute
+    from lgtransfer.orchestration.preflight import check_run
     from lgtransfer.orchestration.sweep import describe, plan, record_experiments
 
+    options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
-    experiments = load_experiments(args.experiment, args.set, args.budget)
+    experiments = load_experiments(args.experiment, args.set, args.budget,
+                                   trust_code=args.trust_task_code)
     trackers = _trackers(args.log)
     for e in experiments:
         if files:
@@ -129,24 +125,27 @@ def cmd_run(args: argparse.Namespace) -> None:
             e.sources.assigned("--log", "log", trackers)
         e.config.tasks_from = sorted({*e.config.tasks_from, *files})
         e.config.log = sorted({*e.config.log, *trackers})  # not in a run's key: no retraining
-        # every bad input is caught before a run folder exists (a dry run lists runs even when
-        # their pretrained models are not on this machine yet)
+        # every bad input is caught before a run folder exists, by a dry run too
         validate_runs(e.config)
-        if not args.dry_run:
-            from lgtransfer.engine.from_pretrained import validate_models
-
-            validate_models(e.config)
     _check_user_tasks(experiments)
     out = Path(args.out)
+    check_run(experiments, out, args.executor)
+    if not args.dry_run:  # the models' tokenizers: the torch side, which a dry run skips
+        from lgtransfer.engine.from_pretrained import validate_models
+
+        for e in experiments:
+            validate_models(e.config)
     planned = plan(experiments, out)
+    for note in dict.fromkeys(n for e in experiments for n in e.notes):  # once each
+        print(note if args.dry_run else f"lgt: {note}", file=sys.stdout if args.dry_run
+              else sys.stderr)
     if args.dry_run:
         if args.explain:
             print("\n\n".join(e.explain() for e in experiments), end="\n\n")
         print(describe(planned))
         return
     record_experiments(experiments, planned, out)
-    options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
-    busy = execute(planned, executor=args.executor, workers=args.workers,
+    busy = execute(planned, executor=args.executor, workers=args.workers or 0,
                    progress=not args.quiet, cluster=args.cluster, cluster_options=options)
     busy_dirs = {p.directory for p in busy}
     if busy:
@@ -190,10 +189,15 @@ def _trackers(values: list[str]) -> list[str]:
 def _key_value(text: str, flag: str) -> tuple[str, object]:
     import yaml
 
+    from lgtransfer.runtime.rundir import load_yaml_text
+
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise UsageError(f"{flag} expects key=value, got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, load_yaml_text(value)
+    except yaml.YAMLError:
+        raise UsageError(f"{flag} {key}: cannot parse value {value!r}") from None
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -251,6 +255,9 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     if args.save_every is None and args.stages is not None:
         cfg.save_every = 0
     out = Path(args.out or f"runs/pretrain-{args.size}")
+    from lgtransfer.orchestration.preflight import check_out
+
+    check_out(out)
     pretrain(cfg, out, args.corpus, device_name=args.device, progress=not args.quiet)
     steps = ", ".join(f"step-{s}" for s in cfg.stage_steps())
     print(f"checkpoints in {out}: {steps}\nfine-tune them with model.init: {out} and "
@@ -286,117 +293,10 @@ def _lengths(text: str | None) -> list[int] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-
-    parser = _Parser(prog="lgt", description="Length-generalization transfer experiments.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    tasks_from = {"action": "append", "default": [], "metavar": "FILE",
-                  "help": "a Python file of your own tasks (repeatable; docs/tasks.md)"}
-    p = sub.add_parser("tasks", help="list every task with one example, or --check a task file")
-    p.add_argument("--tasks-from", **tasks_from)
-    p.add_argument("--check", metavar="FILE",
-                   help="validate the tasks of FILE: one line per problem, exit 2 if any")
-    p.add_argument("--eval-n", type=int, default=1024,
-                   help="with --check: the evaluation set size to check the task can fill")
-    p.set_defaults(func=cmd_tasks)
-
-    p = sub.add_parser("sample", help="print examples of a task as JSON lines")
-    p.add_argument("task")
-    p.add_argument("--length", type=int, required=True)
-    p.add_argument("--count", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tasks-from", **tasks_from)
-    p.set_defaults(func=cmd_sample)
-
-    p = sub.add_parser("run", help="train an experiment (every seed, with the baseline), "
-                       "evaluate and write its report")
-    p.add_argument("experiment", nargs="+",
-                   help="preset names, experiment files or sweep files")
-    p.add_argument("--budget", choices=BUDGETS,
-                   help="cpu (2 cores), gpu (one GPU) or paper (the paper's); default: the "
-                   "file's own budget if it fixes one, else gpu when an NVIDIA driver is present "
-                   "(/proc/driver/nvidia/version or nvidia-smi on PATH; torch is not imported to "
-                   "ask) and CUDA_VISIBLE_DEVICES does not hide every device, else cpu")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field, e.g. train.steps=500 (repeatable)")
-    p.add_argument("--out", default="runs",
-                   help="output folder (default: runs); runs go to OUT/BUDGET/[SWEEP/]EXPERIMENT")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--log", action="append", default=[], metavar="TRACKER",
-                   help="also send every run's curves to wandb (offline unless WANDB_MODE "
-                   "says otherwise) and/or tensorboard, e.g. --log wandb,tensorboard "
-                   "(repeatable; added to the experiment's own `log:`; docs/tracking.md)")
-    p.add_argument("--tasks-from", **tasks_from)
-    p.add_argument("--executor", default="auto",
-                   help="auto | inline | local (a process pool) | submitit (SLURM job array)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="processes of the local pool (default: one per core, or per GPU); "
-                   "with submitit, the most array jobs at once")
-    p.add_argument("--dry-run", action="store_true",
-                   help="list every run and whether it is complete, partial or pending")
-    p.add_argument("--explain", action="store_true",
-                   help="with --dry-run: each experiment's every value, and where it came from "
-                   "(schema default, budgets.yaml, the file or its base, its budgets: block, a "
-                   "sweep's set or grid, --set)")
-    p.add_argument("--cluster", default=None,
-                   help="submitit cluster: slurm | local | debug (default: detect)")
-    p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a submitit parameter, e.g. slurm_partition=gpu (repeatable)")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("report", help="write the report of an experiment folder")
-    p.add_argument("dir")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("results", help="gather every eval.jsonl under a folder into one table, "
-                       "with per-seed metrics and statistics over seeds")
-    p.add_argument("dir")
-    p.set_defaults(func=cmd_results)
-
-    p = sub.add_parser("generate", help="greedy generation from a checkpoint")
-    p.add_argument("checkpoint")
-    p.add_argument("task")
-    p.add_argument("--length", type=int, required=True)
-    p.add_argument("--count", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("pretrain", help="train a small Llama language model on offline text, "
-                       "saving checkpoints along the way (a pretraining ladder)")
-    p.add_argument("--size", default="small", help="tiny | quick | small (default: small, "
-                   "the paper's model, for a GPU; quick: a CPU ladder)")
-    p.add_argument("--corpus", nargs="+", metavar="PATH",
-                   help="text files or folders (default: the Python standard library's docs "
-                   "and sources)")
-    p.add_argument("--corpus-mb", type=float, help="cap on the corpus size, in MB")
-    p.add_argument("--out", help="output folder (default: runs/pretrain-SIZE)")
-    p.add_argument("--steps", type=int)
-    stages = p.add_mutually_exclusive_group()
-    stages.add_argument("--stages", type=int,
-                        help="N checkpoints at doubling steps, the last at --steps")
-    stages.add_argument("--save-every", type=int, help="a checkpoint every N steps")
-    p.add_argument("--seq-len", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_pretrain)
-    p = sub.add_parser("heads", help="attention-head reuse of a run, or of every run under a "
-                       "folder: metrics, correlations with the gap, causal test")
-    p.add_argument("dir", help="a run folder, or an experiment or sweep folder")
-    p.add_argument("--k", type=int, default=3, help="top-k heads (overlap, causal test)")
-    p.add_argument("--ablation", default="mean", help="mean | zero")
-    p.add_argument("--n", type=int, default=512, help="examples per task and length")
-    p.add_argument("--steps", default="all", help="all | last: checkpoints to analyse")
-    p.add_argument("--random-draws", type=int, default=10, help="random k-head sets")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--in-dist", help="lengths of the in-distribution band, e.g. 16 or 8,16")
-    p.add_argument("--transfer", help="lengths of the transfer band, e.g. 20,24")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-    p.set_defaults(func=cmd_heads)
-
-    return parser
+    commands = {"tasks": cmd_tasks, "sample": cmd_sample, "run": cmd_run, "report": cmd_report,
+                "results": cmd_results, "generate": cmd_generate, "pretrain": cmd_pretrain,
+                "heads": cmd_heads}
+    return cli_parser.build_parser(commands)
 
 
 def _free(path: str | None) -> str:
@@ -413,6 +313,11 @@ def _free(path: str | None) -> str:
         return "unknown"
 
 
+# errors of writing where the user pointed us: bad input (one line, exit 2), not a crash
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+                errno.EEXIST)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -425,7 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{e.run_dir} stopped cleanly: free some space and `lgt run` again resumes it",
               file=sys.stderr)
         return DiskFull.STATUS
+    except BrokenPipeError:  # `lgt sample ... | head` (an OSError: caught before the next)
+        return 0
     except OSError as e:  # a full disk outside a run (a report, a table): nothing to resume
+        if e.errno in NOT_WRITABLE and e.filename:  # a folder the user cannot write in
+            print(f"lgt: error: cannot write {e.filename}: {e.strerror}", file=sys.stderr)
+            return 2
         if e.errno != errno.ENOSPC:
             raise
         print(f"lgt: error: disk full writing {e.filename or 'a file'} ({_free(e.filename)} "
@@ -437,9 +347,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lgt: stopped by {name}: {e.where} (resume point written; `lgt run` again "
               "resumes it)", file=sys.stderr)
         return 128 + e.signum
-    except BrokenPipeError:  # `lgt sample ... | head`
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
