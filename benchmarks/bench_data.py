@@ -22,7 +22,8 @@ from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lgtransfer.mixture import GroupTask, Mixture  # noqa: E402
+from lgtransfer.data.groups import GroupTask  # noqa: E402
+from lgtransfer.data.mixture import Mixture  # noqa: E402
 from lgtransfer.tasks import get_task  # noqa: E402
 
 TARGET = {"arithmetic": 100_000, "string": 100_000, "maze": 5_000}

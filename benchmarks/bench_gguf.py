@@ -21,9 +21,10 @@ import time
 import torch
 
 from lgtransfer.config import ModelConfig
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine.train import step_batch, train_step
-from lgtransfer.mixture import GroupTask, Mixture
 
 GROUP = [GroupTask("reverse_add", "main", 6), GroupTask("no_carry", "aux", 12),
          GroupTask("carry_only", "aux", 12)]

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from lgtransfer.config import expand, load_experiment
+from lgtransfer.data.mixture import Mixture, step_batch
 from lgtransfer.engine.heads.record import HeadRecorder
 from lgtransfer.engine.model import build_model
 from lgtransfer.engine.train import make_optimizer, pick_device, train_step
-from lgtransfer.mixture import Mixture, step_batch
 
 
 def main() -> None:

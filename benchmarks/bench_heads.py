@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from lgtransfer import rundir
 from lgtransfer.config import expand, load_experiment
 from lgtransfer.engine.heads.analysis import HeadOptions, run_heads
 from lgtransfer.engine.model import build_model
 from lgtransfer.engine.train import pick_device
+from lgtransfer.runtime import rundir
 
 
 def synthetic_run(root: Path, checkpoints: int, small: bool) -> Path:

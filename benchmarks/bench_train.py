@@ -21,13 +21,14 @@ import time
 import numpy as np
 import torch
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.config import ModelConfig
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture, SeqBatch, eval_lengths
 from lgtransfer.engine.evaluate import evaluate
 from lgtransfer.engine.model import build_model
 from lgtransfer.engine.train import step_batch, train_step
-from lgtransfer.mixture import GroupTask, Mixture, SeqBatch, eval_lengths
 from lgtransfer.tasks import get_task
+from lgtransfer.tasks import tokenizer as tok
 
 G1 = [GroupTask("reverse_add", "main", 16), GroupTask("no_carry", "aux", 32),
       GroupTask("carry_only", "aux", 32)]

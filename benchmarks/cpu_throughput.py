@@ -38,10 +38,11 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from lgtransfer.config import ModelConfig, throughput
 from lgtransfer.config.execution import CPUINFO, Execution, cpu_has_bf16
 from lgtransfer.config.schema import TrainConfig
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture, eval_lengths, step_batch
 from lgtransfer.engine.evaluate import evaluate
 from lgtransfer.engine.model import build_model
 from lgtransfer.engine.train import attention_for, autocast_dtype, make_optimizer, train_step
-from lgtransfer.mixture import GroupTask, Mixture, eval_lengths, step_batch
 
 CPU = torch.device("cpu")
 G1_CPU = [GroupTask("reverse_add", "main", 6), GroupTask("no_carry", "aux", 12),

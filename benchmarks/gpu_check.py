@@ -28,11 +28,12 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import measure  # noqa: E402
 
-from lgtransfer import rundir  # noqa: E402
 from lgtransfer.cli import main as lgt  # noqa: E402
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture  # noqa: E402
 from lgtransfer.engine.evaluate import exact_match, greedy_generate  # noqa: E402
 from lgtransfer.engine.model import load_model  # noqa: E402
-from lgtransfer.mixture import GroupTask, Mixture  # noqa: E402
+from lgtransfer.runtime import rundir  # noqa: E402
 
 # `--small`: G1 at a size a CPU runs in seconds (the same command, the same code paths)
 SMALL_G1 = ["model.n_layer=1", "model.n_head=4", "model.d_model=32", "model.d_ff=64",

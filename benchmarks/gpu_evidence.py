@@ -48,7 +48,7 @@ def _window(argv: list[str]) -> int:
         raise UsageError(f"--minutes must be in (0, 600], got {args.minutes}")
     if not Path(args.runs).is_file():
         raise UsageError(f"no run list {args.runs}")
-    from lgtransfer.gpu_queue import Window, run_window
+    from lgtransfer.orchestration.gpu_queue import Window, run_window
 
     w = Window(Path(args.out), args.minutes, Path(args.runs), Path(args.results),
                args.small, Path(args.pack_to) if args.pack_to else None, args.set, STARTED)
@@ -71,7 +71,7 @@ def _unpack(argv: list[str]) -> int:
     p.add_argument("files", nargs="+")
     p.add_argument("--into", required=True, help="e.g. results/gpu")
     args = p.parse_args(argv)
-    from lgtransfer.analysis.evidence_pack import unpack
+    from lgtransfer.orchestration.evidence_pack import unpack
 
     out = unpack([Path(f) for f in args.files], Path(args.into))
     print(f"{args.into}: {len(out['runs'])} run(s) added, {len(out['kept'])} already there, "

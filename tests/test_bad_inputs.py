@@ -17,11 +17,10 @@ import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
-from lgtransfer.config import validate_runs
+from lgtransfer.config import load_experiments, validate_runs
 from lgtransfer.errors import UsageError
-from lgtransfer.sweep import load_experiments
+from lgtransfer.runtime import rundir
 
 TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
         "train.steps=2", "train.batch_size=4", "train.eval_every=1", "train.checkpoint_every=1",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.analysis.evidence import DOC_BLOCKS  # docs/results.md marker: file
 from lgtransfer.cli import main
+from lgtransfer.runtime import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 EVIDENCE = ROOT / "results" / "cpu"

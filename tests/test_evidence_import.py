@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.analysis.evidence import import_runs
 from lgtransfer.analysis.report.noise import RETRAINED, hardware_noise, noise_summary
+from lgtransfer.runtime import rundir
 
 
 def fake_run(root: Path, name: str, seed: int, past: float, finished: float,

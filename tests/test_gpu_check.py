@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lgtransfer.runtime import rundir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,7 +27,12 @@ def test_gpu_check_small_writes_both_result_files(tmp_path):
             "eval_examples"} <= set(r["train"])
     assert set(r["g1"]["runs"]) == {"with_aux", "main_only"}
     for run in r["g1"]["runs"].values():
-        assert run["train_seconds"] >= 0 and run["tokens_per_s"] > 0
+        # the run's own numbers, read back from its folder (how fast: the benchmark's business)
+        manifest = rundir.read_json(Path(run["dir"]) / rundir.MANIFEST)
+        assert manifest["status"] == "complete"
+        assert run["train_seconds"] == manifest["train_seconds"]
+        assert run["tokens_per_s"] == rundir.read_jsonl(
+            Path(run["dir"]) / "metrics.jsonl")[-1]["tokens_per_s"] > 0
         assert "peak_gpu_memory_gb" in run and run["precision"] == "fp32"
         assert len(run["accuracy"]["reverse_add"]) == 40  # lengths 1..40
     assert set(r["g1"]["runs"]["with_aux"]["accuracy"]) == {"reverse_add", "no_carry",

@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from lgtransfer import rundir
 from lgtransfer.config import expand, parse_experiment
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import Mixture, SeqBatch
 from lgtransfer.engine.evaluate import scored_logits
 from lgtransfer.engine.model import load_model
 from lgtransfer.engine.train import length_buckets, step_batch, train_run
-from lgtransfer.mixture import GroupTask, Mixture, SeqBatch
+from lgtransfer.runtime import rundir
 
 STEPS = 8
 GROUP = [{"task": "copy", "role": "main", "max_length": 4},

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from lgtransfer import gpu_plan, rundir
 from lgtransfer.errors import UsageError
+from lgtransfer.orchestration import gpu_plan
+from lgtransfer.runtime import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_LIST = ROOT / "benchmarks" / "gpu_runs.yaml"

@@ -12,8 +12,6 @@ import torch
 import yaml
 from transformers import LlamaForCausalLM
 
-from lgtransfer import rundir
-from lgtransfer import tokenizer as tok
 from lgtransfer.analysis.heads_stats import causal_interval, summarize_reuse
 from lgtransfer.analysis.stats import (
     bootstrap_ci,
@@ -27,6 +25,7 @@ from lgtransfer.analysis.stats import (
 )
 from lgtransfer.cli import main
 from lgtransfer.config import ModelConfig
+from lgtransfer.data.mixture import to_sequences
 from lgtransfer.engine.heads.measure import (
     ablated,
     ablation_correct,
@@ -40,8 +39,9 @@ from lgtransfer.engine.heads.measure import (
     single_head_masks,
 )
 from lgtransfer.engine.model import hf_config, load_model
-from lgtransfer.mixture import to_sequences
+from lgtransfer.runtime import rundir
 from lgtransfer.tasks import get_task
+from lgtransfer.tasks import tokenizer as tok
 
 CPU = torch.device("cpu")
 
@@ -349,15 +349,15 @@ def test_lgt_heads_bad_input_exits_2_with_one_line(argv, message, tiny_run, tmp_
 
 
 def test_no_heads_section_before_the_analysis(tmp_path):
-    from lgtransfer.analysis.heads_plots import heads_section
+    from lgtransfer.analysis.report.heads_plots import heads_section
 
     assert heads_section(tmp_path) is None
 
 
 def test_gap_measured_for_a_checkpoint_equals_the_logged_one(tiny_run):
     """A checkpoint whose step eval.jsonl lacks gets its gap measured on the same eval sets."""
+    from lgtransfer.data.mixture import Mixture
     from lgtransfer.engine.heads.analysis import checkpoint_gap, find_runs, gaps_from_eval
-    from lgtransfer.mixture import Mixture
 
     _, run_dir = tiny_run
     (run,) = find_runs(run_dir)

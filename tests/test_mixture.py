@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import reference as ref
 
-from lgtransfer import tokenizer as tok
-from lgtransfer.errors import UsageError
-from lgtransfer.mixture import (
+from lgtransfer.data.groups import GroupTask
+from lgtransfer.data.mixture import (
     LEAK_FILTER_RATIO,
     MARKER_REPEAT,
-    GroupTask,
     Mixture,
     SeqBatch,
     fixed_eval_set,
 )
+from lgtransfer.errors import UsageError
 from lgtransfer.tasks import get_task
+from lgtransfer.tasks import tokenizer as tok
 
 # Every task in one group, so that markers <A>..<M> are all exercised; short ranges keep it fast.
 SMALL_RANGE = {

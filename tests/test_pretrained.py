@@ -12,13 +12,14 @@ import pytest
 import torch
 import yaml
 
-from lgtransfer import rundir
-from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
-from lgtransfer.config import expand, load_experiment, parse_experiment
+from lgtransfer.config import expand, load_experiment, model_files, parse_experiment
+from lgtransfer.data.mixture import Mixture, map_ids
 from lgtransfer.engine import from_pretrained as pretrained
+from lgtransfer.engine.checkpoints import hf_tokenizer
 from lgtransfer.engine.evaluate import exact_match, greedy_generate
-from lgtransfer.mixture import Mixture, map_ids
+from lgtransfer.runtime import rundir
+from lgtransfer.tasks import tokenizer as tok
 
 COPY = {"task": "copy", "role": "main", "max_length": 16}
 TEXT = ("the quick brown fox jumps over the lazy dog THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG "
@@ -188,9 +189,9 @@ def hub_cache(lm, tmp_path, monkeypatch):
 
 
 def test_a_model_in_the_hub_cache_resolves_offline(hub_cache):
-    path, commit = pretrained.resolve("lgt-test/tiny", "step-2")
+    path, commit = model_files.resolve("lgt-test/tiny", "step-2")
     assert commit == f"{2:040x}" and (path / "config.json").is_file()
-    assert pretrained.resolve("lgt-test/tiny")[1] == f"{1:040x}"  # main
+    assert model_files.resolve("lgt-test/tiny")[1] == f"{1:040x}"  # main
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -221,7 +222,7 @@ def test_an_lgtransfer_checkpoint_as_init_keeps_our_ids(tmp_path):
 
     build_model(ModelConfig(n_layer=1, n_head=2, d_model=32, d_ff=64, pos_encoding="nope"),
                 0).save_pretrained(tmp_path / "ck")
-    tok.hf_tokenizer().save_pretrained(tmp_path / "ck")
+    hf_tokenizer().save_pretrained(tmp_path / "ck")
     source = pretrained.load_source(ModelConfig(init=str(tmp_path / "ck")), 0, ["copy"])
     assert source.id_map is None and source.tokenizer is None
     assert type(source.model.model.rotary_emb).__name__ == "NoRotation"

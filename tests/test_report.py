@@ -6,10 +6,10 @@ import math
 import pandas as pd
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.analysis.metrics import generalization_gap, max_generalized_length, mean_accuracy
 from lgtransfer.analysis.report.suite import cost_table, write_cost, write_report
 from lgtransfer.analysis.results import best_seed, load_eval, seed_metrics
+from lgtransfer.runtime import rundir
 
 
 def test_max_generalized_length():

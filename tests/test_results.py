@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.analysis.report.suite import calibration_table, write_report
 from lgtransfer.analysis.results import (
     CONTRACT_COLUMNS,
@@ -15,6 +14,7 @@ from lgtransfer.analysis.results import (
 )
 from lgtransfer.analysis.stats import mean_ci
 from lgtransfer.cli import main
+from lgtransfer.runtime import rundir
 
 
 def fake_run(root, exp, variant, seed, curves, figure="", l_main=4, l_aux=8, pos="rope",

@@ -1,7 +1,8 @@
-"""The scaling study's analysis (lgtransfer.analysis.scaling, results/scaling/registration.yaml)
-on run folders made by hand in the committed runs' schema: a clear trend is `yes`, flat data
-`no`, a level that did not learn `n/a`, missing runs `pending`; the two tests against brute
-force; and the committed results/scaling tables regenerate from the committed files."""
+"""The scaling study's analysis (lgtransfer.analysis.report.scaling,
+results/scaling/registration.yaml) on run folders made by hand in the committed runs' schema: a
+clear trend is `yes`, flat data `no`, a level that did not learn `n/a`, missing runs `pending`;
+the two tests against brute force; and the committed results/scaling tables regenerate from the
+committed files."""
 
 import itertools
 import math
@@ -13,10 +14,10 @@ import pandas as pd
 import pytest
 from test_evidence import copy_run_files
 
-from lgtransfer import rundir
-from lgtransfer.analysis import scaling
+from lgtransfer.analysis.report import scaling
 from lgtransfer.analysis.signflip import holm
 from lgtransfer.cli import main
+from lgtransfer.runtime import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "results" / "scaling"

@@ -5,15 +5,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
+from lgtransfer.config import load_experiments
 from lgtransfer.errors import UsageError
-from lgtransfer.executors import execute
-from lgtransfer.sweep import describe, load_experiments, plan, training_tokens
+from lgtransfer.orchestration.executors import execute
+from lgtransfer.orchestration.sweep import describe, plan, training_tokens
+from lgtransfer.runtime import rundir
 
 BASE = ("group: [{task: copy, role: main, max_length: 3}, {task: reverse, role: aux, "
         "max_length: 5}]\n"
@@ -129,21 +129,18 @@ def test_submitit_local_executor_trains_the_sweep(tmp_path, capsys):
 
 
 def test_killed_sweep_resumes_and_repeats_no_finished_run(tmp_path):
-    f, out = sweep_file(tmp_path, values=(4, 5, 6), steps=300), tmp_path / "out"
-    slower = BASE.replace("checkpoint_every: 10", "checkpoint_every: 50")
-    (tmp_path / "base.yaml").write_text(slower)
+    """SIGKILL (no handler, no resume point written) at step 15 of the sweep's second run, by
+    the fault point `step#2`: after its checkpoint at step 10, before it finished."""
+    f, out = sweep_file(tmp_path, values=(4, 5, 6)), tmp_path / "out"
     argv = ["run", str(f), "--out", str(out), "--quiet", "--executor", "inline"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lgtransfer.cli", *argv], env=env,
-                            start_new_session=True)
-    deadline = time.time() + 240
-    while not _started(out) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.5)  # into the second run
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LGT_FAULT": "step#2:15:SIGKILL"}
+    proc = subprocess.run([sys.executable, "-m", "lgtransfer.cli", *argv], env=env,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL
     before = _started(out)
-    assert 1 <= len(before) < 3, "the kill should land mid-sweep"
+    assert len(before) == 1, "the kill lands in the second run, the first one complete"
+    killed = [p.parent for p in out.rglob("manifest.json") if p.parent.name not in before]
+    assert len(killed) == 1 and rundir.last_step(killed[0]) == 10  # resumes from its checkpoint
     assert main(argv) == 0
     after = _started(out)
     assert len(after) == 3

@@ -14,9 +14,9 @@ import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.errors import UsageError
 from lgtransfer.tasks import TASKS, TaskBatch, get_task, mazes
+from lgtransfer.tasks import tokenizer as tok
 
 MAX_LENGTH = {"arithmetic": 320, "cot_mul": 200, "string": 500, "mqar": 64, "maze": 64}
 ADDITION_FAMILY = ("reverse_add", "no_carry", "carry_only", "reverse_sub", "reverse_sub_signed",

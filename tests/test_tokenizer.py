@@ -11,8 +11,8 @@ import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.tasks import get_task
+from lgtransfer.tasks import tokenizer as tok
 
 
 def test_special_and_character_ids():

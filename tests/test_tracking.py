@@ -10,11 +10,11 @@ import time
 
 import pytest
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import expand, parse_experiment
 from lgtransfer.engine import tracking
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 TINY = ["model.n_layer=2", "model.n_head=2", "model.d_model=32", "model.d_ff=64",
         "train.steps=4", "train.batch_size=4", "train.eval_every=2", "train.checkpoint_every=2",

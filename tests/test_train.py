@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from lgtransfer import rundir
 from lgtransfer.cli import main
 from lgtransfer.config import expand, parse_experiment
+from lgtransfer.data.mixture import Mixture
 from lgtransfer.engine.evaluate import exact_match, greedy_generate
 from lgtransfer.engine.model import load_model
 from lgtransfer.engine.train import lr_factor, train_run
-from lgtransfer.mixture import Mixture
+from lgtransfer.runtime import rundir
 
 TINY_MODEL = {"n_layer": 2, "n_head": 2, "d_model": 64, "d_ff": 128}
 
@@ -194,8 +194,8 @@ def test_generate_prints_one_json_line_per_example(trained, capsys):
 
 
 def test_prefetching_workers_give_the_inline_batches():
+    from lgtransfer.data.groups import GroupTask
     from lgtransfer.engine.train import batch_stream
-    from lgtransfer.mixture import GroupTask
 
     mixture = Mixture([GroupTask("reverse_add", "main", 4), GroupTask("copy", "aux", 6)],
                            8, 0)

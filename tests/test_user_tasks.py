@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lgtransfer import rundir
-from lgtransfer import tokenizer as tok
 from lgtransfer.cli import main
+from lgtransfer.runtime import rundir
 from lgtransfer.tasks import Task, TaskBatch, get_task
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import pad_rows
 
 TINY = ["model.n_layer=1", "model.n_head=2", "model.d_model=32", "model.d_ff=64",

@@ -210,8 +210,8 @@ def test_a_stage_sweep_verdict_waits_for_every_stage_and_knows_n_a_and_floor(tmp
     """A seed counts once every stage its experiment lists is in; the learning-speed rank
     correlation is then judged by the exact test; a stage that misses its range on most seeds
     makes it n/a; extrapolation at the floor on every stage is uninformative."""
-    from lgtransfer import rundir
     from lgtransfer.analysis.report.pretrained_claims import judge
+    from lgtransfer.runtime import rundir
 
     seeds = [1, 2, 3, 4, 5, 6, 7]
     stages = {"scratch": (0.0, 1.0, 0.0), "step-10": (0.3, 1.0, 0.0),

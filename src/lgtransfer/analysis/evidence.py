@@ -21,8 +21,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from lgtransfer import rundir
 from lgtransfer.analysis.report.noise import RETRAINED
+from lgtransfer.runtime import rundir
 
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl", "heads.jsonl")
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.analysis.metrics import (
     LEARNED,
     generalization_gap,
@@ -27,6 +26,7 @@ from lgtransfer.analysis.metrics import (
 from lgtransfer.analysis.stats import mean_ci
 from lgtransfer.config.schema import MAIN_ONLY, SAME_EXAMPLES, WITH_AUX
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 CONTRACT_COLUMNS = ["experiment", "variant", "seed", "step", "task", "role", "train_max_length",
                     "length", "n", "accuracy"]

@@ -26,8 +26,9 @@ from typing import Any
 import yaml
 
 from lgtransfer.config.schema import BUDGETS, ExperimentConfig
+from lgtransfer.config.sources import Sources, label
 from lgtransfer.errors import UsageError
-from lgtransfer.rundir import load_yaml_text, read_yaml
+from lgtransfer.runtime.rundir import load_yaml_text, read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
 BUDGETS_FILE = PRESET_DIR / "budgets.yaml"  # each budget's defaults; not an experiment
@@ -38,8 +39,10 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml") if p != BUDGETS_FILE)
 
 
-def load_raw(name_or_path: str, trust_code: bool = False) -> dict:
-    """The raw YAML of a preset name or a file path, its `base:` chain merged in.
+def load_raw(name_or_path: str, trust_code: bool = False, sources: Sources | None = None
+             ) -> dict:
+    """The raw YAML of a preset name or a file path, its `base:` chain merged in (each file
+    recorded in `sources`, bases first).
 
     `tasks_from:` names Python code that is imported to register its tasks: it is loaded only
     with `trust_code` (`--trust-task-code`, or LGT_TRUST_TASK_CODE=1) or when the command line
@@ -62,6 +65,7 @@ def load_raw(name_or_path: str, trust_code: bool = False) -> dict:
     if not isinstance(raw, dict):
         raise UsageError(f"{path}: an experiment file must be a YAML mapping")
     raw.setdefault("name", path.stem)
+    written = copy.deepcopy(raw)  # this file's own fields, for `sources`
     if "tasks_from" in raw:  # user task files, relative to this file; loaded now (tasks/user.py)
         raw["tasks_from"] = task_files(raw["tasks_from"], path.parent, str(path), trust_code)
     if "base" in raw:  # `base: g2` = that experiment, with this file's fields on top
@@ -70,10 +74,12 @@ def load_raw(name_or_path: str, trust_code: bool = False) -> dict:
             raise UsageError(f"{path}: 'base' chain loops back to {base!r}")
         _loading.add(base)
         try:
-            parent = load_raw(base, trust_code)
+            parent = load_raw(base, trust_code, sources)
         finally:
             _loading.discard(base)
         parent.pop("description", None)
+        for layer in sources or []:  # the bases' descriptions are not the file's
+            layer.leaves.discard("description")
         own = set(parent.pop(OWN, []))
         if "budgets" in raw:  # a file's own budgets replace its base's, whole
             parent.pop("budgets", None)
@@ -83,6 +89,9 @@ def load_raw(name_or_path: str, trust_code: bool = False) -> dict:
         raw = merged(parent, raw)
         if own:
             raw[OWN] = sorted(own)
+    if sources is not None:
+        written.pop("base", None)
+        sources.merged(label(name_or_path), written)
     return raw
 
 
@@ -186,18 +195,23 @@ def budget_of(raw: dict, source: str, asked: str | None) -> str:
     return budget
 
 
-def at_budget(raw: dict, source: str, asked: str | None,
-              notes: list[str] | None = None) -> dict:
+def at_budget(raw: dict, source: str, asked: str | None, notes: list[str] | None = None,
+              sources: Sources | None = None) -> dict:
     """Raw experiment data (base chain merged) at a budget: the budget's defaults, the file's
-    fields, then that budget's overrides; a budget-free file as written. Records the budget.
+    fields, then that budget's overrides; a budget-free file as written. Records the budget
+    (and, in `sources`, the defaults under the files, the overrides and the budget above).
     Where a budget inherited from a base overrides a field the file set itself, a line saying
     so goes to `notes` (the dry run prints them)."""
     raw = copy.deepcopy(raw)
     own = raw.pop(OWN, [])
+    fixed = "budget" in raw
     budget = budget_of(raw, source, asked)
     budgets = raw.pop("budgets", None)
     if budgets is not None:
-        raw = merged(read_yaml(BUDGETS_FILE)[budget], raw)
+        defaults = read_yaml(BUDGETS_FILE)[budget]
+        raw = merged(defaults, raw)
+        if sources is not None:
+            sources.merged(f"budgets.yaml {budget}", defaults, first=True)
         for key, value in (budgets[budget] or {}).items():
             key = str(key)
             mine = [k for k in own if k == key or key.startswith(f"{k}.")]
@@ -207,7 +221,12 @@ def at_budget(raw: dict, source: str, asked: str | None,
                     notes.append(f"note: {source}: budgets.{budget} (inherited from its base) "
                                  f"sets {key}={value} over the file's {before}")
             set_key(raw, key, value)
+            if sources is not None:
+                sources.assigned(f"{label(source)}, budgets: {budget}", key, value)
     raw["budget"] = budget
+    if sources is not None:
+        sources.assigned("--budget" if asked else f"{label(source)}, budget:" if fixed
+                         else "this machine's default budget", "budget", budget)
     return raw
 
 
@@ -234,7 +253,7 @@ def merged(base: dict, top: dict) -> dict:
     return out
 
 
-def apply_override(raw: dict, assignment: str) -> None:
+def apply_override(raw: dict, assignment: str, sources: Sources | None = None) -> None:
     """Apply one `key=value` (value parsed as YAML) to raw experiment data, in place."""
     key, sep, text = assignment.partition("=")
     if not sep or not key:
@@ -244,6 +263,8 @@ def apply_override(raw: dict, assignment: str) -> None:
     except yaml.YAMLError:
         raise UsageError(f"--set {key}: cannot parse value {text!r}") from None
     set_key(raw, key, value)
+    if sources is not None:
+        sources.assigned("--set", key, value)
 
 
 def set_key(raw: dict, key: str, value: Any) -> None:

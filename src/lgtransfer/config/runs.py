@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from lgtransfer.config import execution
 from lgtransfer.config.files import has_gpu
 from lgtransfer.config.schema import SCRATCH, ExperimentConfig, ModelConfig, TrainConfig
+from lgtransfer.data.groups import GroupTask
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import GroupTask
 
 # Experiment fields that name, describe or multiply runs, or record more about them (`heads`:
 # head metrics measured on a copy of the model; `log`: trackers the rows are also sent to), but

@@ -1,7 +1,7 @@
 """The experiment schema: every field an experiment file may set, its default, and the checks on
 values that type-check but cannot work. Plain dataclasses, no torch.
 
-An experiment is a task group (`mixture.GroupTask`: task, role, training length range, weight),
+An experiment is a task group (`data.groups.GroupTask`: task, role, training length range, weight),
 a model, a training schedule, an evaluation protocol and seeds. Every field has a default except
 the group, and every group entry names its role and its longest training length.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lgtransfer.data.groups import GroupRoles, GroupTask
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import GroupRoles, GroupTask
 
 POS_ENCODINGS = ("rope", "nope")
 BASELINES = ("none", "same_steps", "same_main_examples", "both")

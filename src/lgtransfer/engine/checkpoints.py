@@ -9,17 +9,33 @@ over cannot run code when read. It is written only once its checkpoint folder is
 
 from __future__ import annotations
 
+import functools
 import pickle
 import shutil
 from pathlib import Path
 
 import torch
+from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
 
-from lgtransfer import rundir, stopping
-from lgtransfer import tokenizer as tok
 from lgtransfer.config import RunSpec
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir, stopping
+from lgtransfer.tasks import tokenizer as tok
+
+
+@functools.cache
+def hf_tokenizer() -> PreTrainedTokenizerFast:
+    """The same vocabulary as a Hugging Face tokenizer, saved beside every checkpoint so that
+    `AutoTokenizer.from_pretrained(checkpoint)` encodes task text exactly as `encode` does."""
+    vocab = {tok.token_text(i): i for i in range(tok.VOCAB_SIZE)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"\[\d+\]|<[A-Z]>|."), behavior="isolated")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, bos_token="[BOS]", eos_token="[EOS]", pad_token="[PAD]",
+        unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+    )
 
 
 def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
@@ -31,7 +47,7 @@ def save_checkpoint(model: torch.nn.Module, path: Path, run: RunSpec,
         model.save_pretrained(tmp)
         stopping.fault_point("checkpoint", step_of(path))
         tokenizer = source.tokenizer if source and source.tokenizer is not None else None
-        (tokenizer if tokenizer is not None else tok.hf_tokenizer()).save_pretrained(tmp)
+        (tokenizer if tokenizer is not None else hf_tokenizer()).save_pretrained(tmp)
     meta = {"experiment": run.experiment.name, "variant": run.variant, "seed": run.seed,
             "group": [t.task for t in run.group], "eval_seed": run.experiment.eval.seed,
             "tasks_from": run.experiment.tasks_from}
@@ -60,11 +76,9 @@ def step_of(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-")[1])
 
 
-def resume_point(run: RunSpec, run_dir: Path
-                 ) -> tuple[int, dict | None, pretrained.ModelSource | None]:
-    """Where a run starts: (step, optimizer/scheduler state, model source). A partial run
-    resumes from its last complete checkpoint; a new one from step 0, from a pretrained model
-    when `model.init` names one (source None: a fresh model)."""
+def read_resume_point(run_dir: Path) -> tuple[int, dict, pretrained.ModelSource] | None:
+    """A partial run's resume point: (step, optimizer/scheduler state, the model of its last
+    complete checkpoint, with the id map it trains with); None when it has none."""
     resume_file = run_dir / "checkpoints" / "resume.pt"
     if resume_file.exists():
         try:  # tensors and plain data only: unpickling anything else could run code
@@ -83,10 +97,7 @@ def resume_point(run: RunSpec, run_dir: Path
             raise UsageError(f"cannot resume {run_dir}: its resume point is damaged "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:120]}); delete "
                              f"{resume_file} to train the run again from step 0") from None
-    if run.model.init:
-        return 0, None, pretrained.load_source(run.model, run.seed,
-                                               [t.task for t in run.experiment.group])
-    return 0, None, None
+    return None
 
 
 def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,

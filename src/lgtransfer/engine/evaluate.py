@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from transformers import DynamicCache
 
-from lgtransfer import tokenizer as tok
+from lgtransfer.data.mixture import Mixture, SeqBatch
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import Mixture, SeqBatch
+from lgtransfer.tasks import tokenizer as tok
 
 
 def pick_device(name: str) -> torch.device:

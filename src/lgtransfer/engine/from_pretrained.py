@@ -1,17 +1,18 @@
 """Starting a run from a pretrained language model: find it offline, map our ids to its ids.
 
 **Finding the model.** `model.init` is a local folder, a model id in the local Hugging Face
-cache, or a GGUF file (`gguf_source.py`, which also knows short names of installed ones).
+cache, or a GGUF file, or the short name of an installed one (found and checked, torch-free, by
+`config/model_files.py`; a GGUF file loads through `gguf_source.py`).
 `model.revision` is a branch, tag or commit of a cached repo (SmolLM2's intermediate
 checkpoints are branches `step-160000`, ...), or a subfolder of a local folder (`lgt pretrain`
 writes `step-N/` subfolders). Nothing here touches the network: a model that is not on this
 machine is a `UsageError` that names what is missing.
 
 **Token ids: per character, through a vocabulary map.** The pipeline keeps working in our own
-character ids (`tokenizer.py`) and translates at the end: `build_id_map` gives, for each of our
-ids, the pretrained tokenizer's id of that character alone, and `mixture.map_ids` applies it to
-whole batches with one numpy lookup. The alternative, running the pretrained tokenizer over the
-text, would let BPE merge characters (`abc` as one token) so that the prompt/target boundary,
+character ids (`tasks/tokenizer.py`) and translates at the end: `build_id_map` gives, for each
+of our ids, the pretrained tokenizer's id of that character alone, and `mixture.map_ids` applies
+it to whole batches with one numpy lookup. The alternative, running the pretrained tokenizer over
+the text, would let BPE merge characters (`abc` as one token) so that the prompt/target boundary,
 the loss mask (MQAR trains only some target characters) and the length of an example would no
 longer line up with our arrays; per-character ids keep all of them exact, vectorized and
 identical to a from-scratch run. Nothing is lost for arithmetic: SmolLM2's tokenizer, like ours
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -35,18 +35,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
+from transformers import AutoTokenizer
+from transformers.utils import logging as hf_logging
 
-from lgtransfer import tokenizer as tok
+from lgtransfer.config.model_files import check_files, is_gguf, locate, resolve, weight_files
 from lgtransfer.config.runs import stage_model
 from lgtransfer.config.schema import ExperimentConfig, ModelConfig
 from lgtransfer.engine import gguf_source
 from lgtransfer.errors import UsageError
+from lgtransfer.tasks import tokenizer as tok
 
 NODE_TOKENS = [f"<lgt_node_{k}>" for k in range(1, tok.N_NODES + 1)]
 MARKER_TOKENS = [f"<lgt_task_{chr(ord('A') + i)}>" for i in range(tok.N_MARKERS)]
 EOS_TOKEN = "<lgt_eos>"  # added only when a tokenizer has no EOS of its own
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
-_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
 
 
 @dataclass
@@ -62,63 +64,6 @@ class ModelSource:
 # ----------------------------------------------------------------------------- finding it
 
 
-def resolve(init: str, revision: str | None = None) -> tuple[Path, str | None]:
-    """The local folder of `init` at `revision`, and the Hub commit when it is a cache entry."""
-    path = Path(init).expanduser()
-    if path.is_dir():
-        if revision:
-            if not (path / revision / "config.json").is_file():
-                known = sorted(p.parent.name for p in path.glob("*/config.json"))
-                raise UsageError(f"model.revision {revision!r}: no model folder {path / revision}"
-                                 + (f" (there: {', '.join(known)})" if known else ""))
-            path = path / revision
-        if not (path / "config.json").is_file():
-            raise UsageError(f"model.init: no model folder at {init} (config.json missing)")
-        return path, None
-    if not _HUB_ID.fullmatch(init) or init.startswith("."):
-        raise UsageError(f"model.init: no model folder at {init}")
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot = Path(snapshot_download(init, revision=revision, local_files_only=True))
-    except (OSError, ValueError):  # not cached (LocalEntryNotFoundError), or a malformed id
-        cached = cached_revisions(init)
-        if cached is None:
-            raise UsageError(
-                f"model.init: no model folder at {init}, and no {init!r} in the local Hugging "
-                f"Face cache (download it where there is a network: `hf download {init}"
-                + (f" --revision {revision}" if revision else "")
-                + "`; or make a local ladder with `lgt pretrain`)") from None
-        raise UsageError(f"model.revision {revision!r} of {init!r} is not in the local Hugging "
-                         f"Face cache (cached: {', '.join(cached) or 'none'})") from None
-    if not (snapshot / "config.json").is_file():
-        raise UsageError(f"model.init: the cached {init!r} has no config.json "
-                         "(a partial download?)")
-    return snapshot, snapshot.name
-
-
-def cached_revisions(repo_id: str) -> list[str] | None:
-    """Branches and tags of a repo in the local Hugging Face cache; None if it is not there."""
-    from huggingface_hub import constants
-
-    folder = Path(constants.HF_HUB_CACHE) / ("models--" + repo_id.replace("/", "--"))
-    if not folder.is_dir():
-        return None
-    refs = folder / "refs"
-    return sorted(str(p.relative_to(refs)) for p in refs.rglob("*") if p.is_file())
-
-
-def check_files(path: Path, weights: bool = True) -> None:
-    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
-        raise UsageError(f"model.init: no tokenizer in {path} (tokenizer.json missing)")
-    if weights and not weight_files(path):
-        raise UsageError(f"model.init: no weights in {path} (*.safetensors or *.bin)")
-
-
-def weight_files(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-
-
 def weights_sha256(path: Path) -> str:
     """sha256 over the weight files (name and bytes, in name order): which weights a run used."""
     h = hashlib.sha256()
@@ -131,8 +76,6 @@ def weights_sha256(path: Path) -> str:
 
 
 def load_tokenizer(path: Path) -> Any:
-    from transformers import AutoTokenizer
-
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as e:
@@ -163,8 +106,8 @@ def open_source(m: ModelConfig) -> Located:
     folder or a Hub cache entry, checked for the files it needs."""
     from lgtransfer.engine import model as lgt_model
 
-    if gguf_source.is_gguf(m.init):
-        f = gguf_source.locate(m.init, m.revision)
+    if is_gguf(m.init):
+        f = locate(m.init, m.revision)
         return Located(f, None, partial(gguf_source.load_tokenizer, f),
                        partial(gguf_source.load_config, f), partial(gguf_source.load_model, f),
                        partial(gguf_source.file_sha256, f))
@@ -265,8 +208,6 @@ def grow_embeddings(model: Any, n_tokens: int) -> int:
     old = model.get_input_embeddings().weight.shape[0]
     if n_tokens <= old:
         return 0
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # not the note on how mean resizing works, on every run
     try:
@@ -280,8 +221,6 @@ def load_source(m: ModelConfig, seed: int, tasks: list[str]) -> ModelSource:
     """The model `m.init` at `m.revision` (random weights with `m.reinit`), in fp32, its
     embeddings grown for the new tokens; the seed draws the new rows (and, with `reinit`, every
     weight)."""
-    import torch
-
     from lgtransfer.engine.model import fresh_model
 
     source = open_source(m)

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lgtransfer import rundir
-from lgtransfer import tokenizer as tok
+from lgtransfer.data.mixture import map_ids, to_sequences
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine.evaluate import greedy_generate
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import map_ids, to_sequences
+from lgtransfer.runtime import rundir
 from lgtransfer.tasks import get_task
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.user import load_files
 
 

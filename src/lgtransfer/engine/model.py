@@ -31,11 +31,11 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from lgtransfer import rundir
-from lgtransfer import tokenizer as tok
 from lgtransfer.config.schema import ModelConfig
 from lgtransfer.engine.nope_llama import NoPELlamaConfig, NoPELlamaForCausalLM, remove_rotation
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
+from lgtransfer.tasks import tokenizer as tok
 
 hf_logging.disable_progress_bar()  # one bar per checkpoint save would drown the training bar
 

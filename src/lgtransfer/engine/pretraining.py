@@ -29,9 +29,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from tqdm import tqdm
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from lgtransfer import rundir
+from lgtransfer.config import TrainConfig
+from lgtransfer.config.schema import ModelConfig
+from lgtransfer.data.mixture import SeqBatch
+from lgtransfer.engine import machine
+from lgtransfer.engine.model import hf_config, vocab_size_padded
+from lgtransfer.engine.train import lr_factor, masked_loss, pick_device, train_step
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 EOS_TEXT, PAD_TEXT = "<|endoftext|>", "<|pad|>"
 DOC_SUFFIXES = (".txt", ".rst")  # the default corpus: documentation first, then sources
@@ -142,11 +152,8 @@ def read_corpus(files: list[Path], cap_bytes: int) -> tuple[list[str], dict]:
 # ----------------------------------------------------------------------------- tokenizer
 
 
-def train_tokenizer(docs: list[str], vocab_size: int):  # -> PreTrainedTokenizerFast
+def train_tokenizer(docs: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
     """Byte-level BPE with individual digits; EOS doubles as BOS, as in SmolLM2."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
@@ -170,9 +177,7 @@ def encode_corpus(tokenizer, docs: list[str]) -> np.ndarray:
 # ----------------------------------------------------------------------------- training
 
 
-def _windows(stream: np.ndarray, starts: np.ndarray, seq_len: int):  # -> SeqBatch
-    from lgtransfer.mixture import SeqBatch
-
+def _windows(stream: np.ndarray, starts: np.ndarray, seq_len: int) -> SeqBatch:
     tokens = stream[starts[:, None] + np.arange(seq_len)]
     mask = np.ones_like(tokens, dtype=bool)
     mask[:, 0] = False  # every token after the first is predicted and trained
@@ -181,10 +186,6 @@ def _windows(stream: np.ndarray, starts: np.ndarray, seq_len: int):  # -> SeqBat
 
 
 def _val_loss(model, val: np.ndarray, cfg: PretrainConfig, device) -> float:
-    import torch
-
-    from lgtransfer.engine.train import masked_loss
-
     n = min(64, (len(val) - 1) // cfg.seq_len)
     if n < 1:
         return float("nan")
@@ -198,13 +199,7 @@ def _val_loss(model, val: np.ndarray, cfg: PretrainConfig, device) -> float:
     return loss
 
 
-def build_lm(cfg: PretrainConfig, tokenizer):  # -> LlamaForCausalLM
-    import torch
-    from transformers import LlamaForCausalLM
-
-    from lgtransfer.config.schema import ModelConfig
-    from lgtransfer.engine.model import hf_config, vocab_size_padded
-
+def build_lm(cfg: PretrainConfig, tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
     arch = ModelConfig(n_layer=cfg.n_layer, n_head=cfg.n_head, d_model=cfg.d_model,
                        d_ff=cfg.d_ff, max_positions=max(1024, cfg.seq_len))
     hf = hf_config(arch)
@@ -238,12 +233,6 @@ def _prepare_out(out: Path, key: dict) -> bool:
 def pretrain(cfg: PretrainConfig, out: Path, corpus: list[str] | None = None,
              device_name: str = "auto", progress: bool = True) -> Path:
     """Train the ladder into `out` (checkpoints `out/step-N/`); returns `out`."""
-    import torch
-    from tqdm import tqdm
-
-    from lgtransfer.config import TrainConfig
-    from lgtransfer.engine.train import lr_factor, pick_device, train_step
-
     cfg.validate()
     device = pick_device(device_name)
     files = corpus_files(corpus) if corpus else default_corpus_files()
@@ -266,7 +255,7 @@ def pretrain(cfg: PretrainConfig, out: Path, corpus: list[str] | None = None,
                 "val_tokens": len(val), "vocab": len(tokenizer), "stages": cfg.stage_steps(),
                 "parameters": sum(p.numel() for p in model.parameters()),
                 "prepare_seconds": round(time.perf_counter() - t0, 2),
-                **rundir.environment(str(device))}
+                **machine.environment(str(device))}
     rundir.write_json(out / "pretrain.json", manifest)
     rundir.write_jsonl(out / "metrics.jsonl", [])
 

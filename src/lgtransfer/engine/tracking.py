@@ -21,6 +21,11 @@ from typing import Any
 
 import yaml
 
+try:  # the optional `track` extra (tensorboard); without it, `--log tensorboard` is one warning
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError:
+    SummaryWriter = None
+
 from lgtransfer.config import RunSpec
 
 _warned: set[str] = set()  # a missing package is said once per process, not once per run
@@ -74,8 +79,8 @@ class TensorBoardSink:
     name = "tensorboard"
 
     def __init__(self, run: RunSpec, run_dir: Path, start: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
+        if SummaryWriter is None:
+            raise ImportError("tensorboard is not installed")
         # purge_step: TensorBoard hides the previous attempt's events past the resume step (the
         # logs keep that step's rows, and they are not sent again)
         self.writer = SummaryWriter(str(run_dir / "tensorboard"),

@@ -37,20 +37,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lgtransfer import rundir, stopping
 from lgtransfer.config import RunSpec, TrainConfig, execution
-from lgtransfer.engine import from_pretrained as pretrained
-from lgtransfer.engine import tracking
-from lgtransfer.engine.checkpoints import (
-    remove_temporaries,
-    resume_point,
-    save_resume_point,
-)
-from lgtransfer.engine.evaluate import evaluate, pick_device, scored_logits
-from lgtransfer.engine.heads.record import HEADS_FILE, HeadRecorder
-from lgtransfer.engine.model import build_model
-from lgtransfer.errors import DiskFull, Interrupted, UsageError
-from lgtransfer.mixture import (
+from lgtransfer.data.mixture import (
     Mixture,
     SeqBatch,
     eval_lengths,
@@ -58,6 +46,18 @@ from lgtransfer.mixture import (
     step_batch,
     worker_batch,
 )
+from lgtransfer.engine import from_pretrained as pretrained
+from lgtransfer.engine import machine, tracking
+from lgtransfer.engine.checkpoints import (
+    read_resume_point,
+    remove_temporaries,
+    save_resume_point,
+)
+from lgtransfer.engine.evaluate import evaluate, pick_device, scored_logits
+from lgtransfer.engine.heads.record import HEADS_FILE, HeadRecorder
+from lgtransfer.engine.model import build_model
+from lgtransfer.errors import DiskFull, Interrupted, UsageError
+from lgtransfer.runtime import rundir, stopping
 from lgtransfer.tasks.user import load_files, source_of
 
 # ----------------------------------------------------------------------------- set-up
@@ -172,6 +172,22 @@ def train_run(run: RunSpec, run_dir: Path, progress: bool = True, position: int 
         raise DiskFull(str(e.filename or run_dir), str(run_dir)) from None
 
 
+def init_from(run: RunSpec, run_dir: Path
+              ) -> tuple[int, dict | None, torch.nn.Module, pretrained.ModelSource | None]:
+    """Where the model comes from, in this order (nanoGPT's `init_from`): the run's own resume
+    point (a partial run goes on from its last complete checkpoint), else the pretrained model
+    `model.init` names, else fresh weights drawn from the model seed. Returns the step to start
+    at, the optimizer and scheduler state to restore (None: new ones), the model, and its
+    source (a pretrained or resumed model's tokenizer and id map; None for a fresh model)."""
+    if (resumed := read_resume_point(run_dir)) is not None:
+        step, state, source = resumed
+        return step, state, source.model, source
+    if run.model.init:
+        source = pretrained.load_source(run.model, run.seed, [t.task for t in run.experiment.group])
+        return 0, None, source.model, source
+    return 0, None, build_model(run.model, run.seed), None
+
+
 def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
                tracker: tracking.Tracking) -> None:
     if rundir.is_complete(run_dir):
@@ -182,8 +198,7 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
     if tcfg.threads:
         torch.set_num_threads(tcfg.threads)
     how = execution_on(run, device)
-    start, resume_state, source = resume_point(run, run_dir)
-    model = source.model if source else build_model(run.model, run.seed)
+    start, resume_state, model, source = init_from(run, run_dir)
     if (attention := attention_for(how, device)) is not None:
         model.set_attn_implementation(attention)
     mixture = Mixture(run.group, cfg.eval.n, cfg.eval.seed, source.id_map if source else None)
@@ -317,7 +332,7 @@ def start_manifest(run: RunSpec, run_dir: Path, device: torch.device, start: int
     manifest = {"status": "running", "config_hash": run.key, "experiment": cfg.name,
                 "figure": cfg.figure,
                 "experiment_key": run.experiment_key, "variant": run.variant, "seed": run.seed,
-                "started": rundir.now(), **rundir.owner(), **rundir.environment(str(device)),
+                "started": rundir.now(), **rundir.owner(), **machine.environment(str(device)),
                 # how it executed (in the key too, unless the fp32-eager reference)
                 "execution": how.name, "precision": how.precision, "compiled": how.compiled,
                 "attention": attention_for(how, device) or "sdpa",

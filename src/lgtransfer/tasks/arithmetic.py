@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import (
     Ragged,
     Task,

@@ -3,7 +3,7 @@
 A task turns random numbers into (prompt, target) pairs of token ids. Tasks generate whole
 batches at once with numpy, because training draws a fresh batch every step and the data must
 never be the bottleneck; a single example is a batch of one. Everything a task produces is plain
-token ids of `lgtransfer.tokenizer` without BOS, EOS or task markers: `mixture.py` adds those.
+token ids of `lgtransfer.tasks.tokenizer` without BOS, EOS or task markers: `mixture.py` adds those.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.errors import UsageError
+from lgtransfer.tasks import tokenizer as tok
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.errors import UsageError
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import Task, TaskBatch
 from lgtransfer.tasks.user import load_file
 

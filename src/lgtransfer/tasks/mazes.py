@@ -24,7 +24,7 @@ import random
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import Task, TaskBatch, pad_rows, register, valid_mask
 
 SIDE = 8

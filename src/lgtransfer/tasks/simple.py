@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
 from lgtransfer.errors import UsageError
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import Task, TaskBatch, pad_rows, register
 
 ExampleFn = Callable[[np.random.Generator, int], tuple[Any, ...]]
@@ -81,7 +81,8 @@ class SimpleTask(Task):
         if ids is None or any(i >= tok.VOCAB_SIZE or i == tok.UNK for i in ids):
             bad = sorted({c for c in text if not (" " <= c <= "~")})
             raise UsageError(f"task {self.name!r}: the {what} {text!r} has characters the "
-                             f"vocabulary lacks ({''.join(bad) or 'see lgtransfer.tokenizer'}): "
+                             f"vocabulary lacks "
+                             f"({''.join(bad) or 'see lgtransfer.tasks.tokenizer'}): "
                              "printable ASCII and [k] for maze nodes only")
         return ids
 

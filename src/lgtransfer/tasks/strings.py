@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from lgtransfer import tokenizer as tok
+from lgtransfer.tasks import tokenizer as tok
 from lgtransfer.tasks.base import (
     Task,
     TaskBatch,

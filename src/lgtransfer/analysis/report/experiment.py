@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.analysis.report.render import Section, markdown_table, pyplot, render
 from lgtransfer.analysis.report.stages import stage_position, stages_section
 from lgtransfer.analysis.results import (
@@ -27,6 +26,7 @@ from lgtransfer.analysis.results import (
     seed_metrics,
 )
 from lgtransfer.analysis.verdicts import MIN_TRANSFER, transfer
+from lgtransfer.runtime import rundir
 
 
 def plot(df: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
@@ -174,7 +174,7 @@ def write_experiment_report(exp_dir: Path, run_dirs: list[Path] | None = None) -
 
 def heads_sections(path: Path) -> list[Section]:
     """The attention-head part, once `lgt heads` has analysed this folder (else nothing)."""
-    from lgtransfer.analysis.heads_plots import heads_section
+    from lgtransfer.analysis.report.heads_plots import heads_section
 
     section = heads_section(path)
     return [section] if section else []

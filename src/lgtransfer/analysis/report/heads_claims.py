@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lgtransfer import rundir
 from lgtransfer.analysis import registration
 from lgtransfer.analysis.report.figures.registry import (
     claims_table,
@@ -50,6 +49,7 @@ from lgtransfer.analysis.verdicts import (
     transfer,
 )
 from lgtransfer.config.schema import WITH_AUX
+from lgtransfer.runtime import rundir
 
 COUNTED = 0.9  # a point counts once the main task's in_dist accuracy reaches this
 MIN_POINTS = 4  # fewer counted points: no rho for that run

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
+from lgtransfer.runtime import rundir
 
 RETRAINED = "retrained.jsonl"
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from lgtransfer import rundir
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.figures.registry import claims_table
 from lgtransfer.analysis.report.render import Section
@@ -32,6 +31,7 @@ from lgtransfer.analysis.verdicts import (
     pending,
     transfer,
 )
+from lgtransfer.runtime import rundir
 
 FILE = "registration-pretrained.yaml"
 NOT_RUN = "not run"

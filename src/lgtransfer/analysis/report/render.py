@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from lgtransfer import rundir
+from lgtransfer.runtime import rundir
 
 
 def pyplot() -> Any:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.analysis.report.figures.registry import (
@@ -34,6 +33,7 @@ from lgtransfer.analysis.results import (
     statistics,
 )
 from lgtransfer.config.schema import BUDGETS
+from lgtransfer.runtime import rundir
 
 STATS_TEXT = ("Per experiment and variant: mean, std and a bootstrap 95 % interval of the mean "
               "over seeds (`lgt results` writes them to stats.csv). max_gen_length = max "
@@ -46,7 +46,7 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
     when it holds several, each one's own report plus one per paper figure at the top; of a
     registered study (results/scaling), the study's claims."""
     if run_dirs is None:
-        from lgtransfer.analysis.scaling import is_scaling_study, write_scaling
+        from lgtransfer.analysis.report.scaling import is_scaling_study, write_scaling
 
         if is_scaling_study(path):
             return write_scaling(path)

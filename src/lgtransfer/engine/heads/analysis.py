@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lgtransfer import rundir
 from lgtransfer.analysis.heads_stats import summarize_reuse
 from lgtransfer.analysis.metrics import generalization_gap
 from lgtransfer.analysis.stats import jaccard, spearman, top_k
+from lgtransfer.data.groups import GroupRoles, GroupTask
+from lgtransfer.data.mixture import Mixture, SeqBatch, map_ids
 from lgtransfer.engine.heads.causal import causal_test
 from lgtransfer.engine.heads.measure import (
     aligned_pair,
@@ -50,7 +51,7 @@ from lgtransfer.engine.heads.measure import (
     select_rows,
 )
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import GroupRoles, GroupTask, Mixture, SeqBatch, map_ids
+from lgtransfer.runtime import rundir
 from lgtransfer.tasks import get_task
 from lgtransfer.tasks.user import load_files
 
@@ -360,7 +361,7 @@ def run_heads(path: Path, opts: HeadOptions, progress: bool = False) -> Path:
     """Analyse every with-aux run at or under `path`; write `path/heads/` (rows, summary,
     plots, heads.md/html). Returns the summary's path. A run without checkpoints that recorded
     its head metrics while training (`heads.jsonl` in its folder) is read, not measured."""
-    from lgtransfer.analysis.heads_plots import write_outputs
+    from lgtransfer.analysis.report.heads_plots import write_outputs
 
     opts.validate()
     runs = find_runs(path)

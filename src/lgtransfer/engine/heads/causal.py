@@ -13,9 +13,9 @@ import torch
 
 from lgtransfer.analysis.heads_stats import causal_interval
 from lgtransfer.analysis.stats import top_k
+from lgtransfer.data.mixture import SeqBatch
 from lgtransfer.engine.heads.measure import ablation_correct, head_shape
 from lgtransfer.errors import UsageError
-from lgtransfer.mixture import SeqBatch
 
 
 def random_head_sets(n_total: int, k: int, draws: int, seed: int, step: int) -> list[np.ndarray]:

@@ -26,8 +26,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from lgtransfer.data.mixture import SeqBatch, to_sequences
 from lgtransfer.engine.evaluate import teacher_forced_correct
-from lgtransfer.mixture import SeqBatch, to_sequences
 from lgtransfer.tasks import TaskBatch, get_task
 
 ALIGN_SALT = 0x4C4754  # aligned inputs are drawn apart from the evaluation sets

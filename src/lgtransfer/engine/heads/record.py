@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from lgtransfer.config import RunSpec
+from lgtransfer.data.mixture import Mixture
 from lgtransfer.engine.heads.analysis import (
     RECORDED,
     Checkpoint,
@@ -36,7 +37,6 @@ from lgtransfer.engine.heads.analysis import (
 )
 from lgtransfer.engine.heads.measure import head_shape
 from lgtransfer.engine.model import fresh_model
-from lgtransfer.mixture import Mixture
 
 HEADS_FILE = RECORDED  # in the run folder
 

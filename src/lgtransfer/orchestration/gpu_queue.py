@@ -22,7 +22,6 @@ import multiprocessing
 import os
 import queue as queues
 import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lgtransfer import gpu_plan, rundir, stopping
-from lgtransfer.analysis.evidence_pack import RECORDS, pack
-from lgtransfer.errors import Interrupted
+from lgtransfer.orchestration import gpu_plan
+from lgtransfer.orchestration.evidence_pack import RECORDS, pack
+from lgtransfer.runtime import rundir, stopping
 
 # `--small`: every run at a size two CPU cores train in about a second (the same code paths)
 SMALL = ["model.n_layer=1", "model.n_head=4", "model.d_model=32", "model.d_ff=64",
@@ -41,6 +40,7 @@ SMALL = ["model.n_layer=1", "model.n_head=4", "model.d_model=32", "model.d_ff=64
          "heads.random_draws=2"]
 COUNTS = (1, 2, 4)  # runs side by side, measured the first time a device is seen
 PARALLELISM = "parallelism.json"
+CHILDREN = "lgtransfer.engine.queue_children"  # the children's torch code, imported by name
 
 
 @dataclass
@@ -72,95 +72,16 @@ def _context(bench: str) -> Any:
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     context = multiprocessing.get_context("forkserver")
     # the server imports these once; every child is a fork of it
-    context.set_forkserver_preload(["torch", "lgtransfer.engine.train", bench])
+    context.set_forkserver_preload(["torch", CHILDREN, bench])
     return context
 
 
 # ----------------------------------------------------------------------------- child processes
 
-
-def _machine_child(small: bool, bench: str, results: Any) -> None:
-    """GPU, versions, and `bench_train.measure` (ours against the naive loop), bounded."""
-    import torch
-    import transformers
-
-    from lgtransfer.config import ModelConfig
-
-    cuda = torch.cuda.is_available()
-    if small:
-        torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    # a GPU: the paper model at batch 1200, as gpu_check; a quarter of its evaluation set, so
-    # that the check stays near a minute; --small: the runs' own tiny model
-    sizes = {"model_cfg": ModelConfig(n_layer=1, n_head=4, d_model=32, d_ff=64),
-             "batch_size": 16, "eval_n": 4} if small else {"eval_n": 256}
-    info: dict = {"device": torch.cuda.get_device_name() if cuda else "cpu", "cuda": cuda,
-                  "torch": torch.__version__, "transformers": transformers.__version__,
-                  "cpus": os.cpu_count()}
-    try:  # a failed benchmark is recorded; the window's runs need only the device
-        info["train"] = importlib.import_module(bench).measure(
-            small, steps=4 if small else 12, data_seconds=0.1 if small else 1.0, **sizes)
-    except Exception as e:
-        info["train"] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
-    info["seconds"] = round(time.perf_counter() - t0, 1)
-    results.put(info)
-
-
-def _pace_child(index: int, counts: tuple[int, ...], shape: dict, small: bool, bench: str,
-                barrier: Any, results: Any) -> None:
-    """One of max(counts) processes: the first run's model and batch, compiled where runs are;
-    then for each count k, the first k processes train at once (the others wait)."""
-    import torch
-
-    from lgtransfer.engine.evaluate import evaluate
-    from lgtransfer.engine.model import build_model
-    from lgtransfer.mixture import Mixture, step_batch
-
-    t0 = time.perf_counter()
-    time_training = importlib.import_module(bench).time_training
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda" if cuda else "cpu")
-    cpus = os.cpu_count() or 1
-    if not cuda:
-        torch.set_num_threads(max(1, cpus // max(counts)))
-    mixture = Mixture(shape["group"], shape["eval_n"], 0)
-    batches = [step_batch(mixture, 0, i, shape["batch_size"]) for i in range(16 if small else 40)]
-    model = build_model(shape["model"], 0).to(device)
-    time_training(model, batches[:4 if small else 8], device, shape["buckets"], cuda)  # compile
-    ready = time.perf_counter() - t0
-    for k in counts:
-        barrier.wait(timeout=600)
-        if index < k:
-            if not cuda:
-                torch.set_num_threads(max(1, cpus // k))
-            results.put({"k": k, "index": index, "ready_s": ready,
-                         "tokens_per_s": time_training(model, batches, device, shape["buckets"],
-                                                       False)})
-    if index == 0:  # seconds per evaluation example (runs evaluate in fp32, one pass)
-        task = shape["group"][0].task
-        model.eval()
-        lengths = {task: list(range(1, 9))}
-        t = time.perf_counter()
-        evaluate(model, mixture, lengths, device)
-        if cuda:
-            torch.cuda.synchronize()
-        results.put({"eval_s_per_example": (time.perf_counter() - t) / (8 * shape["eval_n"])})
-
-
-def _run_child(run: Any, directory: Path, threads: int, data_workers: int | None) -> None:
-    """Train one run; a graceful stop exits 128 + the signal, as `lgt run` does."""
-    import torch
-
-    from lgtransfer.engine.train import train_run
-
-    if threads:
-        torch.set_num_threads(threads)
-    if data_workers is not None:  # an execution setting: not in the run's key
-        run.experiment.train.data_workers = data_workers
-    try:
-        train_run(run, directory, progress=False)
-    except Interrupted as e:
-        sys.exit(128 + e.signum)
+def _engine_child(function: str, *args: Any) -> None:
+    """`CHILDREN.function(*args)` in a child process: named, not imported here, so that this
+    process never imports torch (forking stays safe and cheap)."""
+    getattr(importlib.import_module(CHILDREN), function)(*args)
 
 
 def _collect(context: Any, target: Callable[..., None], arglists: list[tuple],
@@ -255,7 +176,7 @@ def run_window(w: Window, log: Callable[[str], None] = print) -> dict:
     context = _context(w.bench)
     try:
         log("checking the machine and measuring training throughput ...")
-        machine = _collect(context, _machine_child, [(w.small, w.bench)],
+        machine = _collect(context, _engine_child, [("machine_child", w.small, w.bench)],
                            120 if w.small else 240)[0]
         record.update(machine=machine, measured_at_s=t())
         device = machine["device"] + (" (small)" if w.small else "")
@@ -267,8 +188,9 @@ def run_window(w: Window, log: Callable[[str], None] = print) -> dict:
         counts = (choice,) if choice else COUNTS
         log(f"measuring {', '.join(map(str, counts))} run(s) side by side ...")
         barrier = context.Barrier(max(counts))
-        rows = _collect(context, _pace_child, [(i, counts, shape, w.small, w.bench, barrier)
-                                               for i in range(max(counts))], 300)
+        rows = _collect(context, _engine_child,
+                        [("pace_child", i, counts, shape, w.small, w.bench, barrier)
+                         for i in range(max(counts))], 300)
     except RuntimeError as e:  # no timing, no runs; what earlier calls finished still travels
         record["error"] = str(e)
         log(f"error: {e}; no run started")
@@ -401,8 +323,8 @@ def _start(context: Any, p: Any, pace: gpu_plan.Pace, now: float, base: float, t
     rundir.record_experiment_runs(p.experiment_dir, p.run.experiment.name,
                                   p.run.experiment.figure, [p.directory],
                                   p.run.experiment_key)
-    process = context.Process(target=_run_child, args=(p.run, p.directory, threads,
-                                                       data_workers))
+    process = context.Process(target=_engine_child,
+                              args=("run_child", p.run, p.directory, threads, data_workers))
     process.start()
     entry = _entry(p, "started", tokens=round(tokens), estimate_s=round(estimate, 2),
                    started_at_s=round(now - base, 2),

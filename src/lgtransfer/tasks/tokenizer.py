@@ -15,7 +15,6 @@ Only numpy is imported here, so the command-line paths that list and sample task
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 
@@ -89,19 +88,3 @@ _TEXT = [""] * 6 + [token_text(i) for i in range(6, VOCAB_SIZE)]
 def decode(ids: Iterable[int]) -> str:
     """Text of a sequence of ids, special tokens dropped."""
     return "".join(_TEXT[int(i)] for i in ids)
-
-
-@functools.cache
-def hf_tokenizer():  # -> transformers.PreTrainedTokenizerFast (imported lazily: it is heavy)
-    """The same vocabulary as a Hugging Face tokenizer, saved beside every checkpoint so that
-    `AutoTokenizer.from_pretrained(checkpoint)` encodes task text exactly as `encode` does."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {token_text(i): i for i in range(VOCAB_SIZE)}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"\[\d+\]|<[A-Z]>|."), behavior="isolated")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, bos_token="[BOS]", eos_token="[EOS]", pad_token="[PAD]",
-        unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-    )

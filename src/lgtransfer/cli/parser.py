@@ -132,6 +132,10 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="check everything the run checks, then list every run and whether it "
                    "is complete, partial or pending; writes nothing")
+    p.add_argument("--explain", action="store_true",
+                   help="with --dry-run: each experiment's every value, and where it came from "
+                   "(schema default, budgets.yaml, the file or its base, its budgets: block, a "
+                   "sweep's set or grid, --set)")
     p.add_argument("--cluster", default=None,
                    help="submitit cluster: slurm | local | debug (default: detect)")
     p.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",

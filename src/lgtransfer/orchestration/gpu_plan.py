@@ -23,10 +23,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lgtransfer import rundir
+from lgtransfer.config import load_experiments
 from lgtransfer.config.schema import WITH_AUX
 from lgtransfer.errors import UsageError
-from lgtransfer.sweep import PlannedRun, existing_runs, load_experiments, plan, training_tokens
+from lgtransfer.orchestration.sweep import (
+    PlannedRun,
+    existing_runs,
+    plan,
+    training_tokens,
+)
+from lgtransfer.runtime import rundir
 
 ENTRY_KEYS = {"experiment", "seeds", "set", "only"}
 HEADS_SHARE = 0.1  # head metrics recorded during training: ~9 % of a run (bench_head_record.py)

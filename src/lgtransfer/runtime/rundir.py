@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 import lgtransfer
-from lgtransfer import stopping
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import stopping
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -171,7 +171,8 @@ def truncate_jsonl(path: Path, max_step: int) -> None:
 
 
 MANIFEST = "manifest.json"
-EXPERIMENT_INDEX = "experiment.json"  # an experiment folder's list of its runs (sweep.py)
+# an experiment folder's list of its runs (`orchestration/sweep.py`)
+EXPERIMENT_INDEX = "experiment.json"
 
 
 def is_complete(run_dir: Path, strict: bool = False) -> bool:
@@ -267,26 +268,6 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def environment(device: str) -> dict:
-    import numpy
-    import torch
-    import transformers
-
-    info = {
-        "lgtransfer": lgtransfer.__version__,
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "device": device,
-    }
-    if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
 
 
 def now() -> float:

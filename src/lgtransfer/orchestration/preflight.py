@@ -3,8 +3,9 @@ a dry run that passes means the run starts: the output folder, the devices, the 
 models the runs start from, the trackers. Each failure is one line (`UsageError`, exit 2).
 
 Torch-free (a dry run must not pay for importing it): a GPU is asked of the driver
-(`files.has_gpu`), a tracker of the installed packages, a pretrained model of the files
-on disk. A real run then also loads each model's tokenizer (`from_pretrained.validate_models`).
+(`files.has_gpu`), a tracker of the installed packages, a pretrained model of the files on disk
+(`config/model_files.py`). A real run then also loads each model's tokenizer
+(`engine/from_pretrained.validate_models`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from lgtransfer.config import ExperimentConfig, files, stage_model
+from lgtransfer.config import ExperimentConfig, files, model_files, stage_model
 from lgtransfer.errors import UsageError
 
 # the package each tracker of `log:` / `--log` needs (engine/tracking.py imports them)
@@ -52,17 +53,15 @@ def check_device(cfg: ExperimentConfig) -> None:
 def check_models(cfg: ExperimentConfig) -> None:
     """Every `model.init` (each stage's) is a model on this machine of a kind lgt reads: a GGUF
     file or short name, a model folder or a Hub cache entry with a config and a tokenizer."""
-    from lgtransfer.engine import from_pretrained, gguf_source  # neither imports torch
-
     for stage in cfg.model.stages or [None]:
         m = stage_model(cfg.model, stage)
         if not m.init:
             continue
-        if gguf_source.is_gguf(m.init):
+        if model_files.is_gguf(m.init):
             check_gguf(m.init, m.revision)
             continue
-        path, _ = from_pretrained.resolve(m.init, m.revision)
-        from_pretrained.check_files(path, weights=not m.reinit)
+        path, _ = model_files.resolve(m.init, m.revision)
+        model_files.check_files(path, weights=not m.reinit)
         try:
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):
@@ -75,12 +74,10 @@ def check_models(cfg: ExperimentConfig) -> None:
 def check_gguf(init: str, revision: str | None) -> None:
     """A GGUF file by its magic bytes (reading its header needs the gguf package, which a dry
     run does not import; the real run reads it all)."""
-    from lgtransfer.engine import gguf_source
-
     if revision:
-        gguf_source.locate(init, revision)  # refuses a revision, in its own words
-    short = init in gguf_source.SHORT_NAMES
-    path = gguf_source.short_name_file(init) if short else Path(init).expanduser()
+        model_files.locate(init, revision)  # refuses a revision, in its own words
+    short = init in model_files.SHORT_NAMES
+    path = model_files.short_name_file(init) if short else Path(init).expanduser()
     try:
         with path.open("rb") as f:
             magic = f.read(4)

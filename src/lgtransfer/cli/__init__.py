@@ -14,8 +14,8 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from lgtransfer import cli_parser
-from lgtransfer.cli_parser import BUDGETS  # noqa: F401 (tests check it against the config's)
+from lgtransfer.cli import parser as cli_parser
+from lgtransfer.cli.parser import BUDGETS  # noqa: F401 (tests check it against the config's)
 from lgtransfer.errors import DiskFull, Interrupted, UsageError
 
 Command = Callable[[argparse.Namespace], int | None]
@@ -108,10 +108,10 @@ def _check_user_tasks(experiments: list) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.config import validate_runs
-    from lgtransfer.executors import execute
-    from lgtransfer.preflight import check_run
-    from lgtransfer.sweep import describe, load_experiments, plan, record_experiments
+    from lgtransfer.config import load_experiments, validate_runs
+    from lgtransfer.orchestration.executors import execute
+    from lgtransfer.orchestration.preflight import check_run
+    from lgtransfer.orchestration.sweep import describe, plan, record_experiments
 
     options = dict(_key_value(o, "--cluster-option") for o in args.cluster_option)
     files = _loaded(args.tasks_from)  # before the experiments: their groups may name them
@@ -119,6 +119,10 @@ def cmd_run(args: argparse.Namespace) -> None:
                                    trust_code=args.trust_task_code)
     trackers = _trackers(args.log)
     for e in experiments:
+        if files:
+            e.sources.assigned("--tasks-from", "tasks_from", files)
+        if trackers:
+            e.sources.assigned("--log", "log", trackers)
         e.config.tasks_from = sorted({*e.config.tasks_from, *files})
         e.config.log = sorted({*e.config.log, *trackers})  # not in a run's key: no retraining
         # every bad input is caught before a run folder exists, by a dry run too
@@ -136,6 +140,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(note if args.dry_run else f"lgt: {note}", file=sys.stdout if args.dry_run
               else sys.stderr)
     if args.dry_run:
+        if args.explain:
+            print("\n\n".join(e.explain() for e in experiments), end="\n\n")
         print(describe(planned))
         return
     record_experiments(experiments, planned, out)
@@ -145,10 +151,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     if busy:
         print(f"lgt: note: {len(busy)} run(s) are being trained by another process; "
               "their results join the report once it is rerun", file=sys.stderr)
-    from lgtransfer import stopping
     from lgtransfer.analysis.report.experiment import curves_text, seed_table
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import load_eval
+    from lgtransfer.runtime import stopping
 
     for e in experiments:
         if e.sweep:
@@ -183,7 +189,7 @@ def _trackers(values: list[str]) -> list[str]:
 def _key_value(text: str, flag: str) -> tuple[str, object]:
     import yaml
 
-    from lgtransfer.rundir import load_yaml_text
+    from lgtransfer.runtime.rundir import load_yaml_text
 
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -197,9 +203,9 @@ def _key_value(text: str, flag: str) -> tuple[str, object]:
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from lgtransfer.analysis.report.scaling import is_scaling_study
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import experiment_folders, select_runs
-    from lgtransfer.analysis.scaling import is_scaling_study
 
     path = Path(args.dir)
     if not path.is_dir():
@@ -249,7 +255,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     if args.save_every is None and args.stages is not None:
         cfg.save_every = 0
     out = Path(args.out or f"runs/pretrain-{args.size}")
-    from lgtransfer.preflight import check_out
+    from lgtransfer.orchestration.preflight import check_out
 
     check_out(out)
     pretrain(cfg, out, args.corpus, device_name=args.device, progress=not args.quiet)
@@ -341,7 +347,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lgt: stopped by {name}: {e.where} (resume point written; `lgt run` again "
               "resumes it)", file=sys.stderr)
         return 128 + e.signum
-
-
-if __name__ == "__main__":
-    sys.exit(main())

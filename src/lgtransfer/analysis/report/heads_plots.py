@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lgtransfer import rundir
 from lgtransfer.analysis.heads_stats import REUSE_METRICS
 from lgtransfer.analysis.report.render import Section, pyplot, render
+from lgtransfer.runtime import rundir
 
 HEAD_FIGURES = (
     "heads_maps.png", "heads_training.png", "heads_scatter.png", "heads_causal.png")

@@ -1,7 +1,7 @@
 """The scaling study (issue 31; results/scaling/registration.yaml, which governs every number
 here): does the main task's reach toward L_aux grow with training compute?
 
-    lgt report results/scaling        (or: python -m lgtransfer.analysis.scaling results/scaling)
+    lgt report results/scaling   (or: python -m lgtransfer.analysis.report.scaling results/scaling)
 
 writes claims.md (+ claims.html), per_run.csv and fig_scaling.png into the study's folder.
 Level x1 is the committed cpu evidence (results/cpu/g1, g5); x4 and x18 are the study's runs,
@@ -24,17 +24,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lgtransfer import rundir
 from lgtransfer.analysis.metrics import LEARNED, max_generalized_length, mean_accuracy
 from lgtransfer.analysis.report.render import Section, render
-from lgtransfer.analysis.results import accuracy_curve, collect, final_curves, in_distribution
-from lgtransfer.analysis.scaling_described import (
+from lgtransfer.analysis.report.scaling_described import (
     SIDE_NONE,
     SIDE_TEXT,
     forecast,
     scaling_figure,
     side_arm,
 )
+from lgtransfer.analysis.results import accuracy_curve, collect, final_curves, in_distribution
 from lgtransfer.analysis.signflip import holm, permutation_p
 from lgtransfer.analysis.verdicts import (
     FAILS,
@@ -47,6 +46,7 @@ from lgtransfer.analysis.verdicts import (
 )
 from lgtransfer.config.schema import MAIN_ONLY, WITH_AUX
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 REGISTRATION = "registration.yaml"
 STUDY = "scaling"
@@ -417,5 +417,5 @@ def train_seconds(run: str, results_dir: Path, cpu_dir: Path) -> float:
     return float(rundir.read_json(path / rundir.MANIFEST).get("train_seconds") or math.nan)
 
 
-if __name__ == "__main__":  # python -m lgtransfer.analysis.scaling results/scaling
+if __name__ == "__main__":  # python -m lgtransfer.analysis.report.scaling results/scaling
     print(f"report: {write_scaling(Path(*sys.argv[1:2] or ['results/scaling']))}")

@@ -1,72 +1,36 @@
-"""Sweeps: experiments (and sweep files) expanded into content-keyed runs, planned under OUT.
-
-`lgt run` takes one or more experiments. Each is a preset name or a YAML path, and may be a
-*sweep file*: a list of experiments built from bases with overrides, optionally crossed with a
-grid of values (the length-ratio sweep is one base crossed with 7 main x 7 auxiliary lengths):
-
-    sweep: ratio                        # marks a sweep file; its experiments: OUT/BUDGET/ratio/
-    description: ...
-    set: {train.steps: 4000}            # overrides applied to every experiment
-    experiments:                        # each base loaded at the sweep's budget
-      - {base: g1, name: "ratio-m{main}-a{aux}"}
-    grid:                               # every combination, `{axis}` filled into the name
-      main: {keys: [group.0.max_length], values: [4, 8, 16]}
-      aux: {keys: [group.1.max_length, group.2.max_length], values: [8, 16, 32]}
-    budgets:                            # optional: the budgets it runs at, and per budget a
-      cpu: {set: {seeds: [0, 1]},       # `set` applied after the others and `grid` axes that
-            grid: {main: {keys: [group.0.max_length], values: [3, 6]}}}   # replace its own
-      gpu: {}
+"""Planning: experiments (`config.load`) into runs, each in its folder under OUT.
 
 Every run lives in `OUT/BUDGET/[SWEEP/]EXPERIMENT/{variant}_seed{seed}_{key}`, the key a hash of
 its resolved config (budget included) without the experiment's name (`config.runs`), so a
 finished run is never redone and a changed config never reuses a folder. A run that another
 experiment already has under OUT (A1's both-auxiliary runs are G1's) is not trained again: it
 stays in that experiment's folder, and `experiment.json` in each experiment folder lists the
-runs the experiment is made of.
+runs the experiment is made of. `--dry-run` prints `describe`'s listing.
 
 The executors that train the planned runs are in `executors.py`.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from lgtransfer import rundir
 from lgtransfer.config import (
     BUDGETS,
-    ExperimentConfig,
+    ExperimentEntry,
     RunSpec,
-    apply_override,
-    at_budget,
-    budget_of,
     content_hash,
     execution,
     expand,
-    load_raw,
-    parse_experiment,
-    set_key,
     throughput,
 )
-from lgtransfer.config.files import OWN, PRESET_DIR, is_file, resolve_base
 from lgtransfer.config.runs import run_execution
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 # ----------------------------------------------------------------------------- planning
-
-
-@dataclass
-class ExperimentEntry:
-    """One experiment named on the command line or in a sweep file, and its folder."""
-
-    config: ExperimentConfig
-    folder: Path  # relative to the output folder: BUDGET/EXPERIMENT or BUDGET/SWEEP/EXPERIMENT
-    sweep: str = ""  # the sweep file's `sweep:` name, for an experiment of a sweep
-    # what loading it noticed: a budget inherited from a base overriding the file's own field
-    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,107 +55,6 @@ class PlannedRun:
             return "running elsewhere"
         step = rundir.last_step(self.directory)
         return f"partial (resumes at step {step})" if step else "pending"
-
-
-def load_experiments(names: list[str], overrides: list[str] | None = None,
-                     budget: str | None = None, trust_code: bool = False
-                     ) -> list[ExperimentEntry]:
-    """Every experiment that the given presets, experiment files and sweep files name, at
-    `budget` (None: each file's own, else this machine's default; `config.files`). Names
-    become folders under the output folder: each must be one plain folder name."""
-    out: list[ExperimentEntry] = []
-    for name in names:
-        raw = load_raw(name, trust_code)
-        if "sweep" in raw:
-            out += _sweep_experiments(raw, name, overrides or [], budget, trust_code)
-        else:
-            notes: list[str] = []
-            raw = at_budget(raw, name, budget, notes)
-            for assignment in overrides or []:
-                apply_override(raw, assignment)
-            cfg = parse_experiment(raw, name)
-            rundir.folder_name(cfg.name, "experiment name")
-            out.append(ExperimentEntry(cfg, Path(cfg.budget) / cfg.name, notes=notes))
-    folders = [e.folder for e in out]
-    if len(set(folders)) < len(folders):
-        raise UsageError("two experiments share a name: "
-                         f"{next(str(f) for f in folders if folders.count(f) > 1)}")
-    return out
-
-
-def _sweep_experiments(raw: dict, source: str, overrides: list[str], asked: str | None,
-                       trust_code: bool = False) -> list[ExperimentEntry]:
-    raw.pop(OWN, None)  # a sweep's own budgets apply to its sweep keys only
-    unknown = set(raw) - {"sweep", "name", "description", "set", "experiments", "grid",
-                          "budgets", "budget", "tasks_from", "matrix"}
-    if unknown:
-        raise UsageError(f"{source}: unknown sweep key {sorted(unknown)[0]!r}")
-    budget = budget_of(raw, source, asked)
-    own = (raw.get("budgets") or {}).get(budget) or {}
-    if set(own) - {"set", "grid"}:
-        raise UsageError(f"{source}: a sweep's budget may give only 'set' and 'grid', got "
-                         f"{sorted(set(own) - {'set', 'grid'})[0]!r}")
-    sweep, entries = rundir.folder_name(str(raw["sweep"]), "sweep name"), raw.get("experiments")
-    if "matrix" in raw:
-        if entries:
-            raise UsageError(f"{source}: a sweep has 'experiments' or a 'matrix', not both")
-        entries = matrix_entries(raw["matrix"], source)
-    grid = {**(raw.get("grid") or {}), **(own.get("grid") or {})}
-    if not isinstance(entries, list) or not entries:
-        raise UsageError(f"{source}: a sweep needs a non-empty list 'experiments'")
-    if not isinstance(grid, dict) or not all(
-            isinstance(a, dict) and set(a) == {"keys", "values"} for a in grid.values()):
-        raise UsageError(f"{source}: each grid axis needs exactly 'keys' and 'values'")
-    axes = list(grid)
-    folder = Path(source).parent if is_file(Path(source)) else PRESET_DIR  # bases: relative
-    out = []
-    for entry in entries:
-        if not isinstance(entry, dict) or "base" not in entry or "name" not in entry:
-            raise UsageError(f"{source}: each sweep experiment needs 'base' and 'name'")
-        for values in itertools.product(*(grid[a]["values"] for a in axes)):
-            point = dict(zip(axes, values, strict=True))
-            base_name = resolve_base(entry["base"], folder)
-            base = load_raw(base_name, trust_code)
-            if "sweep" in base:
-                raise UsageError(f"{source}: base {entry['base']!r} is itself a sweep")
-            notes: list[str] = []
-            base = at_budget(base, base_name, budget, notes)
-            # the budget's `set` last: it adapts the entries' own (A1's single-aux groups)
-            for key, value in [*{**(raw.get("set") or {}), **(entry.get("set") or {})}.items(),
-                               *(own.get("set") or {}).items()]:
-                set_key(base, key, value)
-            for axis, value in point.items():
-                for key in grid[axis]["keys"]:
-                    set_key(base, key, value)
-            base["name"] = str(entry["name"]).format(**point)
-            if raw.get("tasks_from"):  # the sweep's own task files, for every experiment
-                base["tasks_from"] = [*base.get("tasks_from", []), *raw["tasks_from"]]
-            for assignment in overrides:
-                apply_override(base, assignment)
-            cfg = parse_experiment(base, f"{source}: {base['name']}")
-            rundir.folder_name(cfg.name, f"{source}: experiment name")
-            out.append(ExperimentEntry(cfg, Path(budget) / sweep / cfg.name, sweep, notes))
-    return out
-
-
-def matrix_entries(matrix: object, source: str) -> list[dict]:
-    """A transfer matrix: every ordered pair of distinct tasks (main trained to `main_length`,
-    auxiliary to `aux_length`) as one experiment `MAIN-from-AUX` on the base experiment. The
-    main-alone baselines are shared by the pairs with the same main task (one run each)."""
-    keys = {"tasks", "main_length", "aux_length", "base"}
-    if not isinstance(matrix, dict) or set(matrix) - keys or not {"tasks", "main_length",
-                                                                  "aux_length"} <= set(matrix):
-        raise UsageError(f"{source}: 'matrix' needs tasks, main_length and aux_length "
-                         "(and optionally base)")
-    tasks = matrix["tasks"]
-    if not isinstance(tasks, list) or len(tasks) < 2 or len(set(map(str, tasks))) < len(tasks):
-        raise UsageError(f"{source}: matrix.tasks must list at least two distinct tasks")
-    return [{"base": str(matrix.get("base", "g1")), "name": f"{m}-from-{a}",
-             "set": {"group": [{"task": str(m), "role": "main",
-                                "max_length": matrix["main_length"]},
-                               {"task": str(a), "role": "aux",
-                                "max_length": matrix["aux_length"]}]}}
-            for m in tasks for a in tasks if m != a]
 
 
 def plan(experiments: list[ExperimentEntry], out: Path) -> list[PlannedRun]:
@@ -315,7 +178,7 @@ def training_tokens(run: RunSpec) -> float:
     mean measured on a sample of the run's own mixture (tasks by weight, lengths uniform)."""
     import numpy as np
 
-    from lgtransfer.mixture import MARKER_REPEAT
+    from lgtransfer.data.mixture import MARKER_REPEAT
     from lgtransfer.tasks import get_task
 
     key = tuple((t.task, t.min_length, t.max_length, t.weight) for t in run.group)

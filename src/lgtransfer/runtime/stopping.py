@@ -12,6 +12,8 @@ manifest says complete), `report` (before `lgt run` writes the report; step 0) a
 and renaming it into place).
 PLACE:STEP:SIGNAL:parent signals the parent process instead (a sweep's, as SLURM signals a
 job's main process); PLACE:STEP:SIGNAL:group, the whole process group (as Ctrl-C does).
+PLACE#N:STEP:SIGNAL fires only the Nth time this process reaches PLACE at STEP (in an inline
+sweep, the Nth run: a kill that lands mid-sweep without any waiting).
 SIGNAL `ENOSPC` raises the error a full disk gives (at `checkpoint`, `resume`, `eval` and
 `write_NAME`). Without LGT_FAULT (always, outside tests) it does nothing.
 """
@@ -27,6 +29,7 @@ from collections.abc import Callable, Iterator
 
 SIGNALS = [signal.SIGINT, signal.SIGTERM]  # a submitit job adds SIGUSR2 (`executors.TrainJob`)
 _received: list[int] = []  # the signal that asked this process to stop, if any
+_reached: dict[tuple[str, int], int] = {}  # times each fault point was reached (PLACE#N)
 _depth = [0]  # nesting of `stop_at_step_boundaries` (a sweep's around each run's own)
 
 
@@ -71,7 +74,11 @@ def fault_point(place: str, step: int, path: str | None = None) -> None:
     if not spec:
         return
     where, at, name, *whom = spec.split(":")
+    where, _, nth = where.partition("#")
     if where != place or int(at) != step:
+        return
+    _reached[place, step] = _reached.get((place, step), 0) + 1
+    if nth and _reached[place, step] != int(nth):
         return
     if name == "ENOSPC":  # a full disk at this write
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path or place)

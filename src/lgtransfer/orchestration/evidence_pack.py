@@ -30,8 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from lgtransfer import rundir
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl", "heads.jsonl")
 RECORDS = "windows"  # the window records' folder, beside the experiment folders

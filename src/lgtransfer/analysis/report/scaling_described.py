@@ -1,4 +1,4 @@
-"""The scaling study's described parts, which test nothing (lgtransfer.analysis.scaling;
+"""The scaling study's described parts, which test nothing (lgtransfer.analysis.report.scaling;
 results/scaling/registration.yaml): the forecast line, the side arm's table and the figure."""
 
 from __future__ import annotations

@@ -21,22 +21,12 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from lgtransfer import rundir, stopping
 from lgtransfer.config import RunSpec
 from lgtransfer.errors import Interrupted, UsageError
-from lgtransfer.sweep import PlannedRun
+from lgtransfer.orchestration.sweep import PlannedRun
+from lgtransfer.runtime import rundir, stopping
 
 EXECUTORS = ("auto", "inline", "local", "submitit")
-
-
-def _slots() -> tuple[int, list[str] | None]:
-    """How many runs fit side by side here, and the GPU ids when there are GPUs."""
-    import torch
-
-    if torch.cuda.is_available():
-        n = torch.cuda.device_count()
-        return n, [str(i) for i in range(n)]
-    return max(1, os.cpu_count() or 1), None
 
 
 _POOL_STOP: Any = None  # the sweep's stop event, in a pool worker (`_init_pool_worker`)
@@ -59,15 +49,12 @@ def _work(run: RunSpec, directory: Path, threads: int, gpu: str | None, position
 
 def _train(run: RunSpec, directory: Path, threads: int, gpu: str | None, position: int,
            progress: bool) -> str:
-    if gpu is not None:
+    if gpu is not None:  # before torch is imported (with the engine), or it sees every GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    import torch
+    from lgtransfer.engine import machine, train
 
-    if threads:
-        torch.set_num_threads(threads)
-    from lgtransfer.engine.train import train_run
-
-    train_run(run, directory, progress=progress, position=position)
+    machine.set_threads(threads)
+    train.train_run(run, directory, progress=progress, position=position)
     return str(directory)
 
 
@@ -122,7 +109,9 @@ def execute(planned: list[PlannedRun], executor: str = "auto", workers: int = 0,
         _submit(pending, out=_common_root(pending), cluster=cluster,
                 options=cluster_options or {}, workers=workers)
         return busy
-    slots, gpus = _slots()
+    from lgtransfer.engine.machine import slots as machine_slots
+
+    slots, gpus = machine_slots()
     n_workers = min(len(pending), workers or slots)
     if executor == "inline" or (executor == "auto" and n_workers < 2):
         from lgtransfer.engine.train import train_run

@@ -1,0 +1,2 @@
+"""Task groups into batches: `mixture` (training batches by weight and length, fixed
+evaluation sets)."""
