@@ -12,6 +12,9 @@ verdicts state they include. Without the file, nothing is pending.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +43,42 @@ class Registration:
         return self.seeds if name in self.experiments or ablation else None
 
 
+# the registration that governs the rows being judged, when it is not the folder's own: the
+# confirmatory section judges the runs of registration-confirm.yaml with the same row code
+_GOVERNING: ContextVar[Registration | None] = ContextVar("governing", default=None)
+
+
+@contextmanager
+def governing(reg: Registration) -> Iterator[Registration]:
+    """Within the block, `load` gives `reg` whatever folder it is asked about."""
+    token = _GOVERNING.set(reg)
+    try:
+        yield reg
+    finally:
+        _GOVERNING.reset(token)
+
+
+def listed_sizes(folder: Path) -> dict[str, int]:
+    """family -> how many claims the folder's registration lists in it (its Holm m as
+    registered), for the families whose every listed claim names one experiment or one contrast
+    of two (`g2`, `g1 - c1 (...)`); a family whose items each stand for several claims ("per
+    metric and group (g1, g2, g5)") has no countable m and is left out."""
+    path = folder / FILE
+    if not path.is_file():
+        return {}
+    raw = yaml.safe_load(path.read_text()) or {}
+    out = {}
+    for name, family in (raw.get("families") or {}).items():
+        claims = [str(c) for c in (family or {}).get("claims") or []]
+        if claims and all(1 <= len(ID.findall(c)) <= 2 for c in claims):
+            out[str(name)] = len(claims)
+    return out
+
+
 def load(folder: Path) -> Registration:
+    governing_now = _GOVERNING.get()
+    if governing_now is not None:
+        return governing_now
     path = folder / FILE
     if not path.is_file():
         return Registration()

@@ -205,3 +205,23 @@ def settle(verdicts: list[Verdict]) -> list[Verdict]:
             if not w:
                 out[i] = replace(verdicts[i], p_adj=py, p_no_adj=pn).decided()
     return out
+
+
+def untested(v: Verdict | None) -> bool:
+    """A claim with no test result to correct: missing, n/a, floor, pending or without data."""
+    return (v is None or v.outcome in (NOT_APPLICABLE, FLOOR, PENDING) or v.measured.n == 0
+            or math.isnan(v.p_yes))
+
+
+def settle_fixed(family: Sequence[Verdict | None]) -> list[Verdict | None]:
+    """Holm over a family whose claims a registration lists (registration-confirm.yaml): m is
+    the length of the list, fixed before the runs. A claim without a test result (None: no
+    result yet; n/a, floor, pending) keeps its place and counts with p = 1 and its own outcome;
+    the others are adjusted at that m and decided again. Unlike `settle`, no claim ever leaves
+    the family, so no verdict can move because another turned out n/a."""
+    gaps = [untested(v) for v in family]
+    p_yes = [1.0 if g else v.p_yes for v, g in zip(family, gaps, strict=True)]
+    p_no = [1.0 if g or math.isnan(v.p_no) else v.p_no for v, g in zip(family, gaps, strict=True)]
+    adj_yes, adj_no = holm(p_yes), holm(p_no)
+    return [v if g else replace(v, p_adj=py, p_no_adj=pn).decided()
+            for v, g, py, pn in zip(family, gaps, adj_yes, adj_no, strict=True)]

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from lgtransfer.analysis import confirm, registration
 from lgtransfer.analysis.metrics import LEARNED
+from lgtransfer.analysis.report.confirm_claims import (
+    EXPLORATORY,
+    EXPLORATORY_TEXT,
+    confirm_heading,
+    confirm_rows,
+    confirm_text,
+    exploratory_heading,
+)
 from lgtransfer.analysis.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.analysis.report.figures.registry import (
     SECTION_BY_FIGURE_ID,
@@ -58,6 +67,7 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
 
 def write_suite_report(root: Path, folders: list[Path]) -> Path:
     """Each experiment folder's own report, then the suite's report.md/html in `root`."""
+    plan = confirm.load(root)  # a malformed confirmatory registration stops before any write
     for folder in folders:
         if folder == root:  # runs of its own beside experiment folders: in the tables below
             continue
@@ -65,8 +75,15 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
             write_report(folder)
     df = label_configs(collect(root))
     seeds = per_seed(df)
-    sections = figure_sections(df, seeds, root)
     done = df[df.status == "complete"]
+    claims_df, claims_seeds, confirmed = df, seeds, None
+    if plan is not None:  # first: the exploratory figures below overwrite the shared files
+        confirmed = Section(confirm_heading(plan)[4:], confirm_text(done, root, plan),
+                            tables=[confirm_rows(df, seeds, root, plan)])
+        claims_df = df[~df.seed.isin(plan.seeds)]  # the exploratory rows: the other seeds
+        claims_seeds = seeds[~seeds.seed.isin(plan.seeds)] if len(seeds) else seeds
+    claims_done = claims_df[claims_df.status == "complete"]
+    sections = figure_sections(claims_df, claims_seeds, root)
     untagged = done[~done.figure.isin(list(SECTION_BY_FIGURE_ID))]
     if len(untagged):
         paths = dict.fromkeys(root / Path(r).parent / "report.png" for r in untagged.run.unique())
@@ -88,12 +105,15 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
         write_cost(cost, root)
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
-    for extra in (heads_claims(done, seeds, root), pretrained_claims(done, root)):
+    for extra in (heads_claims(claims_done, claims_seeds, root),
+                  pretrained_claims(claims_done, root)):
         if extra is not None:
             sections.append(extra)
-    settle_tables(sections)  # Holm within each family, over every section's claims
-    write_claims(sections, root)
-    return render(f"Report: {root.name}{budgets}", sections + heads_sections(root), root)
+    # Holm within each family, over every section's claims; beside it, at the listed m
+    settle_tables(sections, registration.listed_sizes(root))
+    write_claims(sections, root, confirmed)
+    first = [confirmed] if confirmed else []
+    return render(f"Report: {root.name}{budgets}", first + sections + heads_sections(root), root)
 
 
 NOISE_TEXT = ("Runs trained again with the same seed and settings (to record head metrics; "
@@ -168,9 +188,11 @@ def write_cost(cost: pd.DataFrame, root: Path) -> Path:
     return root / "cost.md"
 
 
-def write_claims(sections: list[Section], root: Path) -> Path:
+def write_claims(sections: list[Section], root: Path, confirmed: Section | None = None) -> Path:
     """`claims.md`: every verdict of the report in one table, figure by figure (the
-    "What reproduces" table of docs/results.md is this file, checked equal to it by a test)."""
+    "What reproduces" table of docs/results.md is this file, checked equal to it by a test).
+    Under a registration (registration.yaml) the table is headed exploratory; with a
+    confirmatory one (`confirmed`), its section comes first."""
     rows = []
     for sec in sections:
         for table in sec.tables:
@@ -181,5 +203,11 @@ def write_claims(sections: list[Section], root: Path) -> Path:
                                  "p (Holm)": p if isinstance(p := getattr(r, "p", ""), str) else "",
                                  "verdict": r.reproduces})
     text = markdown_table(pd.DataFrame(rows)) if rows else "No verdicts: no complete runs."
+    heading = exploratory_heading(root)
+    if heading or confirmed:
+        text = f"{heading or '### ' + EXPLORATORY}\n\n{EXPLORATORY_TEXT}\n\n{text}"
+    if confirmed:
+        text = (f"### {confirmed.title}\n\n{confirmed.text}\n\n"
+                f"{markdown_table(confirmed.tables[0])}\n\n{text}")
     rundir.write_atomic(root / "claims.md", text + "\n")
     return root / "claims.md"

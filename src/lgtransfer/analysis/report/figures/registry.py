@@ -28,6 +28,8 @@ from lgtransfer.analysis.verdicts import (
     not_applicable,
     pending,
     settle,
+    settle_fixed,
+    untested,
 )
 
 PAPER_ORDER = ["3a", "3b", "3c", "4a", "4c", "6", "7", "8", "9", "14", "10", "11", "12", "13",
@@ -74,22 +76,43 @@ def claims_table(rows: list[tuple[str, str, str, bool | Verdict | None]],
     return pd.DataFrame(out)
 
 
-def settle_tables(sections: list[Section]) -> None:
+def settle_tables(sections: list[Section], listed: dict[str, int] | None = None) -> None:
     """Holm within each family over every claims table of the sections (a family without a
     name is its section), then each table's `ours` (with the adjusted p) and `reproduces`
-    columns written from the settled verdicts; the `verdict` column is dropped."""
+    columns written from the settled verdicts; the `verdict` column is dropped. `listed`
+    (family -> the m its registration lists; `registration.listed_sizes`): where Holm at that
+    m, n/a claims counted with p = 1, gives another p, the p column adds it, and the verdict
+    says when it would read otherwise."""
     found = [(sec, table, i, replace(v, family=v.family or sec.title))
              for sec in sections for table in sec.tables if "verdict" in table
              for i, v in enumerate(table["verdict"]) if isinstance(v, Verdict)]
     settled = settle([v for *_, v in found])
-    for (_, table, i, _), v in zip(found, settled, strict=True):
+    at_listed = at_listed_m(settled, listed or {})
+    for k, ((_, table, i, _), v) in enumerate(zip(found, settled, strict=True)):
         table.loc[i, "ours"] = f"{table.loc[i, 'ours']}; {v.measured}"
         table.loc[i, "p"] = p_text(v)
         table.loc[i, "reproduces"] = f"{v.outcome}: {v.note}" if v.note else v.outcome
+        if k in at_listed and p_text(at_listed[k]) != p_text(v):
+            m = listed[v.family]  # type: ignore[index]
+            table.loc[i, "p"] += f"; m = {m}: {p_text(at_listed[k])}"
+            if at_listed[k].outcome != v.outcome:
+                table.loc[i, "reproduces"] += f"; {at_listed[k].outcome} at the listed m = {m}"
     for sec in sections:
         for j, table in enumerate(sec.tables):
             if "verdict" in table:
                 sec.tables[j] = table.drop(columns="verdict")
+
+
+def at_listed_m(settled: list[Verdict], listed: dict[str, int]) -> dict[int, Verdict]:
+    """index -> the verdict at its family's listed m (`settle_fixed`: the tested claims and the
+    rest counted with p = 1), for the tested claims of families with fewer tested than listed."""
+    out = {}
+    for family, m in listed.items():
+        tested = [k for k, v in enumerate(settled) if v.family == family and not untested(v)]
+        if 0 < len(tested) < m:
+            fixed = settle_fixed([settled[k] for k in tested] + [None] * (m - len(tested)))
+            out.update({k: v for k, v in zip(tested, fixed, strict=False) if v is not None})
+    return out
 
 
 def p_text(v: Verdict) -> str:

@@ -1,0 +1,158 @@
+"""The confirmatory section of claims.md (issue 33): the claims a folder's
+`registration-confirm.yaml` lists, judged from only the runs it governs (its seeds), each family
+corrected by Holm at the m the registration fixes (`verdicts.settle_fixed`: a claim that is n/a,
+floor, pending or has no result yet keeps its place with p = 1).
+
+The rows come from the same code as the exploratory ones: the figure sections and the heads
+claims run again on the registered seeds' runs while `registration.governing` makes them read the
+confirmatory registration (its seeds, its experiments, no seed picked on its outcome), plus the
+within-experiment across-run rows (`across_within`). Each registered claim is then the row it
+names (`rows` family, `row` experiment, `says` a part of the paper's claim); a claim without such
+a row is `pending` and says why. Also here: the headings claims.md gives its two sections, and the
+exploratory rows' note of the Holm p at the m registration.yaml lists (`settle_tables`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lgtransfer.analysis import registration
+from lgtransfer.analysis.confirm import Claim, Plan
+from lgtransfer.analysis.registration import ID
+from lgtransfer.analysis.report.across_within import FAMILY as ACROSS_FAMILY
+from lgtransfer.analysis.report.across_within import across_within_rows
+from lgtransfer.analysis.report.figures.registry import figure_sections
+from lgtransfer.analysis.report.heads_claims import heads_claims
+from lgtransfer.analysis.report.render import Section
+from lgtransfer.analysis.verdicts import (
+    FAILS,
+    PENDING,
+    Interval,
+    Verdict,
+    settle_fixed,
+    untested,
+)
+from lgtransfer.runtime import rundir
+
+CONFIRMATORY, EXPLORATORY = "Confirmatory", "Exploratory"
+# (report family, experiment column, paper column, ours column, verdict) of one computed row
+Row = tuple[str, str, str, str, Verdict]
+
+
+def seeds_label(seeds: list[int]) -> str:
+    """10–19 for a run of consecutive seeds, else the list."""
+    s = sorted(seeds)
+    if len(s) > 2 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}–{s[-1]}"
+    return ", ".join(str(x) for x in s)
+
+
+def confirm_heading(plan: Plan) -> str:
+    return f"### {CONFIRMATORY} (seeds {seeds_label(plan.seeds)}, {plan.path.name} of {plan.date})"
+
+
+def exploratory_heading(root: Path) -> str:
+    """The heading of the rows registration.yaml governs ('' for a folder without one)."""
+    if not (root / registration.FILE).is_file():
+        return ""
+    reg = registration.load(root)
+    return (f"### {EXPLORATORY} (seeds {seeds_label(reg.seeds)}, {registration.FILE} of "
+            f"{reg.date})")
+
+
+EXPLORATORY_TEXT = (
+    "Exploratory: some rules these rows follow were settled after the data they decide (the "
+    "floor rule for contrasts; n/a claims leaving their family's Holm correction), so they "
+    "point where to look and confirm nothing (families not extended to these seeds keep their "
+    "first seeds; each row's n says how many). Where a family's Holm p at the m "
+    "registration.yaml lists (n/a claims counted with p = 1) differs from the one used, the p "
+    "column gives it as `m = ...`, and the verdict says when it would read otherwise.")
+
+
+def computed_rows(sections: list[Section]) -> list[Row]:
+    """Every claim row of the sections, before Holm (a row's family: its verdict's, or else
+    its section's title, as `settle_tables` takes it)."""
+    out = []
+    for sec in sections:
+        for table in sec.tables:
+            if "verdict" not in table:
+                continue
+            for r in table.itertuples(index=False):
+                if isinstance(r.verdict, Verdict):
+                    out.append((r.verdict.family or sec.title, r.experiment, r.paper, r.ours,
+                                r.verdict))
+    return out
+
+
+def match(claim: Claim, rows: list[Row]) -> Row | None:
+    return next((r for r in rows if r[0] == claim.rows and r[1] == claim.row
+                 and claim.says in r[2]), None)
+
+
+def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Plan) -> pd.DataFrame:
+    """One row per registered claim, family by family, from the runs at the registered seeds."""
+    sel = df[df.seed.isin(plan.seeds)]
+    sel_seeds = seeds[seeds.seed.isin(plan.seeds)] if len(seeds) else seeds
+    done = sel[sel.status == "complete"]
+    rows: list[Row] = []
+    if len(done):
+        with registration.governing(plan.governs()):
+            sections = figure_sections(sel, sel_seeds, root)
+            heads = heads_claims(done, sel_seeds, root)
+            rows = computed_rows(sections + ([heads] if heads else []))
+            rows += [(ACROSS_FAMILY, *r) for r in across_within_rows(done, sel_seeds, root)]
+    ran = set(done.experiment.str.split("-").str[0]) if len(done) else set()
+    out = []
+    for family, claims in plan.families.items():
+        found = [match(c, rows) for c in claims]
+        settled = settle_fixed([f[4] if f else None for f in found])
+        for claim, f, v in zip(claims, found, settled, strict=True):
+            if v is None:
+                out.append(missing_row(claim, len(claims), plan, ran))
+                continue
+            out.append({"family": f"{family} (m = {len(claims)})", "claim": claim.name,
+                        "ours (mean [95 % t-interval])": f"{f[3]}; {v.measured}",
+                        "n": v.measured.n, "p (Holm at m)": fixed_p_text(v),
+                        "verdict": f"{v.outcome}: {v.note}" if v.note else v.outcome,
+                        "follows": plan.follows()})
+    return pd.DataFrame(out)
+
+
+def missing_row(claim: Claim, m: int, plan: Plan, ran: set[str]) -> dict:
+    ids = set(ID.findall(claim.row))
+    why = (f"no run of {', '.join(sorted(ids - ran))} at the registered seeds yet"
+           if ids - ran or not ids else
+           f"no row `{claim.row}`{f' ({claim.says})' if claim.says else ''} in the report's "
+           f"`{claim.rows}` rows from these runs yet")
+    return {"family": f"{claim.family} (m = {m})", "claim": claim.name,
+            "ours (mean [95 % t-interval])": str(Interval(float("nan"), 0, 0, 0)), "n": 0,
+            "p (Holm at m)": "", "verdict": f"{PENDING}: {why}", "follows": plan.follows()}
+
+
+def fixed_p_text(v: Verdict) -> str:
+    """The Holm p at the registered m (and the opposite's where that decided a `no`); a claim
+    without a test result counts with p = 1 in its family."""
+    if untested(v):
+        return "counted as 1"
+    return f"{v.p_adj:.3g}" + (f" (opposite {v.p_no_adj:.3g})" if v.outcome == FAILS else "")
+
+
+def execution_line(done: pd.DataFrame, root: Path, plan: Plan) -> str:
+    """Which runs at the registered seeds did not execute as registered (compiled or eager)."""
+    want = plan.execution["compile"]
+    off = [r for r in done[done.seed.isin(plan.seeds)].run.unique()
+           if bool(rundir.read_json(root / r / rundir.MANIFEST).get("compiled")) != want]
+    mode = f"{'compiled' if want else 'eager'}, {plan.execution['precision']}"
+    if not off:
+        return f"Execution as registered ({mode}) on every run in."
+    return (f"{len(off)} runs did not execute as registered ({mode}): "
+            + ", ".join(sorted(off)[:5]) + (" ..." if len(off) > 5 else ""))
+
+
+def confirm_text(done: pd.DataFrame, root: Path, plan: Plan) -> str:
+    return (f"Only the runs of seeds {seeds_label(plan.seeds)}, tier `{plan.tier}`; every "
+            f"rule, family and m is {plan.path.name}'s (docs/confirmatory.md). A claim that is "
+            "n/a, floor or pending counts in its family with p = 1; every claim stays pending "
+            "until all its registered runs are in. " + execution_line(done, root, plan))
