@@ -141,6 +141,9 @@ def parse(raw: object, path: Path) -> Plan:
         if not isinstance(found, int | float) or isinstance(found, bool) or found != value:
             raise bad(f"`{'.'.join(keys)}` is {found!r}; the verdict code applies {value}")
     states = _at(raw, ("rules", "states"))
+    if isinstance(states, list):  # YAML 1.1 reads a bare yes / no as true / false
+        states = [{True: REPRODUCES, False: FAILS}.get(s, s) if isinstance(s, bool) else s
+                  for s in states]
     if states != STATES:
         raise bad(f"`rules.states` must be the code's verdict states {STATES}, got {states!r}")
     amendments = []

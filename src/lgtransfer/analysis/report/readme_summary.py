@@ -1,0 +1,163 @@
+"""The README's summary table (between `<!-- summary -->` and `<!-- /summary -->`), generated
+from a tier's claims.md so that it cannot drift from the verdicts:
+
+    python -m lgtransfer.analysis.report.readme_summary results/cpu [--readme README.md] [--check]
+
+prints the block, or writes it into the README (`--readme`), or exits 1 when the README's block
+differs from it (`--check`; tests/test_readme_summary.py does the same). The confirmatory
+section's verdicts when claims.md has one (one line per registered family), else the exploratory
+ones, labelled so (one line per kind of claim). One cell per line: each decided claim with its
+mean, the p its verdict rests on and n; the undecided ones (n/a, floor, pending, inconclusive)
+by name only, to stay short (the README has 10,000 bytes). Torch-free.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
+
+START, END = "<!-- summary -->", "<!-- /summary -->"
+DECIDED = ("yes", "no")
+# a part of the paper's claim -> the summary line it belongs to (the first that matches)
+KINDS = [("extrapolates past L_main; alone", "transfer (Figs 3–7)"),
+         ("as many main-task examples", "transfer, vs as many main examples"),
+         ("generalizes to about the auxiliary length", "reaches about L_aux"),
+         ("no transfer from an unrelated", "no transfer from unrelated aux (8)"),
+         ("transfers more than the unrelated", "related > unrelated aux (8)"),
+         ("weaker than both", "one aux weaker than both (14)"),
+         ("transfers more than", "the more related aux wins (14)"),
+         ("tracks the gap over training", "heads track the gap (App. B)"),
+         ("tracks the gap in the group", "tracking: group > control"),
+         ("share heads", "shared heads, more transfer"),
+         ("top-k heads hurts", "ablating aux heads hurts more"),
+         ("pretrain", "pretraining (9, 15)"), ("SmolLM2", "pretraining (9, 15)")]
+METRICS = {"importance_diff": "imp", "attn_diff": "attn", "topk_jaccard": "top-k"}
+MEAN_N = re.compile(r"([+-]\d+\.\d+)(?: \[[^\]]*\])? \(n = (\d+)")
+MAX_NAMED = 4  # more undecided claims of one state than this: their count only
+NUMBER = re.compile(r"\d[\d.e-]*")
+
+
+def sections(text: str) -> list[tuple[str, list[dict[str, str]]]]:
+    """(heading, rows) of each `### ` section of claims.md (one untitled section without)."""
+    out: list[tuple[str, list[dict[str, str]]]] = []
+    heading, header = "", None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            heading, header = line[4:], None
+            out.append((heading, []))
+        elif line.startswith("|") and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if header is None:
+                header = cells
+                if not out:
+                    out.append(("", []))
+            else:
+                out[-1][1].append(dict(zip(header, cells, strict=False)))
+    return out
+
+
+def kind(row: dict[str, str]) -> str:
+    paper = row.get("paper", "")
+    return next((label for part, label in KINDS if part in paper), row.get("figure", ""))
+
+
+def item(row: dict[str, str], label: str) -> tuple[str, str]:
+    """(state, text) of one claim: `g1 yes +0.26 (p 0.0039, n 10)` when decided."""
+    verdict = row.get("verdict", "")
+    state = verdict.split(":")[0].strip()
+    if state not in DECIDED:
+        return state, label
+    p_cell = row.get("p (Holm)", row.get("p (Holm at m)", ""))
+    numbers = NUMBER.findall(p_cell.split(";")[0])
+    p = numbers[-1] if state == "no" and "opposite" in p_cell else (numbers or ["?"])[0]
+    mean = MEAN_N.search(row.get("ours (mean [95 % t-interval] (n))",
+                                 row.get("ours (mean [95 % t-interval])", "")))
+    effect = f" {float(mean.group(1)):+.2f}" if mean else ""
+    n = f", n {mean.group(2)}" if mean else ""
+    listed = re.search(r"(\w[\w ()/]*) at the listed m = (\d+)", verdict)
+    also = f"; at m {listed.group(2)}: {listed.group(1)}" if listed else ""
+    return state, f"{label} **{state}**{effect} (p {float(p):.2g}{n}{also})"
+
+
+def cell(items: list[tuple[str, str]]) -> str:
+    decided = [text for state, text in items if state in DECIDED]
+    rest: dict[str, list[str]] = {}
+    for state, text in items:
+        if state not in DECIDED:
+            rest.setdefault(state, []).append(text)
+    undecided = [f"{state}: " + (", ".join(dict.fromkeys(names)) if len(names) <= MAX_NAMED
+                                 else f"{len(names)} claims") for state, names in rest.items()]
+    return "; ".join(decided + undecided)
+
+
+def summary(folder: Path, link: str) -> str:
+    """The block's Markdown for the tier folder `folder` (`link`: its path from the README)."""
+    path = folder / "claims.md"
+    if not path.is_file():
+        raise UsageError(f"no claims.md in {folder} (run `lgt report {folder}` first)")
+    found = sections(path.read_text())
+    confirm = [s for s in found if s[0].startswith("Confirmatory")]
+    heading, rows = confirm[0] if confirm else found[-1]
+    lines: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        if confirm:
+            key, label = r["family"], r["claim"]
+        else:
+            key = kind(r)
+            metric = next((short for m, short in METRICS.items() if m in r["paper"]), "")
+            name = re.sub(r" \(.*\)$", "", r["experiment"])  # "g1 (same main examples)"
+            label = metric if name.startswith("all ") else f"{name} {metric}".strip()
+        lines.setdefault(key, []).append(item(r, label))
+    tier = folder.name
+    what = (heading.replace("Confirmatory", "**confirmatory**", 1) if confirm else
+            (heading or "Exploratory").replace("Exploratory", "**exploratory**", 1)
+            + ": some of its rules were settled after the data")
+    table = "\n".join(f"| {key} | {cell(items)} |" for key, items in lines.items())
+    waiting = [f"`{p.name}`" for p in sorted(folder.parent.iterdir()) if p != folder
+               and (p / "registration.yaml").is_file() and not (p / "claims.md").is_file()]
+    after = f"\n\nRegistered, no run yet: {', '.join(waiting)}." if waiting else ""
+    return (f"`{tier}` tier, {what} ([claims.md]({link}/claims.md); mean, Holm p, n):\n\n"
+            f"| claim | verdicts |\n|---|---|\n{table}{after}")
+
+
+def block(readme: str) -> str:
+    start, end = readme.index(START), readme.index(END)
+    return readme[start + len(START):end].strip()
+
+
+def with_block(readme: str, text: str) -> str:
+    start, end = readme.index(START), readme.index(END)
+    return f"{readme[:start + len(START)]}\n{text}\n{readme[end:]}"
+
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv if not a.startswith("--")]
+    readme = Path(argv[argv.index("--readme") + 1]) if "--readme" in argv else None
+    if readme:
+        args.remove(str(readme))
+    if len(args) != 1:
+        print("usage: python -m lgtransfer.analysis.report.readme_summary TIER_FOLDER "
+              "[--readme README.md] [--check]", file=sys.stderr)
+        return 2
+    folder = Path(args[0])
+    try:
+        text = summary(folder, folder.as_posix())
+    except UsageError as e:
+        print(f"readme_summary: error: {e}", file=sys.stderr)
+        return 2
+    if readme is None:
+        print(text)
+        return 0
+    current = readme.read_text()
+    if "--check" in argv:
+        return 0 if block(current) == text else 1
+    rundir.write_atomic(readme, with_block(current, text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,218 @@
+"""The confirmatory registration (issue 33): a family's m is the number of claims its
+registration lists, whatever turns out n/a; the file is checked against the rules the code
+applies; claims.md's confirmatory section uses only the registered seeds' runs; the across-run
+test within experiments; the README's summary is the one generated from claims.md."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lgtransfer.analysis import confirm, registration
+from lgtransfer.analysis.report import readme_summary
+from lgtransfer.analysis.signflip import sign_flip_p
+from lgtransfer.analysis.verdicts import (
+    INCONCLUSIVE,
+    REPRODUCES,
+    not_applicable,
+    settle,
+    settle_fixed,
+    transfer,
+)
+from lgtransfer.analysis.within import design_check, orderings, smallest_p, within_experiments
+from lgtransfer.cli import main
+from lgtransfer.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "tests" / "data" / confirm.FILE
+sys.path.insert(0, str(ROOT / "tests"))
+from test_evidence import copy_run_files  # noqa: E402  (the evidence's own copying rule)
+
+
+def gains_with_p(k: int) -> list[float]:
+    """Ten per-seed gains whose exact sign-flip p is k / 1024 (k - 1 patterns beat them)."""
+    d = [0.1 * (i + 1) for i in range(10)]
+    for flip in range(10):  # flip the smallest values until the p is k / 1024
+        if sign_flip_p(d) * 1024 >= k:
+            break
+        d[flip] = -d[flip]
+    return d
+
+
+def test_a_fixed_family_counts_an_n_a_claim_with_p_1():
+    """The issue's G2: tested raw p 1/1024, 4/1024, 16/1024 and 0.25 in a family of 7 listed
+    claims, three n/a. Dropping the n/a ones (m = 4) G2 reads yes (0.031); at the registered
+    m = 7 it is 5 x 16/1024 = 0.078: inconclusive."""
+    tested = [replace(transfer([0.3] * 10, 0.05), p_yes=k / 1024, family="groups")
+              for k in (1, 4, 16)]
+    tested.append(replace(transfer([0.3] * 10, 0.05), p_yes=0.25, family="groups"))
+    dropped = [replace(not_applicable(transfer([0.0] * 3, 0.05), "did not learn"),
+                       family="groups")] * 3
+    g2_dropped = settle(tested + dropped)[2]
+    assert g2_dropped.p_adj == pytest.approx(2 * 16 / 1024) and g2_dropped.outcome == REPRODUCES
+    fixed = settle_fixed(tested + dropped)
+    assert fixed[2].p_adj == pytest.approx(5 * 16 / 1024) and fixed[2].outcome == INCONCLUSIVE
+    assert fixed[0].p_adj == pytest.approx(7 / 1024) and fixed[0].outcome == REPRODUCES
+    assert fixed[4:] == dropped  # the n/a claims keep their place and outcome
+    # a claim with no result at all (None) counts the same way
+    assert settle_fixed(tested + [None] * 3)[2].p_adj == pytest.approx(5 * 16 / 1024)
+
+
+def test_the_example_registration_and_the_draft_load():
+    plan = confirm.load(EXAMPLE.parent)
+    assert plan.seeds == [5, 6, 7, 8, 9] and plan.tier == "cpu" and plan.date == "2026-12-07"
+    assert {f: len(c) for f, c in plan.families.items()} == {"groups": 2, "controls": 3}
+    c1 = plan.families["controls"][0]
+    assert (c1.rows, c1.row, c1.says) == ("controls", "c1", "no transfer")
+    assert plan.governs().seeds_for("g1") == [5, 6, 7, 8, 9]
+    assert plan.governs().seeds_for("a1-both") is None and plan.governs().chosen == {}
+    draft = confirm.parse(__import__("yaml").safe_load(
+        (ROOT / "docs" / "registration-confirm.example.yaml").read_text()), EXAMPLE)
+    assert {"groups", "reach", "controls", "ablations", "causal", "across",
+            "tracking"} <= set(draft.families)
+    assert confirm.load(ROOT / "tests") is None  # no file: no confirmatory section
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda t: t.replace("threshold: 0.95", "threshold: 0.9"),
+     "`rules.learned.threshold` is 0.9; the verdict code applies 0.95"),
+    (lambda t: t.replace("seeds: [5, 6, 7, 8, 9]", "seeds: [5, 5]"), "`seeds` must be"),
+    (lambda t: t.replace("why_tier: the test's tier\n", ""), "missing `why_tier`"),
+    (lambda t: t.replace("name: g9 transfer", "name: g1 transfer"), "listed twice"),
+    (lambda t: t.replace("uninformative (floor), pending", "pending"), "`rules.states`"),
+    (lambda t: t.replace("alpha: 0.05", "alpha: [0.05"), "not valid YAML"),
+    (lambda t: t.replace("lengths: 7-12, step: last}\n    claims:\n      - {name: g1",
+                         "step: last}\n    claims:\n      - {name: g1"), "`statistic`"),
+])
+def test_a_malformed_registration_is_one_line(tmp_path, edit, says):
+    (tmp_path / confirm.FILE).write_text(edit(EXAMPLE.read_text()))
+    with pytest.raises(UsageError) as e:
+        confirm.load(tmp_path)
+    assert says in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).startswith(str(tmp_path / confirm.FILE))
+
+
+def test_the_committed_registration_lists_m_per_family():
+    """registration.yaml's families with one claim per item have an m; heads' items each
+    stand for several claims and have none."""
+    assert registration.listed_sizes(ROOT / "results" / "cpu") == {
+        "groups": 7, "baselines": 2, "reach": 4, "controls": 4, "ablations": 6}
+
+
+def test_smallest_p_of_a_within_experiment_design():
+    assert orderings([0.0, 0.0, 0.1]) == 3 and orderings([0.1, 0.2, 0.3]) == 6
+    assert smallest_p([[0.0, 0.0, 0.1], [0.1, 0.2]], draws=10_000) == pytest.approx(1 / 6)
+    assert smallest_p([list(range(10))] * 2, draws=10_000) == pytest.approx(1 / 10_001)
+    # two experiments of three runs, one tied pair each: 3 x 3 orderings, p >= 1/9
+    assert "above alpha / m" in design_check([3, 3], [2, 2], 0.05, 1, 10_000, 2)
+    assert "at least 3" in design_check([10, 10, 10], [10, 10, 0], 0.05, 2, 10_000, 3)
+    assert design_check([10] * 4, [8] * 4, 0.05, 2, 10_000, 3) == ""
+
+
+def test_the_across_run_test_within_experiments_ignores_differences_between_them():
+    """Apart between experiments, opposite within: pooled rho is high, the primary test is
+    not; an experiment whose gain does not vary is left out."""
+    x = np.r_[np.arange(6), 10 + np.arange(6), [3.0, 4.0]]
+    y = np.r_[5 - np.arange(6), 15 - np.arange(6), [0.0, 0.0]]
+    exps = ["a"] * 6 + ["b"] * 6 + ["flat"] * 2
+    r = within_experiments(x, y, exps, positive=True, draws=2000)
+    assert r.pooled_rho > 0.5 and r.p > 0.5 and r.experiments == ["a", "b"] and r.runs == 12
+    same = within_experiments(x, np.r_[np.arange(6), np.arange(6), [0.0, 0.0]], exps, True, 2000)
+    assert same.p < 0.01 and same.rho > 0.4  # rho pooled over the two: the primary p is not
+    assert within_experiments(-x, y, exps, positive=False, draws=2000).p == pytest.approx(r.p)
+
+
+REGISTRATION = """registered: 2026-12-05
+seeds:
+  extended: [0, 1]
+families:
+  groups: {claims: [g1, g9], seeds: extended}
+  controls: {claims: [c1 no transfer, g1 - c1], seeds: extended}
+"""
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory) -> Path:
+    """G1 and C1's committed runs at seeds 0, 1, 5 and 6, registration.yaml at seeds 0-1 and
+    the example confirmatory registration at 5-6, reported once."""
+    out = tmp_path_factory.mktemp("confirm") / "cpu"
+    for name in ("g1", "c1"):
+        copy_run_files(ROOT / "results" / "cpu" / name, out / name)
+    for run in out.glob("*/*_seed*"):  # seeds 0-1 and 5-6 only, to keep the test short
+        if not any(f"_seed{s}_" in run.name for s in (0, 1, 5, 6)):
+            shutil.rmtree(run)
+    (out / "registration.yaml").write_text(REGISTRATION)
+    (out / confirm.FILE).write_text(EXAMPLE.read_text().replace("[5, 6, 7, 8, 9]", "[5, 6]"))
+    assert main(["report", str(out)]) == 0
+    return out
+
+
+def rows_of(suite: Path, heading: str) -> list[dict[str, str]]:
+    found = dict(readme_summary.sections((suite / "claims.md").read_text()))
+    return next(rows for h, rows in found.items() if h.startswith(heading))
+
+
+def test_the_confirmatory_section_uses_only_its_seeds(suite):
+    import pandas as pd
+
+    g1 = pd.read_csv(suite / "g1" / "per_seed.csv").set_index("seed").acc_past_main_gain
+    assert sorted(g1.index) == [0, 1, 5, 6]
+    raw = sign_flip_p(g1.loc[5:6].to_numpy())
+    rows = {r["claim"]: r for r in rows_of(suite, "Confirmatory (seeds 5, 6, "
+                                                  "registration-confirm.yaml of 2026-12-07)")}
+    assert list(rows) == ["g1 transfer", "g9 transfer", "c1 no transfer", "g1 - c1", "g4 - c2"]
+    g1_row = rows["g1 transfer"]
+    assert g1_row["n"] == "2" and g1_row["family"] == "groups (m = 2)"
+    assert g1_row["p (Holm at m)"] == f"{min(1.0, 2 * raw):.3g}"  # Holm over [raw, 1]
+    assert f"{g1.loc[5:6].mean():+.3f}" in g1_row["ours (mean [95 % t-interval])"]
+    assert g1_row["follows"] == "registration-confirm.yaml (2026-12-07)"
+    assert rows["g9 transfer"]["verdict"] == ("pending: no run of g9 at the registered seeds "
+                                              "yet")
+    assert rows["g9 transfer"]["p (Holm at m)"] == ""
+    assert rows["c1 no transfer"]["p (Holm at m)"] == "counted as 1"
+    explored = rows_of(suite, "Exploratory (seeds 0, 1, registration.yaml of 2026-12-05)")
+    g1_explored = next(r for r in explored if r["experiment"] == "g1")
+    assert "(n = 2)" in g1_explored["ours (mean [95 % t-interval] (n))"]
+    assert f"{g1.loc[0:1].mean():+.3f}" in g1_explored["ours (mean [95 % t-interval] (n))"]
+    # g9 is listed but never ran: its family's m at the listing is 2, not the 1 tested
+    assert "; m = 2: " in g1_explored["p (Holm)"]
+
+
+def test_the_readme_summary_of_a_confirmed_tier_shows_the_confirmatory_verdicts(suite):
+    text = readme_summary.summary(suite, "results/cpu")
+    assert text.startswith("`cpu` tier, **confirmatory** (seeds 5, 6, registration-confirm.yaml")
+    # two seeds cannot pass (p >= 1/4): undecided claims by name, state by state
+    assert "\n| groups (m = 2) | inconclusive: g1 transfer; pending: g9 transfer |" in text
+
+
+def test_a_malformed_confirmatory_registration_stops_lgt_report(suite, tmp_path, capsys):
+    bad = tmp_path / "cpu"
+    shutil.copytree(suite, bad)
+    (bad / "claims.md").unlink()
+    (bad / confirm.FILE).write_text(EXAMPLE.read_text().replace("floor: 0.02", "floor: 0.05"))
+    capsys.readouterr()
+    assert main(["report", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`rules.floor` is 0.05; the verdict code applies 0.02" in err
+    assert not (bad / "claims.md").exists()  # nothing written
+
+
+def test_the_readme_summary_is_the_one_generated_from_claims_md(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    want = readme_summary.summary(ROOT / "results" / "cpu", "results/cpu")
+    assert readme_summary.block(readme) == want, (
+        "README's summary differs from claims.md: python -m "
+        "lgtransfer.analysis.report.readme_summary results/cpu --readme README.md")
+    # and it would notice a change: a verdict of claims.md turned
+    (tmp_path / "cpu").mkdir()
+    claims = (ROOT / "results" / "cpu" / "claims.md").read_text()
+    (tmp_path / "cpu" / "claims.md").write_text(claims.replace("| 0.0117", "| 0.0667", 1))
+    assert readme_summary.summary(tmp_path / "cpu", "results/cpu") != want
+    assert readme_summary.main([str(tmp_path / "cpu"), "--readme", str(ROOT / "README.md"),
+                                "--check"]) == 1
