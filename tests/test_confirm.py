@@ -5,7 +5,6 @@ test within experiments; the README's summary is the one generated from claims.m
 
 from __future__ import annotations
 
-import math
 import shutil
 import sys
 from dataclasses import replace
