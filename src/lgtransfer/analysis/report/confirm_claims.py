@@ -91,10 +91,18 @@ def match(claim: Claim, rows: list[Row]) -> Row | None:
                  and claim.says in r[2]), None)
 
 
+def governed(table: pd.DataFrame, plan: Plan) -> pd.Series:
+    """The rows of a table (eval rows, per-seed rows) of the runs the registration governs: its
+    experiments at its seeds (a run of another experiment at those seeds stays exploratory)."""
+    reg = plan.governs()
+    return table.seed.isin(plan.seeds) & table.experiment.map(
+        lambda e: reg.seeds_for(str(e)) is not None)
+
+
 def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Plan) -> pd.DataFrame:
     """One row per registered claim, family by family, from the runs at the registered seeds."""
-    sel = df[df.seed.isin(plan.seeds)]
-    sel_seeds = seeds[seeds.seed.isin(plan.seeds)] if len(seeds) else seeds
+    sel = df[governed(df, plan)]
+    sel_seeds = seeds[governed(seeds, plan)] if len(seeds) else seeds
     done = sel[sel.status == "complete"]
     rows: list[Row] = []
     if len(done):
@@ -121,11 +129,12 @@ def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Plan) 
 
 
 def missing_row(claim: Claim, m: int, plan: Plan, ran: set[str]) -> dict:
-    ids = set(ID.findall(claim.row))
-    why = (f"no run of {', '.join(sorted(ids - ran))} at the registered seeds yet"
-           if ids - ran or not ids else
-           f"no row `{claim.row}`{f' ({claim.says})' if claim.says else ''} in the report's "
-           f"`{claim.rows}` rows from these runs yet")
+    missing = sorted(set(ID.findall(claim.row)) - ran)
+    if missing or not ran:
+        why = f"no run of {', '.join(missing) or 'its experiments'} at the registered seeds yet"
+    else:
+        why = (f"no row `{claim.row}`{f' ({claim.says})' if claim.says else ''} in the "
+               f"report's `{claim.rows}` rows from these runs yet")
     return {"family": f"{claim.family} (m = {m})", "claim": claim.name,
             "ours (mean [95 % t-interval])": str(Interval(float("nan"), 0, 0, 0)), "n": 0,
             "p (Holm at m)": "", "verdict": f"{PENDING}: {why}", "follows": plan.follows()}
@@ -140,11 +149,16 @@ def fixed_p_text(v: Verdict) -> str:
 
 
 def execution_line(done: pd.DataFrame, root: Path, plan: Plan) -> str:
-    """Which runs at the registered seeds did not execute as registered (compiled or eager)."""
-    want = plan.execution["compile"]
-    off = [r for r in done[done.seed.isin(plan.seeds)].run.unique()
-           if bool(rundir.read_json(root / r / rundir.MANIFEST).get("compiled")) != want]
-    mode = f"{'compiled' if want else 'eager'}, {plan.execution['precision']}"
+    """Which runs at the registered seeds did not execute as registered (compiled or eager,
+    the precision), by their manifests."""
+    want = (plan.execution["compile"], plan.execution["precision"])
+
+    def mode_of(run: str) -> tuple[bool, str]:
+        m = rundir.read_json(root / run / rundir.MANIFEST)
+        return bool(m.get("compiled")), str(m.get("precision", "fp32"))
+
+    off = [r for r in done[governed(done, plan)].run.unique() if mode_of(r) != want]
+    mode = f"{'compiled' if want[0] else 'eager'}, {want[1]}"
     if not off:
         return f"Execution as registered ({mode}) on every run in."
     return (f"{len(off)} runs did not execute as registered ({mode}): "

@@ -20,6 +20,7 @@ from lgtransfer.analysis.report.confirm_claims import (
     confirm_rows,
     confirm_text,
     exploratory_heading,
+    governed,
 )
 from lgtransfer.analysis.report.experiment import heads_sections, write_experiment_report
 from lgtransfer.analysis.report.figures.registry import (
@@ -80,8 +81,8 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     if plan is not None:  # first: the exploratory figures below overwrite the shared files
         confirmed = Section(confirm_heading(plan)[4:], confirm_text(done, root, plan),
                             tables=[confirm_rows(df, seeds, root, plan)])
-        claims_df = df[~df.seed.isin(plan.seeds)]  # the exploratory rows: the other seeds
-        claims_seeds = seeds[~seeds.seed.isin(plan.seeds)] if len(seeds) else seeds
+        claims_df = df[~governed(df, plan)]  # the exploratory rows: every other run
+        claims_seeds = seeds[~governed(seeds, plan)] if len(seeds) else seeds
     claims_done = claims_df[claims_df.status == "complete"]
     sections = figure_sections(claims_df, claims_seeds, root)
     untagged = done[~done.figure.isin(list(SECTION_BY_FIGURE_ID))]
