@@ -66,7 +66,8 @@ def test_a_fixed_family_counts_an_n_a_claim_with_p_1():
 def test_the_example_registration_and_the_draft_load():
     plan = confirm.load(EXAMPLE.parent)
     assert plan.seeds == [5, 6, 7, 8, 9] and plan.tier == "cpu" and plan.date == "2026-12-07"
-    assert {f: len(c) for f, c in plan.families.items()} == {"groups": 2, "controls": 3}
+    assert {f: len(c) for f, c in plan.families.items()} == {"groups": 2, "controls": 3,
+                                                              "across": 1}
     c1 = plan.families["controls"][0]
     assert (c1.rows, c1.row, c1.says) == ("controls", "c1", "no transfer")
     assert plan.governs().seeds_for("g1") == [5, 6, 7, 8, 9]
@@ -165,7 +166,12 @@ def test_the_confirmatory_section_uses_only_its_seeds(suite):
     raw = sign_flip_p(g1.loc[5:6].to_numpy())
     rows = {r["claim"]: r for r in rows_of(suite, "Confirmatory (seeds 5, 6, "
                                                   "registration-confirm.yaml of 2026-12-07)")}
-    assert list(rows) == ["g1 transfer", "g9 transfer", "c1 no transfer", "g1 - c1", "g4 - c2"]
+    assert list(rows) == ["g1 transfer", "g9 transfer", "c1 no transfer", "g1 - c1", "g4 - c2",
+                          "sharing heads transfers more"]
+    across = rows["sharing heads transfers more"]  # G1's gain varies, C1's (all 0) does not
+    assert across["verdict"].startswith("n/a: 1 experiments whose gain varies")
+    assert "over the 2 runs of the 1 experiments whose gain varies (g1;" in across[
+        "ours (mean [95 % t-interval])"]
     g1_row = rows["g1 transfer"]
     assert g1_row["n"] == "2" and g1_row["family"] == "groups (m = 2)"
     assert g1_row["p (Holm at m)"] == f"{min(1.0, 2 * raw):.3g}"  # Holm over [raw, 1]

@@ -157,8 +157,11 @@ def execution_line(done: pd.DataFrame, root: Path, plan: Plan) -> str:
         m = rundir.read_json(root / run / rundir.MANIFEST)
         return bool(m.get("compiled")), str(m.get("precision", "fp32"))
 
-    off = [r for r in done[governed(done, plan)].run.unique() if mode_of(r) != want]
+    runs = done[governed(done, plan)].run.unique()
+    off = [r for r in runs if mode_of(r) != want]
     mode = f"{'compiled' if want[0] else 'eager'}, {want[1]}"
+    if not len(runs):
+        return f"No run in yet (registered execution: {mode})."
     if not off:
         return f"Execution as registered ({mode}) on every run in."
     return (f"{len(off)} runs did not execute as registered ({mode}): "
