@@ -20,6 +20,7 @@ import yaml
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.figures.registry import claims_table
 from lgtransfer.analysis.report.render import Section
+from lgtransfer.analysis.report.smollm2_claims import smollm2_claims
 from lgtransfer.analysis.report.stages import stage_rows
 from lgtransfer.analysis.stats import spearman
 from lgtransfer.analysis.verdicts import (
@@ -38,9 +39,11 @@ NOT_RUN = "not run"
 
 
 def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
-    """The registered pretrained claims of the folder `root`, or None without a registration."""
+    """The registered pretrained claims of the folder `root` (and its SmolLM2-135M family,
+    `smollm2_claims.py`, when registered), or None without a registration."""
+    smollm2 = smollm2_claims(df, root)
     if not (root / FILE).is_file():
-        return None
+        return None if smollm2 is None else Section(TITLE, SMOLLM2_TEXT, tables=[smollm2])
     reg = yaml.safe_load((root / FILE).read_text()) or {}
     rows = []
     for claim in reg.get("claims") or []:
@@ -54,7 +57,9 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
         rows.append((claim["experiment"], claim["name"], " ".join(claim["statistic"].split()),
                      verdict))
     table = claims_table(rows, reg.get("family", "pretrained"))
-    return Section("Pretrained models: registered claims (Figs 9, 15)", TEXT, tables=[table])
+    if smollm2 is None:
+        return Section(TITLE, TEXT, tables=[table])
+    return Section(TITLE, f"{TEXT} {SMOLLM2_TEXT}", tables=[table, smollm2])
 
 
 def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdict | None:
@@ -103,5 +108,9 @@ def listed_runs(exp_dir: Path, variant: str) -> dict[int, int]:
     return dict(Counter(int(m.group(1)) for m in seeds if m))
 
 
+TITLE = "Pretrained models: registered claims (Figs 9, 15)"
 TEXT = ("Registered in registration-pretrained.yaml before any of their runs. `not run`: the "
         "runs are not in; the reason and the command are beside each.")
+SMOLLM2_TEXT = ("SmolLM2-135M against its architecture from scratch: registered in "
+                "registration-smollm2.yaml before any of their runs, Holm over its registered "
+                "claims (one not in yet counts with p = 1).")
