@@ -144,3 +144,26 @@ def test_an_unknown_measure_is_refused(root):
     (root / FILE).write_text(text)
     with pytest.raises(UsageError, match="measure must be one of extrapolation, speed, gain"):
         smollm2_claims(eval_rows(), root)
+
+
+def test_the_templates_match_their_presets_and_add_only_new_seeds():
+    import yaml
+
+    from lgtransfer.config import load_experiment
+
+    reg = yaml.safe_load(TEMPLATE.read_text())
+    cfg = load_experiment(reg["experiment"])
+    assert cfg.model.stages == list(reg["stages"].values()) and cfg.seeds == reg["seeds"]
+    assert len(reg["seeds"]) == 7 and cfg.train.precision == "bf16"
+    assert {c["measure"] for c in reg["claims"]} == {"extrapolation", "speed", "gain"}
+    amendment = yaml.safe_load((TEMPLATE.parent / "registration-pretrained-amendment.example.yaml")
+                               .read_text())
+    registered = yaml.safe_load((TEMPLATE.parents[1] / "results" / "cpu" /
+                                 "registration-pretrained.yaml").read_text())
+    run_before = {s for c in registered["claims"] if c["experiment"].startswith("ladder")
+                  for s in c["seeds"]}
+    for claim in amendment["claims"]:
+        ladder = load_experiment(claim["experiment"])
+        assert claim["learning"] == "per_stage" and claim["seeds"] == ladder.seeds
+        assert not set(claim["seeds"]) & run_before and len(claim["seeds"]) == 7
+        assert ladder.train.steps == 2 * load_experiment("ladder-quick").train.steps
