@@ -1,8 +1,8 @@
 """The SmolLM2-135M claims (issue 34), judged from synthetic eval rows under the registration
 template docs/registration-smollm2.example.yaml: yes with Holm at the registered m = 3, pending
 until 7 seeds, not run before any, n/a by the learning rule (except for the speed claim, whose
-evidence a slow scratch arm is), floor where both sides sit at 0, and one line, exit 2, for a
-registration that names an unknown measure."""
+evidence a slow scratch arm is), floor where both sides sit at 0, and a one-line error (`lgt report` exits 2) for a
+registration that misses a field or names an unknown measure."""
 
 import shutil
 from pathlib import Path
@@ -139,10 +139,15 @@ def test_the_pretrained_section_carries_both_families(root):
     assert section.tables[1].attrs["family_size"] == {"pretrained-smollm2": 3}
 
 
-def test_an_unknown_measure_is_refused(root):
-    text = (root / FILE).read_text().replace("measure: gain", "measure: reach")
-    (root / FILE).write_text(text)
-    with pytest.raises(UsageError, match="measure must be one of extrapolation, speed, gain"):
+@pytest.mark.parametrize("edit,message", [
+    (("measure: gain", "measure: reach"), "measure must be one of extrapolation, speed, gain"),
+    (("scratch: scratch}", "from_scratch: scratch}"), "no stages.scratch"),
+    (("experiment: smollm2-g1", "study: smollm2-g1"), "no experiment"),
+])
+def test_a_malformed_registration_is_refused_in_one_line(edit, message, root):
+    """A UsageError: `lgt report` prints its one line and exits 2."""
+    (root / FILE).write_text((root / FILE).read_text().replace(*edit))
+    with pytest.raises(UsageError, match=message):
         smollm2_claims(eval_rows(), root)
 
 

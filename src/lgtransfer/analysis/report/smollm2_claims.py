@@ -57,6 +57,12 @@ def smollm2_claims(df: pd.DataFrame, root: Path) -> pd.DataFrame | None:
         return None
     reg = yaml.safe_load((root / FILE).read_text()) or {}
     claims = reg.get("claims") or []
+    missing = [k for k in ("experiment", "seeds", "command", "why_not_run") if k not in reg]
+    missing += [f"stages.{arm}" for arm in ("pretrained", "scratch")
+                if arm not in (reg.get("stages") or {})]
+    if missing:
+        raise UsageError(f"{root / FILE}: no {missing[0]} (see "
+                         "docs/registration-smollm2.example.yaml)")
     if any(c.get("measure") not in RUNS for c in claims):
         raise UsageError(f"{root / FILE}: each claim's measure must be one of {', '.join(RUNS)}")
     stages = {"pretrained": reg["stages"]["pretrained"], "scratch": reg["stages"]["scratch"]}
