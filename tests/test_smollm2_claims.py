@@ -1,8 +1,8 @@
 """The SmolLM2-135M claims (issue 34), judged from synthetic eval rows under the registration
 template docs/registration-smollm2.example.yaml: yes with Holm at the registered m = 3, pending
 until 7 seeds, not run before any, n/a by the learning rule (except for the speed claim, whose
-evidence a slow scratch arm is), floor where both sides sit at 0, and a one-line error (`lgt report` exits 2) for a
-registration that misses a field or names an unknown measure."""
+evidence a slow scratch arm is), floor where both sides sit at 0, and a one-line error (`lgt
+report` exits 2) for a registration that misses a field or names an unknown measure."""
 
 import shutil
 from pathlib import Path
