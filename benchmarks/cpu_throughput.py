@@ -3,16 +3,21 @@ side in one process, where a step's time goes, and how far it is from the core's
 
     python benchmarks/cpu_throughput.py --quick --json out.json      # under 10 minutes
     python benchmarks/cpu_throughput.py --json benchmarks/results/cpu_throughput.json
+    python benchmarks/cpu_throughput.py --models smollm2-alone,smollm2-g1 \
+        --modes bf16,bf16+compile --rows-only --json out.json        # smollm2-g1's runs only
 
 A step is what `engine/train.py` runs: `Mixture` batches of G1 (`step_batch`), the model,
 the masked loss (`train_step`, the budget's length buckets) and AdamW (`make_optimizer`), with
 each mode's kernels chosen by the trainer's own functions (`autocast_dtype`, `attention_for`,
 fused AdamW in bf16). Models: `cpu` (the cpu tier's, 3 layers x width 128), `mid` (the scaling
 study's x18, 3 x 256), `paper` (6 x 384) and `smollm2` (SmolLM2-135M's shape with random
-weights: 30 layers x 576, 9 heads, 3 key-value heads, vocabulary 49 152). Modes: `fp32` (the
-reference: eager, one thread), `bf16`, `fp32+compile`, `bf16+compile`; rounds interleave the
-modes, so a load on the machine slows every mode alike: read the ratios. Then one run over two
-threads against two runs of one thread each, and the batch doubled.
+weights: 30 layers x 576, 9 heads, 3 key-value heads, vocabulary 49 152); `smollm2-alone` and
+`smollm2-g1` are that shape at the settings of the `smollm2-g1` preset's runs (batch 16, two
+length buckets; reverse addition <= 6 alone, and G1 at 6 / 12). Modes: `fp32` (the
+reference: eager, one thread), `bf16`, `fp32+compile`, `bf16+compile` (`--modes` picks some);
+rounds interleave the modes, so a load on the machine slows every mode alike: read the ratios.
+Then, unless `--rows-only`, one run over two threads against two runs of one thread each, the
+batch doubled, and where a step's time goes.
 
 FLOPs count useful work only (non-padding tokens): 6 x matmul parameters x tokens for the
 linear layers, 6 x width x vocabulary x scored tokens for the LM head (it runs only at target
@@ -28,6 +33,7 @@ import json
 import multiprocessing
 import platform
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 
@@ -47,6 +53,7 @@ from lgtransfer.engine.train import attention_for, autocast_dtype, make_optimize
 CPU = torch.device("cpu")
 G1_CPU = [GroupTask("reverse_add", "main", 6), GroupTask("no_carry", "aux", 12),
           GroupTask("carry_only", "aux", 12)]
+ALONE_CPU = [GroupTask("reverse_add", "main", 6)]
 G1_PAPER = [GroupTask("reverse_add", "main", 16), GroupTask("no_carry", "aux", 32),
             GroupTask("carry_only", "aux", 32)]
 SMOLLM2 = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -76,7 +83,11 @@ BENCHES = {
     "mid": Bench("mid", G1_CPU, 64, 2, ModelConfig(n_layer=3, n_head=4, d_model=256, d_ff=512)),
     "paper": Bench("paper", G1_PAPER, 64, 1, ModelConfig()),
     "smollm2": Bench("smollm2", G1_CPU, 16, 1),
+    # the smollm2-g1 preset's runs (train.batch_size 16, train.buckets 2), alone and with aux
+    "smollm2-alone": Bench("smollm2-alone", ALONE_CPU, 16, 2),
+    "smollm2-g1": Bench("smollm2-g1", G1_CPU, 16, 2),
 }
+CALIBRATED = ("cpu", "mid", "paper", "smollm2")  # one model per size in throughput.json
 
 
 # ----------------------------------------------------------------------------- FLOPs and peak
@@ -289,7 +300,7 @@ def calibrate(out: dict) -> None:
     rows = [{"model": r["model"], "mode": r["mode"], "params": throughput.matmul_params(
         *shapes[r["model"]]), "tokens_per_s": round(r["tokens_per_s"])}
             for r in out["rows"] if r["threads"] == 1 and r["runs"] == 1
-            and r["batch_size"] == BENCHES[r["model"]].batch_size]
+            and r["model"] in CALIBRATED and r["batch_size"] == BENCHES[r["model"]].batch_size]
     table = json.loads(throughput.FILE.read_text()) if throughput.FILE.exists() else {}
     table["cpu"] = {"source": f"benchmarks/cpu_throughput.py on {out['machine']['processor']}, "
                               f"{time.strftime('%Y-%m-%d')}, one core a run", "rows": rows}
@@ -300,11 +311,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds and modes (<10 min)")
     parser.add_argument("--json", help="also write the results to this file")
-    parser.add_argument("--models", default="cpu,mid,paper,smollm2")
+    parser.add_argument("--models", default="cpu,mid,paper,smollm2",
+                        help=f"comma-separated, of: {', '.join(BENCHES)}")
+    parser.add_argument("--modes", help="comma-separated modes for every model named (default: "
+                        "each model's own list)")
+    parser.add_argument("--rows-only", action="store_true",
+                        help="only the models' rows: no threads, batch or breakdown measurements")
     parser.add_argument("--calibrate", action="store_true",
                         help=f"write the one-run rates to {throughput.FILE.name} (lgt run "
                              "--dry-run estimates time from them)")
     args = parser.parse_args()
+    unknown = [m for m in args.models.split(",") if m not in BENCHES] + \
+        [m for m in (args.modes or "").split(",") if args.modes and m not in MODES]
+    if unknown:
+        print(f"cpu_throughput.py: unknown model or mode {unknown[0]!r}; models: "
+              f"{', '.join(BENCHES)}; modes: {', '.join(MODES)}", file=sys.stderr)
+        sys.exit(2)
     quick = args.quick
     out: dict = {"machine": {"processor": platform.processor() or platform.machine(),
                              "cpu_has_bf16": cpu_has_bf16(), "torch": torch.__version__,
@@ -317,16 +339,20 @@ def main() -> None:
         "paper": (["fp32", "bf16", "bf16+compile"] if quick else list(MODES), 3 if quick else 6,
                   2),
         "smollm2": (["fp32", "bf16"] if quick else list(MODES), 3 if quick else 5, 2),
+        "smollm2-alone": (["bf16", "bf16+compile"], 3 if quick else 5, 3),
+        "smollm2-g1": (["bf16", "bf16+compile"], 3 if quick else 5, 3),
     }
     for name in args.models.split(","):
         modes, rounds, warmup = plans[name]
+        modes = args.modes.split(",") if args.modes else modes
         out["rows"] += compare(BENCHES[name], modes, rounds, warmup)
         print(json.dumps(out["rows"][-len(modes):]), flush=True)
-    out["rows"] += threads(BENCHES["cpu"], "fp32", 20 if quick else 60)
-    out["rows"].append(bigger_batch(BENCHES["paper"], "bf16", 2 if quick else 4))
-    for name, mode in ([("paper", "fp32"), ("paper", "bf16")] if quick else
-                       [(m, x) for m in ("cpu", "paper", "smollm2") for x in ("fp32", "bf16")]):
-        out["breakdown"].append(breakdown(BENCHES[name], mode))
+    if not args.rows_only:
+        out["rows"] += threads(BENCHES["cpu"], "fp32", 20 if quick else 60)
+        out["rows"].append(bigger_batch(BENCHES["paper"], "bf16", 2 if quick else 4))
+        for name, mode in ([("paper", "fp32"), ("paper", "bf16")] if quick else
+                           [(m, x) for m in ("cpu", "paper", "smollm2") for x in ("fp32", "bf16")]):
+            out["breakdown"].append(breakdown(BENCHES[name], mode))
     for r in out["rows"]:
         ref = next((x for x in out["rows"] if x["model"] == r["model"] and x["mode"] == "fp32"
                     and x["runs"] == 1 and x["threads"] == 1), None)

@@ -86,6 +86,19 @@ def checkpoint(tmp: Path, weights: str) -> Path:
     return ckpt
 
 
+def run_naming_tasks(tmp: Path, where: str) -> None:
+    """A checkpoint (`lgt_run.json`) or a run folder (`config.yaml`) handed to the user that
+    names a task file: reading it must not import the file without the user's say."""
+    tasks_file(tmp)
+    if where == "checkpoint":
+        write(tmp / "ckpt" / "lgt_run.json", json.dumps({"group": ["copy"],
+                                                        "tasks_from": [str(tmp / "tasks.py")]}))
+    else:
+        write(tmp / "run" / "config.yaml", "name: e\nvariant: with_aux\nseed: 0\n"
+              "eval: {n: 8, seed: 0}\ntasks_from: [../tasks.py]\ngroup: [{task: copy, "
+              "role: main, max_length: 2}, {task: reverse, role: aux, max_length: 3}]\n")
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -184,6 +197,11 @@ CASES: list[tuple[str, list[str], Callable | None, str]] = [
      lambda t, m: checkpoint(t, "damaged"), "cannot load the model"),
     ("generate: pickled pytorch_model.bin", ["generate", "{tmp}/ckpt", "copy", "--length", "3"],
      lambda t, m: checkpoint(t, "pickle"), "cannot load the model"),
+    ("generate: a checkpoint naming task code", ["generate", "{tmp}/ckpt", "copy", "--length",
+                                                 "3"],
+     lambda t, m: run_naming_tasks(t, "checkpoint"), "--trust-task-code"),
+    ("heads: a run folder naming task code", ["heads", "{tmp}/run"],
+     lambda t, m: run_naming_tasks(t, "run"), "--trust-task-code"),
     ("generate: no such checkpoint", ["generate", "{tmp}/none", "copy", "--length", "3"], None,
      "no lgtransfer checkpoint"),
     ("a malformed --cluster-option", ["run", "quick", "--out", "{tmp}/out", "--executor",

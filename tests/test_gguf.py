@@ -175,3 +175,18 @@ def test_smollm2_from_scratch_is_the_same_architecture_with_fresh_weights():
     assert (c.num_hidden_layers, c.num_attention_heads, c.num_key_value_heads) == (30, 9, 3)
     assert source.info["weights_sha256"] is None and source.info["model_file"].endswith(".gguf")
     assert source.id_map is not None and source.tokenizer is not None
+
+
+@needs_smollm2
+def test_smollm2_reads_one_token_per_digit_as_its_own_bpe_does(smollm2_run):
+    """What a length means for SmolLM2 (docs/pretrained-gguf.md): the ids a run feeds it, one
+    per character through the map, are those its own tokenizer gives the text, digit by digit."""
+    from transformers import AutoTokenizer
+
+    from lgtransfer.tasks import tokenizer as tok
+
+    ckpt = smollm2_run / "checkpoints" / "step-2"
+    tokenizer, id_map = AutoTokenizer.from_pretrained(ckpt), pretrained.checkpoint_id_map(ckpt)
+    for text in ("861+189=", "9411", "0123456789"):
+        ours = id_map[tok.encode(text)].tolist()
+        assert tokenizer.encode(text, add_special_tokens=False) == ours and len(ours) == len(text)

@@ -228,3 +228,17 @@ def test_the_committed_study_tables_regenerate(tmp_path):
     scaling.write_scaling(fresh, ROOT / "results" / "cpu")
     for name in ("claims.md", "per_run.csv"):  # the figure is drawn, not compared
         assert (fresh / name).read_text() == (STUDY / name).read_text(), name
+
+
+def test_rows_name_the_amendment_that_governs_their_x18_runs(tmp_path, quick):
+    amendment = "registration-amendment-1.yaml"
+    study = make_study(tmp_path, lambda g, lv, s: {"x1": s % 2, "x4": 3, "x18": 5 + s % 2}[lv],
+                       skip={("g5", "x18", v, s) for v in ("with_aux", "main_only")
+                             for s in range(5)})
+    shutil.copy(STUDY / amendment, study / amendment)
+    scaling.write_scaling(study)
+    rows = {line.split(" |")[0]: line for line in (study / "claims.md").read_text().splitlines()
+            if line.startswith("| G")}
+    named = f"x18 runs: {amendment} (2026-12-06)"
+    assert named in rows["| G1 reach_share grows"] and named in rows["| G1 gain grows"]
+    assert named not in rows["| G5 reach_share grows"]  # G5 has no x18 run here

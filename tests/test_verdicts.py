@@ -235,6 +235,41 @@ def test_a_stage_sweep_verdict_waits_for_every_stage_and_knows_n_a_and_floor(tmp
     assert v.outcome == "n/a" and "on 7 of 7 seeds (7 of 28 runs: scratch on 7)" in v.note
 
 
+def test_the_ladder_amendment_counts_learning_per_stage_and_run(tmp_path):
+    """`learning: per_stage` (docs/registration-pretrained-amendment.example.yaml): scratch
+    missing its range on 3 of 7 seeds and step-10 on another, which the pooled rule calls n/a
+    (4 of 7 seeds with a stage short), is judged; a run that missed is left out of its seed's
+    extrapolation rho; n/a once a stage misses on 4 of 7 (for speed: once every stage does)."""
+    import pandas as pd
+
+    from lgtransfer.analysis.report.pretrained_claims import judge
+    from lgtransfer.runtime import rundir
+
+    seeds = [8, 9, 10, 11, 12, 13, 14]
+    stages = {"scratch": (0.0, 1.0, 0.0), "step-10": (0.3, 1.0, 0.1),
+              "step-20": (0.6, 1.0, 0.2), "step-40": (0.9, 1.0, 0.3)}
+    rundir.write_json(tmp_path / "ladder" / "experiment.json", {"runs": [
+        f"main_only_seed{s}_{st}_k" for s in seeds for st in stages]})
+    slow = {**stages, "scratch": (0.0, 0.5, 0.4)}  # 0.4 past L_main: left out, else rho < 1
+    df = pd.concat([_ladder(slow, seeds[:3]), _ladder({**stages, "step-10": (0.3, 0.5, 0.0)},
+                                                      seeds[3:4]), _ladder(stages, seeds[4:])])
+    claims = {what: {"name": f"later pretraining {what}", "experiment": "ladder",
+                     "min_effect": 0.1, "learning": "per_stage"}
+              for what in ("learns faster", "extrapolates further")}
+    assert judge({**claims["learns faster"], "learning": None}, df, seeds,
+                 tmp_path).outcome == "n/a"  # the pooled rule of the first registration
+    for claim in claims.values():
+        v = judge(claim, df, seeds, tmp_path)
+        assert v.outcome == "yes" and v.measured.n == 7, v
+        assert v.measured.mean == pytest.approx(1.0)
+        assert "scratch on 3, step-10 on 1 of 7 seeds" in v.note
+    worse = pd.concat([_ladder(slow, seeds[:4]), _ladder(stages, seeds[4:])])
+    assert judge(claims["extrapolates further"], worse, seeds, tmp_path).outcome == "n/a"
+    assert judge(claims["learns faster"], worse, seeds, tmp_path).outcome == "yes"
+    nothing = _ladder({k: (f, 0.5, p) for k, (f, _, p) in stages.items()}, seeds)
+    assert judge(claims["learns faster"], nothing, seeds, tmp_path).outcome == "n/a"
+
+
 def test_a_contrast_of_two_floors_is_uninformative_not_no():
     """G4 - C2 where copy extrapolates with neither auxiliary: 0 against 0 on every seed is a
     `no` by the test, but says nothing, so it reads `uninformative (floor)` with both levels;

@@ -187,21 +187,26 @@ def pending(v: Verdict, have: int, registered: int) -> Verdict:
     return replace(v, outcome=PENDING, note=f"{have} of {registered} registered seeds in")
 
 
-def settle(verdicts: list[Verdict]) -> list[Verdict]:
+def settle(verdicts: list[Verdict], sizes: dict[str, int] | None = None) -> list[Verdict]:
     """Holm within each family, then each verdict decided again. n/a and floor verdicts make no
     claim of the family; a pending one with some seeds in counts with p = 1 (not tested yet: the
     others are corrected as if it will be). A claim with no run in yet has no row and does not
-    count, so an early verdict's m can still grow as rows appear."""
+    count, so an early verdict's m can still grow as rows appear; unless `sizes` registers the
+    family's number of claims: then each registered claim without data yet counts with p = 1
+    too, and m is fixed from the first verdict on."""
     out = list(verdicts)
     for family in dict.fromkeys(v.family for v in verdicts):
         idx = [i for i, v in enumerate(verdicts) if v.family == family
                and v.outcome not in (NOT_APPLICABLE, FLOOR) and v.measured.n > 0]
         pending_ = [verdicts[i].outcome == PENDING for i in idx]
+        with_data = sum(v.family == family and v.measured.n > 0 for v in verdicts)
+        untested = [1.0] * max(0, (sizes or {}).get(family, 0) - with_data)
         adj_yes = holm([1.0 if w else verdicts[i].p_yes for i, w in zip(idx, pending_,
-                                                                        strict=True)])
+                                                                        strict=True)] + untested)
         adj_no = holm([1.0 if w else verdicts[i].p_no for i, w in zip(idx, pending_,
-                                                                      strict=True)])
-        for i, w, py, pn in zip(idx, pending_, adj_yes, adj_no, strict=True):
+                                                                      strict=True)] + untested)
+        for i, w, py, pn in zip(idx, pending_, adj_yes[:len(idx)], adj_no[:len(idx)],
+                                strict=True):
             if not w:
                 out[i] = replace(verdicts[i], p_adj=py, p_no_adj=pn).decided()
     return out

@@ -239,7 +239,8 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from lgtransfer.engine.generate import generate
 
     _check_count_and_seed(args)
-    for row in generate(Path(args.checkpoint), args.task, args.length, args.count, args.seed):
+    for row in generate(Path(args.checkpoint), args.task, args.length, args.count, args.seed,
+                        args.trust_task_code):
         print(json.dumps(row))
 
 
@@ -272,7 +273,8 @@ def cmd_heads(args: argparse.Namespace) -> None:
                        random_draws=args.random_draws, device=args.device,
                        in_dist=_lengths(args.in_dist), transfer=_lengths(args.transfer))
     start = time.perf_counter()
-    summary = run_heads(Path(args.dir), opts, progress=not args.quiet)
+    summary = run_heads(Path(args.dir), opts, progress=not args.quiet,
+                        trust_code=args.trust_task_code)
     print(f"heads: {summary.parent} (heads.jsonl, summary.json, heads.md, figures) in "
           f"{time.perf_counter() - start:.0f} s")
 

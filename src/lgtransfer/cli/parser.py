@@ -17,6 +17,11 @@ from lgtransfer.errors import UsageError
 BUDGETS = ("cpu", "gpu", "paper")
 EXECUTORS = ("auto", "inline", "local", "submitit")
 
+# a run folder or checkpoint handed to you may name Python task files: they are imported only
+# when you say so (`lgt run`'s experiment files follow the same rule)
+TRUST_RUN_HELP = ("import the Python task files the run names (`tasks_from`); default: "
+                  "refused, as is LGT_TRUST_TASK_CODE unset")
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
@@ -156,6 +161,7 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
     p.add_argument("--length", type=int, required=True, help="the length of every example")
     p.add_argument("--count", type=int, default=5, help="how many examples")
     p.add_argument("--seed", type=int, default=0, help="the seed they are drawn with")
+    p.add_argument("--trust-task-code", action="store_true", help=TRUST_RUN_HELP)
 
     p = command("pretrain", "train a small Llama language model on offline text, saving "
                 "checkpoints along the way (a pretraining ladder)")
@@ -193,5 +199,6 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
                    "(default: the main task's training length)")
     p.add_argument("--transfer", help="lengths of the transfer band, e.g. 20,24 (default: "
                    "a quarter of the way from the main to the auxiliary training length)")
+    p.add_argument("--trust-task-code", action="store_true", help=TRUST_RUN_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser

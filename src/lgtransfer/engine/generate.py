@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lgtransfer.config.files import task_files
 from lgtransfer.data.mixture import map_ids, to_sequences
 from lgtransfer.engine import from_pretrained as pretrained
 from lgtransfer.engine.evaluate import greedy_generate
@@ -19,12 +20,13 @@ from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 from lgtransfer.tasks import get_task
 from lgtransfer.tasks import tokenizer as tok
-from lgtransfer.tasks.user import load_files
 
 
-def generate(ckpt: Path, task_name: str, length: int, count: int, seed: int) -> list[dict]:
+def generate(ckpt: Path, task_name: str, length: int, count: int, seed: int,
+             trust_code: bool = False) -> list[dict]:
     """`count` examples of `task_name` at `length` (drawn with `seed`), each with the model's
-    greedy prediction and whether it is exactly the target."""
+    greedy prediction and whether it is exactly the target. Task files the run names are
+    imported only with `trust_code` (`config.files.task_files`)."""
     if not (ckpt / "lgt_run.json").is_file():
         raise UsageError(f"no lgtransfer checkpoint at {ckpt} (lgt_run.json missing)")
     try:
@@ -32,7 +34,8 @@ def generate(ckpt: Path, task_name: str, length: int, count: int, seed: int) -> 
         group = meta["group"]
     except (ValueError, KeyError):
         raise UsageError(f"{ckpt / 'lgt_run.json'} is not a valid run description") from None
-    load_files(meta.get("tasks_from") or [])  # the run's own task files, if it had any
+    # the run's own task files, if it had any: code, so only when the user trusts it
+    task_files(meta.get("tasks_from") or [], ckpt, str(ckpt / "lgt_run.json"), trust_code)
     task = get_task(task_name)
     task.check_length(length)
     if task_name not in group:

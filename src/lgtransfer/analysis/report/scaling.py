@@ -49,6 +49,7 @@ from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 
 REGISTRATION = "registration.yaml"
+AMENDMENTS = "registration-amendment-*.yaml"
 STUDY = "scaling"
 GROUPS = ("g1", "g5")  # the tested groups; the family's claims, in the registration's order
 FAMILY = [("g1", "reach_share"), ("g5", "reach_share"), ("g1", "gain"), ("g5", "gain")]
@@ -70,14 +71,39 @@ class Plan:
     seeds: dict[str, list[int]]  # variant -> seeds at the study's own levels
     delta: dict[str, float]
     references: dict[str, float] = field(default_factory=dict)
+    amendments: list[Amendment] = field(default_factory=list)
 
     def registered(self, level: str) -> dict[str, list[int]]:
         if level == "x1":
             return {WITH_AUX: X1_SEEDS, MAIN_ONLY: X1_SEEDS}
         return dict(self.seeds)
 
-    def rule(self) -> str:
-        return f"follows results/scaling/{REGISTRATION} ({self.date})"
+    def rule(self, levels: set[str] = frozenset()) -> str:
+        """The registration a row follows, and every amendment that governs a level in it."""
+        amended = [f"{', '.join(sorted(a.levels & levels))} runs: {a.file} ({a.date})"
+                   for a in self.amendments if a.levels & levels]
+        return f"follows results/scaling/{REGISTRATION} ({self.date})" + "".join(
+            f"; {a}" for a in amended)
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """A dated amendment to the registration, and the levels whose runs it governs (the levels
+    its `applies_to` names)."""
+
+    file: str
+    date: str
+    levels: frozenset[str]
+
+
+def load_amendments(folder: Path, levels: list[str]) -> list[Amendment]:
+    out = []
+    for path in sorted(folder.glob(AMENDMENTS)):
+        raw = yaml.safe_load(path.read_text()) or {}
+        applies = str(raw.get("applies_to", ""))
+        out.append(Amendment(path.name, str(raw.get("amended", "")), frozenset(
+            lv for lv in levels if re.search(rf"\b{re.escape(lv)}\b", applies))))
+    return out
 
 
 def load_plan(folder: Path) -> Plan:
@@ -86,7 +112,8 @@ def load_plan(folder: Path) -> Plan:
     return Plan(str(raw["registered"]), float(raw["alpha"]), levels,
                 {WITH_AUX: list(raw["seeds"]["with_aux"]), MAIN_ONLY: list(raw["seeds"]["alone"])},
                 {k: float(v) for k, v in raw["test"]["delta"].items()},
-                dict(raw["levels"].get("references") or {}))
+                dict(raw["levels"].get("references") or {}),
+                load_amendments(folder, list(levels)))
 
 
 def is_scaling_study(folder: Path) -> bool:
@@ -380,7 +407,8 @@ def claims_table(settled: list[Claim], plan: Plan) -> pd.DataFrame:
         "x18 - x1": "" if math.isnan(c.diff) else f"{c.diff:+.3f}",
         "flat p (Holm)": p(c.p_flat, c.p_flat_adj),
         **{f"mean {lv} (n)": mean(c.means.get(lv, (math.nan, 0))) for lv in plan.levels},
-        "verdict": c.outcome + (f": {c.note}" if c.note else ""), "rule": plan.rule()}
+        "verdict": c.outcome + (f": {c.note}" if c.note else ""),
+        "rule": plan.rule({lv for lv, (_, n) in c.means.items() if n})}
         for c in settled])
 
 

@@ -40,6 +40,7 @@ import torch
 from lgtransfer.analysis.heads_stats import summarize_reuse
 from lgtransfer.analysis.metrics import generalization_gap
 from lgtransfer.analysis.stats import jaccard, spearman, top_k
+from lgtransfer.config.files import task_files
 from lgtransfer.data.groups import GroupRoles, GroupTask
 from lgtransfer.data.mixture import Mixture, SeqBatch, map_ids
 from lgtransfer.engine.heads.causal import causal_test
@@ -53,7 +54,6 @@ from lgtransfer.engine.heads.measure import (
 from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 from lgtransfer.tasks import get_task
-from lgtransfer.tasks.user import load_files
 
 ABLATIONS = ("mean", "zero")
 RECORDED = "heads.jsonl"  # in a run folder: head metrics recorded while training (`record`)
@@ -232,8 +232,9 @@ def analyze_checkpoint(ck: Checkpoint, bands: dict[str, list[int]],
 # ----------------------------------------------------------------------------- runs
 
 
-def find_runs(path: Path) -> list[TrainedRun]:
-    """The with-aux run folders to analyse: `path` itself, or every complete run under it."""
+def find_runs(path: Path, trust_code: bool = False) -> list[TrainedRun]:
+    """The with-aux run folders to analyse: `path` itself, or every complete run under it
+    (`trust_code`: see `read_run`)."""
     if not path.is_dir():
         raise UsageError(f"no such folder {path}")
     if (path / "config.yaml").is_file():
@@ -245,7 +246,7 @@ def find_runs(path: Path) -> list[TrainedRun]:
                 if rundir.is_complete(d, strict=True) and (d / "config.yaml").is_file()]
         if not dirs:
             raise UsageError(f"no run folder in {path} (no config.yaml, no complete run under it)")
-    runs = [r for r in (read_run(d, path) for d in dirs) if r.aux]
+    runs = [r for r in (read_run(d, path, trust_code) for d in dirs) if r.aux]
     if not runs:
         raise UsageError(f"no run with an auxiliary task in {path} (main-only runs are skipped)")
     for r in runs:
@@ -256,8 +257,9 @@ def find_runs(path: Path) -> list[TrainedRun]:
     return runs
 
 
-def read_run(run_dir: Path, root: Path) -> TrainedRun:
-    """A run's identity and task group, from its config.yaml."""
+def read_run(run_dir: Path, root: Path, trust_code: bool = False) -> TrainedRun:
+    """A run's identity and task group, from its config.yaml. Task files it names are
+    imported only with `trust_code` (`config.files.task_files`)."""
     import yaml
 
     try:
@@ -268,7 +270,7 @@ def read_run(run_dir: Path, root: Path) -> TrainedRun:
                        int(cfg["eval"]["n"]), int(cfg["eval"]["seed"]))
     except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as e:
         raise UsageError(f"{run_dir / 'config.yaml'} is not a run config: {e}") from None
-    load_files(cfg.get("tasks_from") or [])  # a user's tasks, where the run names them
+    task_files(cfg.get("tasks_from") or [], run_dir, str(run_dir / "config.yaml"), trust_code)
     return info
 
 
@@ -357,14 +359,15 @@ def recorded_rows(run: TrainedRun) -> list[dict]:
     return [{**r, "run": run.name} for r in rundir.read_jsonl(run.dir / RECORDED)]
 
 
-def run_heads(path: Path, opts: HeadOptions, progress: bool = False) -> Path:
+def run_heads(path: Path, opts: HeadOptions, progress: bool = False,
+              trust_code: bool = False) -> Path:
     """Analyse every with-aux run at or under `path`; write `path/heads/` (rows, summary,
     plots, heads.md/html). Returns the summary's path. A run without checkpoints that recorded
     its head metrics while training (`heads.jsonl` in its folder) is read, not measured."""
     from lgtransfer.analysis.report.heads_plots import write_outputs
 
     opts.validate()
-    runs = find_runs(path)
+    runs = find_runs(path, trust_code)
     rows = []
     for run in runs:
         rows += analyze_run(run, opts, progress) if run.checkpoints else recorded_rows(run)

@@ -78,7 +78,8 @@ def claims_table(rows: list[tuple[str, str, str, bool | Verdict | None]],
 
 def settle_tables(sections: list[Section], listed: dict[str, int] | None = None) -> None:
     """Holm within each family over every claims table of the sections (a family without a
-    name is its section), then each table's `ours` (with the adjusted p) and `reproduces`
+    name is its section; a table's `attrs["family_size"]` fixes a family's m at its registered
+    number of claims), then each table's `ours` (with the adjusted p) and `reproduces`
     columns written from the settled verdicts; the `verdict` column is dropped. `listed`
     (family -> the m its registration lists; `registration.listed_sizes`): where Holm at that
     m, n/a claims counted with p = 1, gives another p, the p column adds it, and the verdict
@@ -86,7 +87,9 @@ def settle_tables(sections: list[Section], listed: dict[str, int] | None = None)
     found = [(sec, table, i, replace(v, family=v.family or sec.title))
              for sec in sections for table in sec.tables if "verdict" in table
              for i, v in enumerate(table["verdict"]) if isinstance(v, Verdict)]
-    settled = settle([v for *_, v in found])
+    sizes = {family: m for sec in sections for table in sec.tables
+             for family, m in table.attrs.get("family_size", {}).items()}
+    settled = settle([v for *_, v in found], sizes)
     at_listed = at_listed_m(settled, listed or {})
     for k, ((_, table, i, _), v) in enumerate(zip(found, settled, strict=True)):
         table.loc[i, "ours"] = f"{table.loc[i, 'ours']}; {v.measured}"
