@@ -17,6 +17,7 @@ from lgtransfer.analysis.report.smollm2_claims import FILE, smollm2_claims
 from lgtransfer.errors import UsageError
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "docs" / "registration-smollm2.example.yaml"
+REGISTERED = TEMPLATE.parents[1] / "results" / "cpu" / FILE  # the registration itself
 SEEDS = range(7)
 STAGES = {"pretrained": "smollm2-135m-gguf", "scratch": "scratch"}
 GROUP = {"main_only": [("reverse_add", "main", 6)],
@@ -151,16 +152,19 @@ def test_a_malformed_registration_is_refused_in_one_line(edit, message, root):
         smollm2_claims(eval_rows(), root)
 
 
-def test_the_templates_match_their_presets_and_add_only_new_seeds():
+def test_the_registration_and_templates_match_their_presets_and_add_only_new_seeds():
     import yaml
 
     from lgtransfer.config import load_experiment
 
-    reg = yaml.safe_load(TEMPLATE.read_text())
+    reg = yaml.safe_load(REGISTERED.read_text())
     cfg = load_experiment(reg["experiment"])
     assert cfg.model.stages == list(reg["stages"].values()) and cfg.seeds == reg["seeds"]
-    assert len(reg["seeds"]) == 7 and cfg.train.precision == "bf16"
-    assert {c["measure"] for c in reg["claims"]} == {"extrapolation", "speed", "gain"}
+    assert len(reg["seeds"]) == 8 and cfg.train.precision == "bf16" and cfg.train.compile == "off"
+    assert (cfg.train.steps, cfg.train.eval_every) == (500, 250)  # what the claims' text says
+    assert [c["measure"] for c in reg["claims"]] == ["extrapolation", "speed", "gain", "transfer"]
+    template = yaml.safe_load(TEMPLATE.read_text())
+    assert {c["measure"] for c in template["claims"]} == {"extrapolation", "speed", "gain"}
     amendment = yaml.safe_load((TEMPLATE.parent / "registration-pretrained-amendment.example.yaml")
                                .read_text())
     registered = yaml.safe_load((TEMPLATE.parents[1] / "results" / "cpu" /
@@ -172,3 +176,24 @@ def test_the_templates_match_their_presets_and_add_only_new_seeds():
         assert claim["learning"] == "per_stage" and claim["seeds"] == ladder.seeds
         assert not set(claim["seeds"]) & run_before and len(claim["seeds"]) == 7
         assert ladder.train.steps == 2 * load_experiment("ladder-quick").train.steps
+
+
+def test_the_registration_counts_na_claims_in_its_m_and_judges_the_pretrained_transfer(tmp_path):
+    """The registered family (8 seeds, m = 4) when the scratch arm misses its range, as the
+    pilot predicts: (a) and (c) n/a but still in m, so (b) and (d) pass at Holm over 4 claims."""
+    shutil.copy(REGISTERED, tmp_path / FILE)
+    df = eval_rows(seeds=range(8), scratch={"main_only": (0.0, 0.3, 0.0),
+                                            "with_aux": (0.0, 0.4, 0.0)})
+    v = verdicts(df, tmp_path)
+    assert v["a"][0].startswith("n/a:") and v["c"][0].startswith("n/a:")
+    assert v["b"][0].startswith("yes") and v["d"][0] == "yes"
+    assert v["b"][1] == v["d"][1] == "0.0156"  # 4 x 2^-8: m stays 4 with two claims n/a
+
+
+def test_the_pretrained_transfer_at_the_floor_is_uninformative(tmp_path):
+    shutil.copy(REGISTERED, tmp_path / FILE)
+    zero = {"main_only": (0.9, 1.0, 0.0), "with_aux": (0.9, 1.0, 0.0)}
+    df = eval_rows(seeds=range(8), pretrained=zero)
+    df.loc[(df.role == "main") & (df.length > 6) & (df.stage != "scratch"), "accuracy"] = 0.0
+    v = verdicts(df, tmp_path)
+    assert v["d"][0].startswith("uninformative (floor)") and "pretrained alone" in v["d"][0]

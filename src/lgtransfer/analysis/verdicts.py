@@ -192,15 +192,16 @@ def settle(verdicts: list[Verdict], sizes: dict[str, int] | None = None) -> list
     claim of the family; a pending one with some seeds in counts with p = 1 (not tested yet: the
     others are corrected as if it will be). A claim with no run in yet has no row and does not
     count, so an early verdict's m can still grow as rows appear; unless `sizes` registers the
-    family's number of claims: then each registered claim without data yet counts with p = 1
-    too, and m is fixed from the first verdict on."""
+    family's number of claims: then every registered claim without a test here (no data yet,
+    n/a, floor) counts with p = 1, and m is fixed from the first verdict on."""
     out = list(verdicts)
     for family in dict.fromkeys(v.family for v in verdicts):
         idx = [i for i, v in enumerate(verdicts) if v.family == family
                and v.outcome not in (NOT_APPLICABLE, FLOOR) and v.measured.n > 0]
         pending_ = [verdicts[i].outcome == PENDING for i in idx]
-        with_data = sum(v.family == family and v.measured.n > 0 for v in verdicts)
-        untested = [1.0] * max(0, (sizes or {}).get(family, 0) - with_data)
+        # a registered family keeps its m: every claim not tested here (no data yet, n/a,
+        # floor) counts with p = 1
+        untested = [1.0] * max(0, (sizes or {}).get(family, 0) - len(idx))
         adj_yes = holm([1.0 if w else verdicts[i].p_yes for i, w in zip(idx, pending_,
                                                                         strict=True)] + untested)
         adj_no = holm([1.0 if w else verdicts[i].p_no for i, w in zip(idx, pending_,

@@ -5,7 +5,9 @@ with its auxiliary tasks, and three per-seed differences are tested, pretrained 
 
 - `extrapolation`: the main task's accuracy past L_main at the end, alone;
 - `speed`: its in-distribution accuracy at the first evaluation (an early step), alone;
-- `gain`: the transfer gain (with aux minus alone, past L_main at the end).
+- `gain`: the transfer gain (with aux minus alone, past L_main at the end);
+- `transfer`: the pretrained model's own transfer gain (with aux minus alone, past L_main at
+  the end, both from SmolLM2): that a pretrained language model shows the transfer at all.
 
 Each is the exact one-sided sign-flip test (`verdicts.transfer`), Holm within the family at its
 registered number of claims (a claim not in yet counts with p = 1). A seed counts once every run
@@ -47,7 +49,8 @@ NOT_RUN = "not run"
 # measure -> the (arm, variant) runs a seed needs; arms: `pretrained` and `scratch`
 RUNS = {"extrapolation": [(a, MAIN_ONLY) for a in ("pretrained", "scratch")],
         "speed": [(a, MAIN_ONLY) for a in ("pretrained", "scratch")],
-        "gain": [(a, v) for a in ("pretrained", "scratch") for v in (WITH_AUX, MAIN_ONLY)]}
+        "gain": [(a, v) for a in ("pretrained", "scratch") for v in (WITH_AUX, MAIN_ONLY)],
+        "transfer": [("pretrained", v) for v in (WITH_AUX, MAIN_ONLY)]}
 
 
 def smollm2_claims(df: pd.DataFrame, root: Path) -> pd.DataFrame | None:
@@ -118,6 +121,8 @@ def seed_values(values: pd.DataFrame, measure: str) -> dict[int, float]:
         if measure == "gain":
             d = (at["pretrained", WITH_AUX].past - at["pretrained", MAIN_ONLY].past) - \
                 (at["scratch", WITH_AUX].past - at["scratch", MAIN_ONLY].past)
+        elif measure == "transfer":
+            d = at["pretrained", WITH_AUX].past - at["pretrained", MAIN_ONLY].past
         else:
             column = "past" if measure == "extrapolation" else "first"
             d = at["pretrained", MAIN_ONLY][column] - at["scratch", MAIN_ONLY][column]
@@ -142,6 +147,13 @@ def judge(claim: dict, values: pd.DataFrame, seeds: list[int]) -> Verdict | None
     why, note = learning(runs, both=measure == "speed")
     if why:
         return not_applicable(v, "; ".join(filter(None, [why, note])))
+    if measure == "transfer":  # the floor: with aux and alone, both from SmolLM2
+        levels = {f"pretrained {'with aux' if var == WITH_AUX else 'alone'}":
+                  float(runs[runs.variant == var].past.mean()) for var in (WITH_AUX, MAIN_ONLY)}
+        floored = contrast_at_floor(v, levels, "both sides compare 0 with 0")
+        if floored is not v:
+            return replace(floored, note=floored.note.replace("with aux is", "is"))
+        return replace(v, note=note) if note else v
     if measure != "speed":
         variant = WITH_AUX if measure == "gain" else MAIN_ONLY
         side = runs[runs.variant == variant]
