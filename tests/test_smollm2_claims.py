@@ -136,8 +136,10 @@ def test_the_pretrained_section_carries_both_families(root):
     shutil.copy(Path(__file__).resolve().parents[1] / "results" / "cpu" /
                 "registration-pretrained.yaml", root)
     section = pretrained_claims(eval_rows(), root)
-    assert len(section.tables) == 2 and "registration-smollm2.yaml" in section.text
-    assert section.tables[1].attrs["family_size"] == {"pretrained-smollm2": 3}
+    assert len(section.tables) == 3 and "registration-smollm2.yaml" in section.text
+    assert "family_size" not in section.tables[0].attrs  # the first registration's, as it was
+    assert section.tables[1].attrs["family_size"] == {"pretrained-ladder-2": 2}  # amendment 2
+    assert section.tables[2].attrs["family_size"] == {"pretrained-smollm2": 3}
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -170,7 +172,10 @@ def test_the_registration_and_templates_match_their_presets_and_add_only_new_see
     registered = yaml.safe_load((TEMPLATE.parents[1] / "results" / "cpu" /
                                  "registration-pretrained.yaml").read_text())
     run_before = {s for c in registered["claims"] if c["experiment"].startswith("ladder")
-                  for s in c["seeds"]}
+                  and c.get("learning") != "per_stage" for s in c["seeds"]}
+    amended = [c for c in registered["claims"] if c.get("learning") == "per_stage"]
+    assert [c["seeds"] for c in amended] == [c["seeds"] for c in amendment["claims"]]
+    assert {c["family"] for c in amended} == {"pretrained-ladder-2"}
     for claim in amendment["claims"]:
         ladder = load_experiment(claim["experiment"])
         assert claim["learning"] == "per_stage" and claim["seeds"] == ladder.seeds

@@ -45,7 +45,7 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
     if not (root / FILE).is_file():
         return None if smollm2 is None else Section(TITLE, SMOLLM2_TEXT, tables=[smollm2])
     reg = yaml.safe_load((root / FILE).read_text()) or {}
-    rows = []
+    rows: dict[str, list] = {}  # family -> rows; an amendment's claims may form their own
     for claim in reg.get("claims") or []:
         sel = df[df.experiment == claim["experiment"]] if len(df) else df
         seeds = [int(s) for s in claim.get("seeds") or []]
@@ -54,12 +54,15 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
             verdict = Verdict(NOT_RUN, Interval(math.nan, math.nan, math.nan, 0), "",
                               note=f"{' '.join(str(claim['why_not_run']).split())}; command: "
                                    f"`{' '.join(str(claim['command']).split())}`")
-        rows.append((claim["experiment"], claim["name"], " ".join(claim["statistic"].split()),
-                     verdict))
-    table = claims_table(rows, reg.get("family", "pretrained"))
+        rows.setdefault(claim.get("family", reg.get("family", "pretrained")), []).append(
+            (claim["experiment"], claim["name"], " ".join(claim["statistic"].split()), verdict))
+    tables = [claims_table(family_rows, family) for family, family_rows in rows.items()]
+    for table, family in zip(tables[1:], list(rows)[1:], strict=True):
+        # a family registered by an amendment has its m fixed: every claim it lists
+        table.attrs["family_size"] = {family: len(rows[family])}
     if smollm2 is None:
-        return Section(TITLE, TEXT, tables=[table])
-    return Section(TITLE, f"{TEXT} {SMOLLM2_TEXT}", tables=[table, smollm2])
+        return Section(TITLE, TEXT, tables=tables)
+    return Section(TITLE, f"{TEXT} {SMOLLM2_TEXT}", tables=[*tables, smollm2])
 
 
 def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdict | None:
