@@ -121,13 +121,21 @@ def lgt_disk(out, fault=None, *executor):
                           start_new_session=True)
 
 
-# One interpreter imports lgtransfer (and torch) once, then forks a child per `lgt run` in
+# One interpreter imports lgtransfer (torch and all) once, then forks a child per `lgt run` in
 # turn: each child is a process of its own (a SIGKILL ends it alone; its exit status is the
 # command's, -9 when killed), without the imports a fresh interpreter pays every time. The
 # parent computes nothing, so no thread pool exists yet when it forks.
 FORKED_RUNS = r"""
-import json, os, sys, traceback
+import importlib, json, os, pkgutil, sys, traceback
+import lgtransfer
 from lgtransfer.cli import main
+
+for module in pkgutil.walk_packages(lgtransfer.__path__, "lgtransfer."):  # torch, matplotlib
+    if not module.name.endswith("__main__"):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # an optional dependency (a tracker) that is not installed
+            pass
 
 argv, faults, logs = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
 statuses = []
@@ -163,7 +171,7 @@ def lgt_disk_forked(out, faults: list[str | None]) -> list[tuple[int, str]]:
             "--executor", "inline"]
     done = subprocess.run([sys.executable, "-c", FORKED_RUNS, json.dumps(argv),
                            json.dumps(faults), str(logs)], capture_output=True, text=True,
-                          timeout=600, start_new_session=True)
+                          timeout=300 * len(faults), start_new_session=True)
     assert done.returncode == 0, done.stderr[-3000:]
     statuses = json.loads(done.stdout.splitlines()[-1])
     return [(code, (logs / f"{i}.err").read_text()) for i, code in enumerate(statuses)]
