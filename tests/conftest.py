@@ -1,8 +1,17 @@
 """Shared test settings: hypothesis runs derandomized, so every test run draws the same cases;
-no GPU is detected for the default budget; user tasks loaded by a test are forgotten after it."""
+no GPU is detected for the default budget; user tasks loaded by a test are forgotten after it;
+torch runs one thread."""
 
-import pytest
-from hypothesis import HealthCheck, settings
+import os
+
+# One torch thread, in this process and in every `lgt` subprocess a test starts (before torch
+# is imported anywhere). The tests' models are tiny: a second thread only adds synchronisation,
+# and on a busy machine its spin-waiting made an 8-step run 10x slower (29 s against 283 s).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "deterministic",

@@ -2,6 +2,7 @@
 damaged line elsewhere, a damaged manifest or config is one line naming `file:line` and exit 2,
 never a traceback; `lgt run` resumes a run whose manifest is damaged, with a warning naming it."""
 
+import json
 import os
 import pickle
 import shutil
@@ -118,6 +119,62 @@ def lgt_disk(out, fault=None, *executor):
                            *(executor or ("--executor", "inline"))],  # later --set wins
                           env=env, capture_output=True, text=True, timeout=300,
                           start_new_session=True)
+
+
+# One interpreter imports lgtransfer (torch and all) once, then forks a child per `lgt run` in
+# turn: each child is a process of its own (a SIGKILL ends it alone; its exit status is the
+# command's, -9 when killed), without the imports a fresh interpreter pays every time. The
+# parent computes nothing, so no thread pool exists yet when it forks.
+FORKED_RUNS = r"""
+import importlib, json, os, pkgutil, sys, traceback
+import lgtransfer
+from lgtransfer.cli import main
+
+for module in pkgutil.walk_packages(lgtransfer.__path__, "lgtransfer."):  # torch, matplotlib
+    if not module.name.endswith("__main__"):
+        try:
+            importlib.import_module(module.name)
+        except ImportError:  # an optional dependency (a tracker) that is not installed
+            pass
+
+argv, faults, logs = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+statuses = []
+for i, fault in enumerate(faults):
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fd = os.open(os.path.join(logs, f"{i}.err"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.environ.pop("LGT_FAULT", None)
+            if fault:
+                os.environ["LGT_FAULT"] = fault
+            code = main(argv)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    statuses.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(json.dumps(statuses))
+"""
+
+
+def lgt_disk_forked(out, faults: list[str | None]) -> list[tuple[int, str]]:
+    """`lgt_disk(out, fault)` for each fault in turn, as children forked from one interpreter
+    (`FORKED_RUNS`): each one's exit status and stderr."""
+    logs = out.parent / f"{out.name}-logs"
+    logs.mkdir(parents=True)
+    argv = ["run", "g1", "--budget", "cpu", "--out", str(out), "--quiet", *DISK_SETS,
+            "--executor", "inline"]
+    done = subprocess.run([sys.executable, "-c", FORKED_RUNS, json.dumps(argv),
+                           json.dumps(faults), str(logs)], capture_output=True, text=True,
+                          timeout=300 * len(faults), start_new_session=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    statuses = json.loads(done.stdout.splitlines()[-1])
+    return [(code, (logs / f"{i}.err").read_text()) for i, code in enumerate(statuses)]
 
 
 @pytest.fixture(scope="module")
@@ -290,11 +347,10 @@ def test_sigkill_anywhere_loses_and_repeats_nothing(tmp_path, disk_reference):
     uninterrupted run's evaluation rows (none lost, none repeated), one metrics row per logged
     step, no temporary file, and its report."""
     out = tmp_path / "runs"
-    for point in KILL_POINTS:
-        killed = lgt_disk(out, f"{point}:SIGKILL")
-        assert killed.returncode == -9, (point, killed.stderr[-2000:])
-    last = lgt_disk(out)
-    assert last.returncode == 0, last.stderr[-2000:]
+    *killed, last = lgt_disk_forked(out, [f"{point}:SIGKILL" for point in KILL_POINTS] + [None])
+    for point, (status, err) in zip(KILL_POINTS, killed, strict=True):
+        assert status == -9, (point, err[-2000:])
+    assert last[0] == 0, last[1][-2000:]
     runs = sorted((out / "cpu" / "g1").glob("*_seed0_*"))
     assert [r.name.split("_seed")[0] for r in runs] == ["with_aux"]
     run = runs[0]

@@ -414,13 +414,18 @@ def test_recorded_rows_equal_those_measured_on_the_checkpoint(tiny_run, tmp_path
     assert read_back == [{**r, "run": copy.name} for r in recorded]
 
 
-def test_main_only_runs_record_no_heads(tmp_path):
+def test_main_only_runs_record_no_heads_and_heads_at_picks_the_steps(tmp_path):
+    """`heads.at` replaces `every` (200 here, never reached); the last step is always
+    measured."""
     (tmp_path / "alone.yaml").write_text(TINY_RUN.replace("baseline: false", "baseline: true")
-                                         .replace("steps: 400", "steps: 20"))
+                                         .replace("steps: 400", "steps: 20")
+                                         .replace("every: 200,", "every: 200, at: [5, 12],"))
     assert main(["run", str(tmp_path / "alone.yaml"), "--out", str(tmp_path / "runs"),
                  "--quiet", "--executor", "inline"]) == 0
     exp = tmp_path / "runs" / "cpu" / "alone"
     assert [d.parent.name.split("_seed")[0] for d in exp.glob("*/heads.jsonl")] == ["with_aux"]
+    (recorded,) = exp.glob("with_aux_*/heads.jsonl")
+    assert {r["step"] for r in rundir.read_jsonl(recorded)} == {5, 12, 20}
 
 
 def test_heads_claims_correlate_each_run_over_its_counted_points(tmp_path):

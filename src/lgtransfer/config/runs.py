@@ -20,7 +20,13 @@ from dataclasses import asdict, dataclass
 
 from lgtransfer.config import execution
 from lgtransfer.config.files import has_gpu
-from lgtransfer.config.schema import SCRATCH, ExperimentConfig, ModelConfig, TrainConfig
+from lgtransfer.config.schema import (
+    DATA_SEED_IS_SEED,
+    SCRATCH,
+    ExperimentConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from lgtransfer.data.groups import GroupTask
 from lgtransfer.errors import UsageError
 
@@ -55,9 +61,12 @@ class RunSpec:
 
     @property
     def train(self) -> TrainConfig:
-        """This run's schedule (the same-examples baseline trains fewer steps)."""
-        return dataclasses.replace(self.experiment.train,
-                                   steps=self.experiment.steps(self.variant))
+        """This run's schedule (the same-examples baseline trains fewer steps), its data seed
+        resolved: `train.data_seed: seed` is this run's seed, so its key holds the integer."""
+        train = self.experiment.train
+        data_seed = self.seed if train.data_seed == DATA_SEED_IS_SEED else train.data_seed
+        return dataclasses.replace(train, steps=self.experiment.steps(self.variant),
+                                   data_seed=data_seed)
 
     def resolved(self) -> dict:
         """The full config of this run (what config.yaml records): the experiment with this

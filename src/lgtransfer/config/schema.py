@@ -19,6 +19,8 @@ BASELINES = ("none", "same_steps", "same_main_examples", "both")
 # the variants of an experiment: the whole group, and the main task alone (two baselines)
 WITH_AUX, MAIN_ONLY, SAME_EXAMPLES = "with_aux", "main_only", "main_only_same_examples"
 PRECISIONS = ("auto", "fp32", "bf16")  # train.precision
+# train.data_seed: the run's model seed (`runs.RunSpec.train` resolves it, so the key holds it)
+DATA_SEED_IS_SEED = "seed"
 SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
 # the budgets an experiment runs at (their defaults: experiments/budgets.yaml; files.py)
 BUDGETS = ("cpu", "gpu", "paper")
@@ -78,7 +80,11 @@ class TrainConfig:
     decay: float = 0.4  # fraction of steps of cosine decay to 0 at the end
     eval_every: int = 500
     checkpoint_every: int = 2000  # checkpoints kept for head analysis; the last is always saved
-    data_seed: int = 0  # the training stream; the model seed only initializes weights
+    # The training stream: an integer, or "seed": the run's model seed, resolved when runs are
+    # expanded (a run's key and config.yaml hold the integer, so a data seed of 0 keeps every
+    # key). With an integer, the model seed only initializes weights. Evaluation sets never
+    # depend on it (`eval.seed`).
+    data_seed: int | str = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     # Execution (config/execution.py): part of a run's key, resolved, unless the fp32-eager
     # reference. auto (on for CUDA) | on | off: torch.compile with dynamic shapes. YAML reads a
@@ -113,6 +119,9 @@ class HeadsConfig:
 
     record: bool = False
     every: int = 0  # steps between measurements; 0 = at every evaluation (train.eval_every)
+    # the measurement steps instead of `every` (where the main task works: dense late for
+    # reverse add at `cpu`); the last step is always measured (the causal test runs there)
+    at: list[int] | None = None
     n: int = 32  # examples per task and length (the first n of the run's evaluation sets)
     k: int = 3  # heads in the top-k overlap and the causal test
     random_draws: int = 10  # random k-head sets in the causal test
@@ -192,7 +201,7 @@ class ExperimentConfig(GroupRoles):
         at_least = {"train.steps": (t.steps, 1), "train.batch_size": (t.batch_size, 1),
                     "train.eval_every": (t.eval_every, 1),
                     "train.checkpoint_every": (t.checkpoint_every, 1),
-                    "train.buckets": (t.buckets, 1), "train.data_seed": (t.data_seed, 0),
+                    "train.buckets": (t.buckets, 1),
                     "train.threads": (t.threads, 0), "train.data_workers": (t.data_workers, -1),
                     "eval.n": (e.n, 1), "eval.seed": (e.seed, 0),
                     "heads.every": (h.every, 0), "heads.n": (h.n, 1), "heads.k": (h.k, 1),
@@ -202,6 +211,14 @@ class ExperimentConfig(GroupRoles):
         for key, (value, least) in at_least.items():
             if value < least:
                 raise UsageError(f"{key} must be at least {least}, got {value}")
+        if t.data_seed != DATA_SEED_IS_SEED and not (isinstance(t.data_seed, int)
+                                                      and t.data_seed >= 0):
+            raise UsageError("train.data_seed must be a non-negative integer or "
+                             f"'{DATA_SEED_IS_SEED}' (the run's seed), got {t.data_seed!r}")
+        if h.at is not None and (not h.at or min(h.at) < 1 or max(h.at) > t.steps
+                                 or len(set(h.at)) < len(h.at)):
+            raise UsageError(f"heads.at must list distinct steps from 1 to train.steps "
+                             f"({t.steps}), got {h.at}")
         if not t.lr > 0 or len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
             raise UsageError("train.lr must be positive and train.betas two numbers in [0, 1)")
         if isinstance(t.compile, bool):

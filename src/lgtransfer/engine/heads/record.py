@@ -1,7 +1,8 @@
 """Head metrics recorded while a run trains, so the mechanism can be judged without checkpoints.
 
 With `heads.record` on, a with-aux run measures every `heads.every` steps (0: at each evaluation)
-and at its last step what `lgt heads` measures at a checkpoint (`analysis.analyze_checkpoint`):
+or at the steps `heads.at` lists instead, and at its last step, what `lgt heads` measures at a
+checkpoint (`analysis.analyze_checkpoint`):
 per task the importance maps in both length bands, per (main, aux) pair the importance
 difference, top-k overlap, rank correlation and attention difference, and the generalization
 gap at that step, computed on the run's own evaluation sets. The causal test (top-k aux heads
@@ -48,6 +49,7 @@ class HeadRecorder:
                  device: torch.device) -> None:
         cfg = run.experiment.heads
         self.every = cfg.every or run.train.eval_every
+        self.at = set(cfg.at) if cfg.at is not None else None  # replaces `every` when given
         self.last = run.train.steps
         n_layers, n_heads, _ = head_shape(model)
         # a random k-set of every head is no control: a model this small gets a smaller k
@@ -74,7 +76,9 @@ class HeadRecorder:
         return run.experiment.heads.record and len(run.group) > 1 and n_layers * n_heads > 1
 
     def due(self, step: int) -> bool:
-        return step % self.every == 0 or step == self.last
+        if step == self.last:
+            return True
+        return step in self.at if self.at is not None else step % self.every == 0
 
     def measure(self, model: torch.nn.Module, step: int) -> list[dict]:
         """Every head metric of the model's weights at `step`, as heads.jsonl rows."""
