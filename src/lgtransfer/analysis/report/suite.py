@@ -18,6 +18,7 @@ from lgtransfer.analysis.report.figures.registry import (
     figure_sections,
     settle_tables,
 )
+from lgtransfer.analysis.report.heads_causal_k import causal_k_claims
 from lgtransfer.analysis.report.heads_claims import heads_claims
 from lgtransfer.analysis.report.noise import hardware_noise, noise_summary
 from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
@@ -88,7 +89,8 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         sections.append(Section("Cost", COST_TEXT.format(**cost.attrs), tables=[cost]))
         write_cost(cost, root)
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
-    for extra in (heads_claims(done, seeds, root), pretrained_claims(done, root)):
+    for extra in (heads_claims(done, seeds, root), causal_k_claims(done, seeds, root),
+                  pretrained_claims(done, root)):
         if extra is not None:
             sections.append(extra)
     settle_tables(sections)  # Holm within each family, over every section's claims
