@@ -26,15 +26,6 @@ CHOSEN = re.compile(r"\bseed (\d+) of ([gca]\d)\b|\b([gca]\d)\.yaml\b[^.]*?\bsee
 
 
 @dataclass
-class Registration:
-    seeds: list[int] = field(default_factory=list)
-    experiments: set[str] = field(default_factory=set)  # ids: g1, c1, a1, ...
-    date: str = ""
-    chosen: dict[str, int] = field(default_factory=dict)  # id -> the seed a setting was picked on
-    causal_k: CausalK | None = None  # the causal test over k, where registered
-
-
-@dataclass
 class CausalK:
     """`causal_over_k: {k: 2, family: causal-k, claims: [g1, g5, g1 - c1], min_effect: 0.05}`:
     the k whose per-seed statistic is tested, and for which experiments (a "group - control"
@@ -44,6 +35,15 @@ class CausalK:
     family: str = "causal-k"
     claims: list[str] = field(default_factory=lambda: ["g1", "g5"])
     min_effect: float = 0.05
+
+
+@dataclass
+class Registration:
+    seeds: list[int] = field(default_factory=list)
+    experiments: set[str] = field(default_factory=set)  # ids: g1, c1, a1, ...
+    date: str = ""
+    chosen: dict[str, int] = field(default_factory=dict)  # id -> the seed a setting was picked on
+    causal_k: CausalK | None = None  # the causal test over k, where registered
 
     def seeds_for(self, experiment: str) -> list[int] | None:
         """The registered seeds of an experiment (g1, a1-both, ...), None if not extended."""

@@ -76,6 +76,7 @@ def plot_curves(table: pd.DataFrame, path: Path) -> Path:
         summary = curve_summary(sel)
         for k in summary[summary.saturated].k:
             ax.axvspan(k - 0.4, k + 0.4, color="0.85", zorder=0)
+        ax.set_xticks(sorted(sel.k.unique()))
         ax.set(title=f"{name} ({sel.seed.nunique()} seeds)", xlabel="k (heads ablated)")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("main-task drop past L_main")
