@@ -242,9 +242,11 @@ def add_causal_curve(ck: Checkpoint, aux_importance: np.ndarray, out: RowWriter)
                for n, b in batches.items()}
     if not batches:
         return
+    # on a CPU, passes of about 4k tokens run this test about 15 % faster than 32k (cache)
+    tokens = ck.max_tokens if opts.max_tokens or ck.device.type == "cuda" else 2**12
     out.rows += causal_curve(ck.model, aux_importance, batches, ks=opts.causal_ks,
                              draws=opts.causal_draws, ablation=opts.ablation, seed=opts.seed,
-                             step=ck.step, device=ck.device, max_tokens=ck.max_tokens,
+                             step=ck.step, device=ck.device, max_tokens=tokens,
                              band=opts.causal_band, task=main)
 
 
