@@ -11,6 +11,8 @@ folder whose registration names the k it tests (`causal_over_k`), the verdict ro
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +21,7 @@ import pandas as pd
 
 from lgtransfer.analysis import registration
 from lgtransfer.analysis.heads_causal import (
+    PREFIX,
     causal_k_verdict,
     control_contrast,
     curve_summary,
@@ -31,7 +34,6 @@ from lgtransfer.analysis.report.figures.registry import claims_table, registered
 from lgtransfer.analysis.report.render import Section, pyplot
 from lgtransfer.analysis.verdicts import FLOOR_LEVEL, NOT_APPLICABLE, not_applicable, pending
 from lgtransfer.config.schema import WITH_AUX
-from lgtransfer.runtime import rundir
 
 FIGURE = "fig_causal_k.png"
 TEXT = ("The causal test over k, at each with-aux run's last step: the k heads most important "
@@ -45,13 +47,26 @@ TEXT = ("The causal test over k, at each with-aux run's last step: the k heads m
         "thin, the mean over seeds bold.")
 
 
+def curve_rows(path: Path) -> list[dict]:
+    """The test-over-k rows of a heads.jsonl. Only their lines are parsed: a run's file holds
+    about 100 times as many other rows, and a report reads every run's (a torn last line, which
+    the other readers warn of, is skipped)."""
+    rows = []
+    with path.open() as f:
+        for line in f:
+            if PREFIX in line:
+                with contextlib.suppress(json.JSONDecodeError):
+                    rows.append(json.loads(line))
+    return [r for r in rows if is_curve_row(r)]
+
+
 def runs_rows(root: Path, runs: dict[str, tuple[str, int]]) -> dict[str, tuple]:
     """run -> (experiment, seed, its recorded test-over-k rows), for runs that have some."""
     out = {}
     for run, (exp, seed) in runs.items():
         path = root / run / "heads.jsonl"
         if path.is_file():
-            rows = [r for r in rundir.read_jsonl(path) if is_curve_row(r)]
+            rows = curve_rows(path)
             if rows:
                 out[run] = (exp, seed, rows)
     return out
@@ -167,12 +182,11 @@ def causal_k_section(path: Path, figures: Path | None = None) -> Section | None:
     measured = path / "heads" / "heads.jsonl"
     by_run: dict[str, tuple] = {}
     if measured.is_file():
-        for r in rundir.read_jsonl(measured):
-            if is_curve_row(r):
-                by_run.setdefault(r["run"], (r["experiment"], int(r["seed"]), []))[2].append(r)
+        for r in curve_rows(measured):
+            by_run.setdefault(r["run"], (r["experiment"], int(r["seed"]), []))[2].append(r)
     else:
         for d in sorted(path.glob("*/heads.jsonl")):
-            rows = [r for r in rundir.read_jsonl(d) if is_curve_row(r)]
+            rows = curve_rows(d)
             if rows:
                 by_run[d.parent.name] = (rows[0]["experiment"], int(rows[0]["seed"]), rows)
     table = curves(by_run)
