@@ -315,6 +315,8 @@ def test_lgt_heads_end_to_end(tiny_run, capsys):
     assert main(["report", str(exp)]) == 0
     report = (exp / "report.md").read_text()
     assert "## Attention heads" in report and "heads/heads_maps.png" in report
+    # and the causal test over k the run recorded while training (`lgt heads` ran without it)
+    assert "## Causal test over k" in report and (exp / "fig_causal_k.png").is_file()
 
 
 def test_lgt_heads_on_one_run_with_the_last_checkpoint(tiny_run, tmp_path):
@@ -574,3 +576,22 @@ def test_the_top_head_drops_at_least_as_much_as_its_layer_matched_random_heads(t
     assert len(heads) == 3
     examples = [r["value"] for r in rows if r["metric"] == "kcausal_examples"]
     assert examples == [len(batches[3]), len(batches[4])]
+
+
+@pytest.mark.parametrize("ablation", ["mean", "zero"])
+def test_the_layer_tree_gives_what_one_pass_per_condition_gives(tiny_run, ablation):
+    """On a trained model (right on most examples), every condition's exact match computed
+    layer by layer with shared prefixes equals `ablation_correct`'s, in chunks or not."""
+    from lgtransfer.engine.heads.layer_tree import tree_ablation_correct
+
+    _, run = tiny_run
+    model = load_model(run / "checkpoints" / "step-400", attn_implementation="eager")
+    batch = copy_batch(24, length=4)
+    masks = torch.from_numpy(np.random.default_rng(0).random((12, 2, 2)) < 0.4)
+    masks[0] = False  # nothing ablated
+    masks[1] = masks[2]  # a condition twice
+    want = ablation_correct(model, batch, masks, ablation, CPU)
+    assert 0 < want.mean() < 1 and want[0].mean() > 0.5
+    for max_tokens in (2**12, 50):
+        got = tree_ablation_correct(model, batch, masks, ablation, CPU, max_tokens)
+        assert np.array_equal(got, want), max_tokens

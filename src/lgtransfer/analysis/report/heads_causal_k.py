@@ -177,18 +177,17 @@ def claim_row(claim: str, table: pd.DataFrame, done: pd.DataFrame, root: Path,
 
 
 def causal_k_section(path: Path, figures: Path | None = None) -> Section | None:
-    """An experiment folder's curve over k: from `lgt heads`'s rows where it ran, else from
-    the runs' own recorded rows; the figure goes into `figures` (default: `path`)."""
+    """An experiment folder's curve over k: from `lgt heads`'s rows where they have it, else
+    from the runs' own recorded rows; the figure goes into `figures` (default: `path`)."""
     measured = path / "heads" / "heads.jsonl"
     by_run: dict[str, tuple] = {}
-    if measured.is_file():
-        for r in curve_rows(measured):
-            by_run.setdefault(r["run"], (r["experiment"], int(r["seed"]), []))[2].append(r)
-    else:
-        for d in sorted(path.glob("*/heads.jsonl")):
-            rows = curve_rows(d)
-            if rows:
-                by_run[d.parent.name] = (rows[0]["experiment"], int(rows[0]["seed"]), rows)
+    for r in curve_rows(measured) if measured.is_file() else []:
+        by_run.setdefault(r["run"], (r["experiment"], int(r["seed"]), []))[2].append(r)
+    recorded = [path / "heads.jsonl", *sorted(path.glob("*/heads.jsonl"))]  # a run, or runs
+    for d in recorded if not by_run else []:
+        rows = curve_rows(d) if d.is_file() and d != measured else []
+        if rows:
+            by_run[d.parent.name] = (rows[0]["experiment"], int(rows[0]["seed"]), rows)
     table = curves(by_run)
     if not len(table):
         return None

@@ -1,6 +1,7 @@
 """The causal test over k, at one checkpoint: for each k, the k heads most important to the aux
 tasks ablated together against random k-head sets drawn with the same per-layer counts, on the
-main task at every length of the transfer band (issue 33).
+main task at every length of the transfer band (issue 33). The conditions run as a tree over
+the layers (`layer_tree`): sets that agree up to a layer share its passes.
 
 Why per-layer counts: the top-k heads of a small model sit mostly in some layers, and ablating
 a layer's heads costs more in some layers than in others; random sets drawn over all heads
@@ -31,7 +32,7 @@ import torch
 
 from lgtransfer.analysis.stats import top_k
 from lgtransfer.data.mixture import SeqBatch
-from lgtransfer.engine.heads.measure import ablation_correct
+from lgtransfer.engine.heads.layer_tree import tree_ablation_correct
 
 FLOOR = 0.02  # the main task's accuracy under ablation below this: at the floor (saturated)
 SALT = 0x4B4355  # random sets of this test are drawn apart from the old test's
@@ -100,7 +101,8 @@ def causal_curve(model: torch.nn.Module, importance: np.ndarray,
     n_layers, n_heads = importance.shape
     sets = curve_sets(importance, ks, draws, seed, step)
     masks, index = unique_masks(sets, n_layers, n_heads)
-    acc = {length: ablation_correct(model, b, masks, ablation, device, max_tokens).mean(axis=1)
+    acc = {length: tree_ablation_correct(model, b, masks, ablation, device,
+                                         max_tokens).mean(axis=1)
            for length, b in sorted(batches.items())}  # length -> (C,) exact match
     lengths = sorted(acc)
     rows: list[dict] = []
