@@ -168,3 +168,27 @@ def test_the_causal_k_fields_leave_existing_keys_and_configs_unchanged():
     assert run_dir.name.endswith(run.key)
     recorded = rundir.read_yaml(run_dir / "config.yaml")
     assert recorded["heads"] == run.resolved()["heads"]
+
+
+def test_an_experiment_report_reads_lgt_heads_rows_else_the_runs_recorded_ones(tmp_path):
+    from lgtransfer.analysis.report.heads_causal_k import FIGURE, causal_k_section
+
+    assert causal_k_section(tmp_path) is None
+    for s in range(3):  # recorded while training, in each run folder
+        rundir.write_jsonl(tmp_path / f"with_aux_seed{s}" / "heads.jsonl",
+                           [{"run": "r", "experiment": "g1", "seed": s, "task": "m",
+                             "metric": "gap", "band": None, "layer": None, "head": None,
+                             "value": 0.1, "step": 3500}]
+                           + [{"run": "r", "experiment": "g1", "seed": s, **r}
+                              for r in planted(s)])
+    # `lgt heads` ran without the test: its rows have none, so the recorded ones are read
+    rundir.write_jsonl(tmp_path / "heads" / "heads.jsonl", [{"run": "r", "metric": "gap"}])
+    section = causal_k_section(tmp_path)
+    assert section is not None and (tmp_path / FIGURE).is_file()
+    assert list(section.tables[0]["seeds"]) == [3, 3]
+    # where `lgt heads` measured it, its rows are the ones shown
+    rundir.write_jsonl(tmp_path / "heads" / "heads.jsonl",
+                       [{"run": "x", "experiment": "g1", "seed": 7, **r} for r in planted(7)])
+    section = causal_k_section(tmp_path, tmp_path / "heads")
+    assert list(section.tables[0]["seeds"]) == [1, 1]
+    assert (tmp_path / "heads" / FIGURE).is_file()
