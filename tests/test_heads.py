@@ -234,7 +234,8 @@ group: [{task: copy, role: main, max_length: 4}, {task: reverse, role: aux, max_
 model: {n_layer: 2, n_head: 2, d_model: 32, d_ff: 64}
 train: {steps: 400, batch_size: 32, lr: 0.003, eval_every: 100, checkpoint_every: 100}
 eval: {n: 24, max_length: 7}
-heads: {record: true, every: 200, n: 16, k: 2, random_draws: 3}
+heads: {record: true, every: 200, n: 16, k: 2, random_draws: 3, causal_ks: [1, 2, 3],
+        causal_draws: 4, causal_n: 8}
 seeds: [0]
 baseline: false
 """
@@ -314,6 +315,8 @@ def test_lgt_heads_end_to_end(tiny_run, capsys):
     assert main(["report", str(exp)]) == 0
     report = (exp / "report.md").read_text()
     assert "## Attention heads" in report and "heads/heads_maps.png" in report
+    # and the causal test over k the run recorded while training (`lgt heads` ran without it)
+    assert "## Causal test over k" in report and (exp / "fig_causal_k.png").is_file()
 
 
 def test_lgt_heads_on_one_run_with_the_last_checkpoint(tiny_run, tmp_path):
@@ -335,6 +338,12 @@ def test_lgt_heads_on_one_run_with_the_last_checkpoint(tiny_run, tmp_path):
     (["heads", "{run}", "--transfer", "5,x"], "comma-separated lengths"),
     (["heads", "{bare}"], "no checkpoints folder"),
     (["heads", "{main_only}"], "no run with an auxiliary task"),
+    (["heads", "{run}", "--causal-ks", "0,2"], "--causal-ks must be positive"),
+    (["heads", "{run}", "--causal-ks", "1,two"], "--causal-ks expects comma-separated"),
+    (["heads", "{run}", "--causal-ks", "1", "--causal-band", "all"],
+     "--causal-band must be one of"),
+    (["heads", "{run}", "--causal-ks", "1", "--causal-draws", "0"],
+     "--causal-draws must be at least 1"),
 ])
 def test_lgt_heads_bad_input_exits_2_with_one_line(argv, message, tiny_run, tmp_path, capsys):
     exp, run = tiny_run
@@ -390,13 +399,22 @@ def test_recorded_rows_equal_those_measured_on_the_checkpoint(tiny_run, tmp_path
     _, run = tiny_run
     recorded = rundir.read_jsonl(run / "heads.jsonl")
     assert {r["step"] for r in recorded} == {200, 400}
-    causal = {r["step"] for r in recorded if r["metric"].startswith("causal")}
-    assert causal == {400}  # the causal test runs once, at the last step
+    causal = {r["step"] for r in recorded if r["metric"].startswith(("causal", "kcausal"))}
+    assert causal == {400}  # the causal tests run once, at the last step
     copy = tmp_path / run.name
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("heads"))
     assert main(["heads", str(copy), "--n", "16", "--k", "2", "--random-draws", "3",
+                 "--causal-ks", "1,2,3", "--causal-draws", "4", "--causal-n", "8",
                  "--quiet"]) == 0
     measured = rundir.read_jsonl(copy / "heads" / "heads.jsonl")
+    # the causal test over k: the same heads, draws and accuracies, at the last step only
+    curve = [{k: v for k, v in r.items() if k != "run"} for r in measured
+             if r["metric"].startswith("kcausal")]
+    assert {r["step"] for r in curve} == {400} and {r["k"] for r in curve} >= {1, 2, 3}
+    assert curve == [{k: v for k, v in r.items() if k != "run"} for r in recorded
+                     if r["metric"].startswith("kcausal")]
+    assert "## Causal test over k" in (copy / "heads" / "heads.md").read_text()
+    assert (copy / "heads" / "fig_causal_k.png").is_file()
 
     def values(rows, step, metric):
         return {(r["task"], r["band"], r["layer"], r["head"]): r["value"] for r in rows
@@ -500,3 +518,85 @@ def test_the_causal_test_is_uninformative_where_the_main_task_never_extrapolates
     floored = at_floor(v, seeds(0.001), ("g4", "c2"), set(range(10)))
     assert floored.outcome == FLOOR and "0.001 (g4)" in floored.note
     assert at_floor(v, seeds(0.3), ("g4", "c2"), set(range(10))).outcome == "no"
+
+
+# ----------------------------------------------------------------------------- causal test over k
+
+
+def test_random_head_sets_keep_the_top_k_sets_layers_and_differ_from_it():
+    """Each draw has as many heads in each layer as the top-k set and is another set, unless
+    no other exists (the top-k set fills each of its layers)."""
+    from lgtransfer.engine.heads.causal_curve import layer_counts, matched_random_sets
+
+    rng = np.random.default_rng(0)
+    for top in ([0, 1, 9], [5], [2, 3, 4, 11], [0, 4, 8]):  # 3 layers x 4 heads
+        want = layer_counts(top, 3, 4)
+        draws = matched_random_sets(top, 3, 4, 30, rng)
+        assert len(draws) == 30
+        for heads in draws:
+            assert len(set(heads)) == len(top) and heads != sorted(top)
+            assert np.array_equal(layer_counts(heads, 3, 4), want)
+        assert len({tuple(h) for h in draws}) > 1  # random: not one fixed alternative
+    full = [4, 5, 6, 7]  # all of layer 1: no other set with these counts
+    assert matched_random_sets(full, 3, 4, 3, rng) == [full] * 3
+
+
+def test_the_test_over_k_is_fixed_by_its_seed():
+    from lgtransfer.engine.heads.causal_curve import curve_sets
+
+    imp = np.random.default_rng(1).random((3, 4))
+    a, b = curve_sets(imp, [1, 2, 3, 6, 12], 10, 7, 400), curve_sets(imp, [6, 3, 2, 1], 10, 7, 400)
+    assert a == b and set(a) == {1, 2, 3, 6}  # k = 12 (every head) has no control
+    assert a[3][0] == sorted(top_k(imp, 3))
+    assert curve_sets(imp, [3], 10, 8, 400)[3][1] != a[3][1]  # another seed, other draws
+
+
+def test_the_top_head_drops_at_least_as_much_as_its_layer_matched_random_heads(tiny_run):
+    """A planted ranking: importance measured on the very examples the test runs on, so the
+    top-1 head's drop is the largest, and at k = 1 (random heads from its layer) the statistic
+    is >= 0 for every draw, and > 0 where the layer's heads differ."""
+    from lgtransfer.data.mixture import Mixture
+    from lgtransfer.engine.heads.analysis import find_runs
+    from lgtransfer.engine.heads.causal_curve import causal_curve
+
+    (run,) = find_runs(tiny_run[1])
+    model = load_model(run.checkpoints[400], attn_implementation="eager")
+    mixture = Mixture(run.group, run.eval_n, run.eval_seed)
+    batches = {n: mixture.eval_set("copy", n) for n in (3, 4)}
+    maps = [importance_map(model, b, "mean", CPU)[1] for b in batches.values()]
+    imp = np.mean(maps, axis=0)
+    rows = causal_curve(model, imp, batches, ks=[1, 3], draws=6, ablation="mean", seed=0,
+                        step=400, device=CPU, max_tokens=2**15, band="in_dist", task="copy")
+    band = {(r["metric"], r["k"], r["draw"]): r["value"] for r in rows if r["length"] is None}
+    intact = band[("kcausal_intact_acc", None, None)]
+    assert intact > 0.5
+    topk = band[("kcausal_topk_acc", 1, None)]
+    assert topk == pytest.approx(intact - imp.max(), abs=1e-9)
+    draws = [band[("kcausal_random_acc", 1, d)] for d in range(6)]
+    assert all(topk <= d + 1e-9 for d in draws)
+    assert band[("kcausal_random_acc", 1, None)] == pytest.approx(np.mean(draws))
+    assert band[("kcausal_topk_at_floor", 1, None)] == float(topk < 0.02)
+    heads = [(r["layer"], r["head"]) for r in rows if r["metric"] == "kcausal_topk_head"
+             and r["k"] == 3]
+    assert len(heads) == 3
+    examples = [r["value"] for r in rows if r["metric"] == "kcausal_examples"]
+    assert examples == [len(batches[3]), len(batches[4])]
+
+
+@pytest.mark.parametrize("ablation", ["mean", "zero"])
+def test_the_layer_tree_gives_what_one_pass_per_condition_gives(tiny_run, ablation):
+    """On a trained model (right on most examples), every condition's exact match computed
+    layer by layer with shared prefixes equals `ablation_correct`'s, in chunks or not."""
+    from lgtransfer.engine.heads.layer_tree import tree_ablation_correct
+
+    _, run = tiny_run
+    model = load_model(run / "checkpoints" / "step-400", attn_implementation="eager")
+    batch = copy_batch(24, length=4)
+    masks = torch.from_numpy(np.random.default_rng(0).random((12, 2, 2)) < 0.4)
+    masks[0] = False  # nothing ablated
+    masks[1] = masks[2]  # a condition twice
+    want = ablation_correct(model, batch, masks, ablation, CPU)
+    assert 0 < want.mean() < 1 and want[0].mean() > 0.5
+    for max_tokens in (2**12, 50):
+        got = tree_ablation_correct(model, batch, masks, ablation, CPU, max_tokens)
+        assert np.array_equal(got, want), max_tokens

@@ -6,7 +6,8 @@ report needs from it: `seeds.extended`, the seed list; which experiments it appl
 ids (g1, c2, a1, ...) named in the claims of every family whose `seeds` says `extended`, less
 those that family marks n/a in brackets ("extended (g3, g6, g7: n/a, not extended)"); and, from
 `seeds.outcome_chosen`, the seed on whose outcome an experiment's setting was picked, which its
-verdicts state they include. Without the file, nothing is pending.
+verdicts state they include; and `causal_over_k`, the causal test over k it registers (the k
+tested, its Holm family, its claims: `heads_causal`). Without the file, nothing is pending.
 """
 
 from __future__ import annotations
@@ -28,11 +29,24 @@ CHOSEN = re.compile(r"\bseed (\d+) of ([gca]\d)\b|\b([gca]\d)\.yaml\b[^.]*?\bsee
 
 
 @dataclass
+class CausalK:
+    """`causal_over_k: {k: 2, family: causal-k, claims: [g1, g5, g1 - c1], min_effect: 0.05}`:
+    the k whose per-seed statistic is tested, and for which experiments (a "group - control"
+    claim is the contrast, withheld where the control sits at the floor)."""
+
+    k: int
+    family: str = "causal-k"
+    claims: list[str] = field(default_factory=lambda: ["g1", "g5"])
+    min_effect: float = 0.05
+
+
+@dataclass
 class Registration:
     seeds: list[int] = field(default_factory=list)
     experiments: set[str] = field(default_factory=set)  # ids: g1, c1, a1, ...
     date: str = ""
     chosen: dict[str, int] = field(default_factory=dict)  # id -> the seed a setting was picked on
+    causal_k: CausalK | None = None  # the causal test over k, where registered
 
     def seeds_for(self, experiment: str) -> list[int] | None:
         """The registered seeds of an experiment (g1, a1-both, ...), None if not extended."""
@@ -95,4 +109,9 @@ def load(folder: Path) -> Registration:
     chosen = " ".join(str((raw.get("seeds") or {}).get("outcome_chosen", "")).split())
     for seed, exp, exp2, seed2 in CHOSEN.findall(chosen):
         reg.chosen[(exp or exp2).lower()] = int(seed or seed2)
+    causal = raw.get("causal_over_k")
+    if isinstance(causal, dict) and "k" in causal:
+        reg.causal_k = CausalK(int(causal["k"]), str(causal.get("family", "causal-k")),
+                               [str(c) for c in causal.get("claims") or ["g1", "g5"]],
+                               float(causal.get("min_effect", 0.05)))
     return reg

@@ -271,7 +271,10 @@ def cmd_heads(args: argparse.Namespace) -> None:
 
     opts = HeadOptions(k=args.k, ablation=args.ablation, n=args.n, steps=args.steps,
                        random_draws=args.random_draws, device=args.device,
-                       in_dist=_lengths(args.in_dist), transfer=_lengths(args.transfer))
+                       in_dist=_lengths(args.in_dist), transfer=_lengths(args.transfer),
+                       causal_ks=_lengths(args.causal_ks, "--causal-ks") or [],
+                       causal_draws=args.causal_draws, causal_n=args.causal_n,
+                       causal_band=args.causal_band)
     start = time.perf_counter()
     summary = run_heads(Path(args.dir), opts, progress=not args.quiet,
                         trust_code=args.trust_task_code)
@@ -279,15 +282,18 @@ def cmd_heads(args: argparse.Namespace) -> None:
           f"{time.perf_counter() - start:.0f} s")
 
 
-def _lengths(text: str | None) -> list[int] | None:
+def _lengths(text: str | None, flag: str = "") -> list[int] | None:
+    """Comma-separated positive integers (lengths, or the ks of `--causal-ks`)."""
     if text is None:
         return None
+    what = f"{flag} expects " if flag else "expected "
     try:
         lengths = [int(x) for x in text.split(",")]
     except ValueError:
-        raise UsageError(f"expected comma-separated lengths, got {text!r}") from None
+        raise UsageError(f"{what}comma-separated {'numbers' if flag else 'lengths'}, "
+                         f"got {text!r}") from None
     if not lengths or min(lengths) < 1:
-        raise UsageError(f"lengths must be positive, got {text!r}")
+        raise UsageError(f"{flag or 'lengths'} must be positive, got {text!r}")
     return lengths
 
 

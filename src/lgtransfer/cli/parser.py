@@ -200,5 +200,12 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
     p.add_argument("--transfer", help="lengths of the transfer band, e.g. 20,24 (default: "
                    "a quarter of the way from the main to the auxiliary training length)")
     p.add_argument("--trust-task-code", action="store_true", help=TRUST_RUN_HELP)
+    p.add_argument("--causal-ks", help="the causal test over k at each run's last checkpoint, "
+                   "e.g. 1,2,3,4,6 (default: not run)")
+    p.add_argument("--causal-draws", type=int, default=20,
+                   help="random k-sets with the top-k set's per-layer counts, per k")
+    p.add_argument("--causal-n", type=int, default=128, help="examples per length (over k)")
+    p.add_argument("--causal-band", default="transfer_all",
+                   help="transfer_all (every length in (L_main, L_aux]) | transfer")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return parser

@@ -34,6 +34,10 @@ from lgtransfer.errors import UsageError
 # head metrics measured on a copy of the model; `log`: trackers the rows are also sent to), but
 # do not change any run's results
 NOT_RESULTS = ("name", "description", "figure", "seeds", "baseline", "tasks_from", "heads", "log")
+# The causal test over k (`heads.causal_*`), added after runs were recorded: at these values
+# (the test off) they are left out of config.yaml, which stays what it was before them
+CURVE_DEFAULTS = {"causal_ks": [], "causal_draws": 20, "causal_n": 128,
+                  "causal_band": "transfer_all"}
 # Settings of how a run executes: left out of the run key as written, so threads or a kept resume
 # point never retrain a finished run. Precision and compile enter it resolved, as `execution`
 # (reference runs, fp32 and eager, carry none: their keys are those of before).
@@ -80,6 +84,10 @@ class RunSpec:
         d["variant"], d["seed"] = self.variant, self.seed
         if self.stage is not None:
             d["model"], d["stage"] = asdict(self.model), self.stage
+        if d["heads"]["causal_ks"] == CURVE_DEFAULTS["causal_ks"]:
+            for key, default in CURVE_DEFAULTS.items():
+                if d["heads"][key] == default:
+                    d["heads"].pop(key)
         return d
 
     @property

@@ -24,6 +24,7 @@ DATA_SEED_IS_SEED = "seed"
 SCRATCH = "scratch"  # the stage of a stage sweep trained from fresh weights (`runs.stage_model`)
 # the budgets an experiment runs at (their defaults: experiments/budgets.yaml; files.py)
 BUDGETS = ("cpu", "gpu", "paper")
+CAUSAL_BANDS = ("transfer_all", "transfer")  # heads.causal_band
 TRACKERS = ("wandb", "tensorboard")  # `log:` / `lgt run --log` (tracking.py)
 
 
@@ -125,6 +126,16 @@ class HeadsConfig:
     n: int = 32  # examples per task and length (the first n of the run's evaluation sets)
     k: int = 3  # heads in the top-k overlap and the causal test
     random_draws: int = 10  # random k-head sets in the causal test
+    # The causal test over k (`heads/causal_curve.py`), once, at the last step: for each k the
+    # aux tasks' top-k heads against `causal_draws` random k-sets with the same per-layer
+    # counts, on `causal_n` examples at every length of `causal_band` (transfer_all: every
+    # length in (L_main, L_aux]; transfer: the transfer band). Empty `causal_ks`: not run. At
+    # their defaults these are left out of config.yaml (`runs.CURVE_DEFAULTS`), so a run
+    # records what it recorded before.
+    causal_ks: list[int] = field(default_factory=list)
+    causal_draws: int = 20
+    causal_n: int = 128
+    causal_band: str = "transfer_all"
 
 
 @dataclass
@@ -206,6 +217,7 @@ class ExperimentConfig(GroupRoles):
                     "eval.n": (e.n, 1), "eval.seed": (e.seed, 0),
                     "heads.every": (h.every, 0), "heads.n": (h.n, 1), "heads.k": (h.k, 1),
                     "heads.random_draws": (h.random_draws, 1),
+                    "heads.causal_draws": (h.causal_draws, 1), "heads.causal_n": (h.causal_n, 1),
                     "model.n_layer": (self.model.n_layer, 1),
                     "model.n_head": (self.model.n_head, 1), "model.d_ff": (self.model.d_ff, 1)}
         for key, (value, least) in at_least.items():
@@ -219,6 +231,11 @@ class ExperimentConfig(GroupRoles):
                                  or len(set(h.at)) < len(h.at)):
             raise UsageError(f"heads.at must list distinct steps from 1 to train.steps "
                              f"({t.steps}), got {h.at}")
+        if any(k < 1 for k in h.causal_ks):
+            raise UsageError(f"heads.causal_ks must be at least 1 each, got {h.causal_ks}")
+        if h.causal_band not in CAUSAL_BANDS:
+            raise UsageError(f"heads.causal_band must be one of {', '.join(CAUSAL_BANDS)}, "
+                             f"got {h.causal_band!r}")
         if not t.lr > 0 or len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
             raise UsageError("train.lr must be positive and train.betas two numbers in [0, 1)")
         if isinstance(t.compile, bool):

@@ -173,11 +173,12 @@ def write_experiment_report(exp_dir: Path, run_dirs: list[Path] | None = None) -
 
 
 def heads_sections(path: Path) -> list[Section]:
-    """The attention-head part, once `lgt heads` has analysed this folder (else nothing)."""
+    """The attention-head part, once `lgt heads` has analysed this folder, and the causal
+    test over k where its runs recorded it or `lgt heads` measured it (else nothing)."""
+    from lgtransfer.analysis.report.heads_causal_k import causal_k_section
     from lgtransfer.analysis.report.heads_plots import heads_section
 
-    section = heads_section(path)
-    return [section] if section else []
+    return [s for s in (heads_section(path), causal_k_section(path)) if s is not None]
 
 
 def curves_text(df: pd.DataFrame) -> str:

@@ -151,9 +151,12 @@ def write_outputs(path: Path, rows: list[dict], summary: dict) -> None:
     plot_training(df, out / HEAD_FIGURES[1])
     plot_scatter(df, out / HEAD_FIGURES[2], summary)
     plot_causal(summary, out / HEAD_FIGURES[3])
+    from lgtransfer.analysis.report.heads_causal_k import causal_k_section
+
     section = heads_section(path)
     if section is not None:
-        render(section.title, [section], out, stem="heads")
+        curve = causal_k_section(path, out)  # the causal test over k, where it was measured
+        render(section.title, [section, *([curve] if curve else [])], out, stem="heads")
 
 
 def correlation_table(summary: dict) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from lgtransfer.analysis.report.figures.registry import (
     figure_sections,
     settle_tables,
 )
+from lgtransfer.analysis.report.heads_causal_k import causal_k_claims
 from lgtransfer.analysis.report.heads_claims import heads_claims
 from lgtransfer.analysis.report.noise import hardware_noise, noise_summary
 from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
@@ -107,6 +108,7 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
         write_cost(cost, root)
     budgets = "" if root.name in BUDGETS else budget_label(df)  # not "Report: cpu (cpu)"
     for extra in (heads_claims(claims_done, claims_seeds, root),
+                  causal_k_claims(claims_done, claims_seeds, root),
                   pretrained_claims(claims_done, root)):
         if extra is not None:
             sections.append(extra)

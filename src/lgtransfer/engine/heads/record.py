@@ -6,7 +6,8 @@ checkpoint (`analysis.analyze_checkpoint`):
 per task the importance maps in both length bands, per (main, aux) pair the importance
 difference, top-k overlap, rank correlation and attention difference, and the generalization
 gap at that step, computed on the run's own evaluation sets. The causal test (top-k aux heads
-against random k-sets) runs once, at the last step. Rows go to the run folder's `heads.jsonl`
+against random k-sets) runs once, at the last step, and so does the causal test over k where
+`heads.causal_ks` names its ks (`causal_curve`). Rows go to the run folder's `heads.jsonl`
 in the schema of `lgt heads` (run, experiment, variant, seed, step, task, metric, band, layer,
 head, value), so `lgt heads` and the report read recorded and checkpoint-measured rows alike.
 
@@ -54,7 +55,9 @@ class HeadRecorder:
         n_layers, n_heads, _ = head_shape(model)
         # a random k-set of every head is no control: a model this small gets a smaller k
         k = max(1, min(cfg.k, n_layers * n_heads - 1))
-        self.opts = HeadOptions(k=k, n=cfg.n, random_draws=cfg.random_draws, seed=run.seed)
+        self.opts = HeadOptions(k=k, n=cfg.n, random_draws=cfg.random_draws, seed=run.seed,
+                                causal_ks=list(cfg.causal_ks), causal_draws=cfg.causal_draws,
+                                causal_n=cfg.causal_n, causal_band=cfg.causal_band)
         self.trained = TrainedRun(run_dir, run_dir.name, run.experiment.name, run.variant,
                                   run.seed, run.group, run.experiment.eval.n,
                                   run.experiment.eval.seed)
@@ -88,7 +91,8 @@ class HeadRecorder:
         ck = Checkpoint(self.copy, self.trained, self.mixture, self.opts, self.device, step)
         found = [{"task": self.trained.main.task, "metric": "gap", "band": None, "layer": None,
                   "head": None, "value": gap}]
-        found += analyze_checkpoint(ck, self.bands, causal=step == self.last)
+        last = step == self.last
+        found += analyze_checkpoint(ck, self.bands, causal=last, curve=last)
         meta = {"run": self.trained.name, "experiment": self.trained.experiment,
                 "variant": self.trained.variant, "seed": self.trained.seed, "step": step}
         return [clean_row({**meta, **r}) for r in found]
