@@ -88,6 +88,8 @@ class RunSpec:
             for key, default in CURVE_DEFAULTS.items():
                 if d["heads"][key] == default:
                     d["heads"].pop(key)
+        if d["heads"].get("at") is None:  # as before heads.at existed: the recorded configs
+            d["heads"].pop("at", None)
         return d
 
     @property
