@@ -194,20 +194,23 @@ def settle(verdicts: list[Verdict], sizes: dict[str, int] | None = None) -> list
     count, so an early verdict's m can still grow as rows appear; unless `sizes` registers the
     family's number of claims: then every registered claim without a test here (no data yet,
     n/a, floor) counts with p = 1, and m is fixed from the first verdict on."""
-    out = list(verdicts)
+    out, sizes = list(verdicts), sizes or {}
     for family in dict.fromkeys(v.family for v in verdicts):
+        if family in sizes:  # registered: m fixed, the same rule as settle_fixed's
+            members = [i for i, v in enumerate(verdicts) if v.family == family]
+            fixed = settle_fixed([verdicts[i] for i in members]
+                                 + [None] * max(0, sizes[family] - len(members)))
+            for i, v in zip(members, fixed, strict=False):
+                out[i] = v
+            continue
         idx = [i for i, v in enumerate(verdicts) if v.family == family
                and v.outcome not in (NOT_APPLICABLE, FLOOR) and v.measured.n > 0]
         pending_ = [verdicts[i].outcome == PENDING for i in idx]
-        # a registered family keeps its m: every claim not tested here (no data yet, n/a,
-        # floor) counts with p = 1
-        untested = [1.0] * max(0, (sizes or {}).get(family, 0) - len(idx))
         adj_yes = holm([1.0 if w else verdicts[i].p_yes for i, w in zip(idx, pending_,
-                                                                        strict=True)] + untested)
+                                                                        strict=True)])
         adj_no = holm([1.0 if w else verdicts[i].p_no for i, w in zip(idx, pending_,
-                                                                      strict=True)] + untested)
-        for i, w, py, pn in zip(idx, pending_, adj_yes[:len(idx)], adj_no[:len(idx)],
-                                strict=True):
+                                                                      strict=True)])
+        for i, w, py, pn in zip(idx, pending_, adj_yes, adj_no, strict=True):
             if not w:
                 out[i] = replace(verdicts[i], p_adj=py, p_no_adj=pn).decided()
     return out
