@@ -82,6 +82,9 @@ def test_the_confirmatory_set_is_new_seeds_new_data_one_execution():
     assert all(r.train.data_seed == r.seed for r in runs)
     assert {r.execution.name for r in runs} == {"fp32+compile"}
     assert all(e.config.heads.record and len(e.config.heads.at or []) >= 10 for e in entries)
+    # the causal test over k (item 2) at every k below half the model's heads, 128 a length
+    assert all(e.config.heads.causal_ks == [1, 2, 3, 4, 5, 6] and e.config.heads.causal_n >= 128
+               and e.config.heads.causal_band == "transfer_all" for e in entries)
     # the A1/A2 "both" runs are G1's and G5's, and G2 and C1 share G1's main-alone runs
     assert len({r.key for r in runs}) == 130
     committed = {p.name.rsplit("_", 1)[1] for p in (ROOT / "results").rglob("*_seed*_*")
