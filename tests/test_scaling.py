@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_evidence import copy_run_files
 
-from lgtransfer.analysis.report import scaling
+from lgtransfer.analysis.report import readme_summary, scaling
 from lgtransfer.analysis.signflip import holm
 from lgtransfer.cli import main
 from lgtransfer.runtime import rundir
@@ -152,6 +152,11 @@ def test_a_clear_upward_trend_is_yes(tmp_path, quick):
     text = (study / "claims.md").read_text()
     assert text.count("follows results/scaling/registration.yaml (2026-12-06)") == 4
     assert "(n = 20;" in text and (study / "fig_scaling.png").stat().st_size > 0
+    # the README's paragraph: means per level with n, every verdict, the tier that follows
+    line = readme_summary.scaling(study, "results/scaling")
+    assert "G1 0.083 (n 10) / 0.500 (n 5) / 0.900 (n 5)" in line, line
+    assert "Verdicts: G1 reach_share yes (grows), G5 reach_share yes (grows)" in line
+    assert line.endswith("cpu-long is warranted: G1 at x4; G1 at x18; G5 at x4; G5 at x18."), line
 
 
 def test_flat_data_is_no(tmp_path, quick):
@@ -242,3 +247,17 @@ def test_rows_name_the_amendment_that_governs_their_x18_runs(tmp_path, quick):
     named = f"x18 runs: {amendment} (2026-12-06)"
     assert named in rows["| G1 reach_share grows"] and named in rows["| G1 gain grows"]
     assert named not in rows["| G5 reach_share grows"]  # G5 has no x18 run here
+
+
+def test_the_readmes_scaling_paragraph_is_the_one_generated_from_the_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the paragraph links the folder as given: results/scaling
+    readme = (ROOT / "README.md").read_text()
+    want = readme_summary.scaling(STUDY, "results/scaling")
+    assert readme_summary.block(readme, readme_summary.SCALING) == want, (
+        "README's scaling paragraph differs from results/scaling/claims.md: python -m "
+        "lgtransfer.analysis.report.readme_summary results/scaling --readme README.md")
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.replace(want, want.replace("pending", "yes (grows)")))
+    assert readme_summary.main(["results/scaling", "--readme", str(copy), "--check"]) == 1
+    assert readme_summary.main(["results/scaling", "--readme", str(copy)]) == 0
+    assert copy.read_text() == readme  # written back into its own block, the rest untouched

@@ -4,11 +4,15 @@ from a tier's claims.md so that it cannot drift from the verdicts:
     python -m lgtransfer.analysis.report.readme_summary results/cpu [--readme README.md] [--check]
 
 prints the block, or writes it into the README (`--readme`), or exits 1 when the README's block
-differs from it (`--check`; tests/test_readme_summary.py does the same). The confirmatory
-section's verdicts when claims.md has one (one line per registered family), else the exploratory
-ones, labelled so (one line per kind of claim). One cell per line: each decided claim with its
-mean, the p its verdict rests on and n; the undecided ones (n/a, floor, pending, inconclusive)
-by name only, to stay short (the README has 10,000 bytes). Torch-free.
+differs from it (`--check`; tests/test_confirm.py does the same). The confirmatory section's
+verdicts when claims.md has one (one line per registered family), else the exploratory ones,
+labelled so (one line per kind of claim). One cell per line: each decided claim with its mean,
+the p its verdict rests on and n; the undecided ones (n/a, floor, pending, inconclusive) by name
+only, to stay short (the README has 10,000 bytes). Torch-free.
+
+Given the scaling study's folder (results/scaling), the block is its paragraph instead, between
+`<!-- scaling -->` and `<!-- /scaling -->`: the mean reach share per group and level, each
+claim's verdict and the tier (tests/test_scaling.py checks it).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 
 START, END = "<!-- summary -->", "<!-- /summary -->"
+SCALING = ("<!-- scaling -->", "<!-- /scaling -->")
 DECIDED = ("yes", "no")
 # a part of the paper's claim -> the summary line it belongs to (the first that matches)
 KINDS = [("extrapolates past L_main; alone", "transfer (Figs 3–7)"),
@@ -124,14 +129,47 @@ def summary(folder: Path, link: str) -> str:
             f"| claim | verdicts |\n|---|---|\n{table}{after}")
 
 
-def block(readme: str) -> str:
-    start, end = readme.index(START), readme.index(END)
-    return readme[start + len(START):end].strip()
+def scaling(folder: Path, link: str) -> str:
+    """The scaling study's paragraph, from its claims.md: per group, the mean reach share of
+    the with-aux runs at each level (n), the claims' verdicts, and the tier's first sentence."""
+    path = folder / "claims.md"
+    if not path.is_file():
+        raise UsageError(f"no claims.md in {folder} (run `lgt report {folder}` first)")
+    text = path.read_text()
+    rows = [r for _, rs in sections(text) for r in rs if r.get("claim", "").endswith(" grows")]
+    if not rows:
+        raise UsageError(f"{path} has no scaling claims (`G1 reach_share grows`, ...)")
+    levels = [k[len("mean "):-len(" (n)")] for k in rows[0] if k.startswith("mean ")]
+    reach, verdicts = [], []
+    for r in rows:
+        group, statistic = r["claim"].split()[:2]
+        verdicts.append(f"{group} {statistic} {r['verdict'].split(':')[0]}")
+        if statistic == "reach_share":
+            means = [re.sub(r"^(\S+) \((\d+)\)$", r"\1 (n \2)", r[f"mean {lv} (n)"])
+                     for lv in levels]
+            reach.append(f"{group} " + " / ".join(means))
+    tier = re.search(r"## Tier\n\n(.*?)\n", text)  # its first sentence, no parentheses
+    tier = re.match(r"(.*?)\.(?: |$)", re.sub(r" \([^()]*\)", "", tier.group(1))) if tier else None
+    return (f"Scaling study ([claims.md]({link}/claims.md)), mean reach share with aux at "
+            f"{' / '.join(levels)} the `cpu` compute: {'; '.join(reach)}. Verdicts: "
+            f"{', '.join(verdicts)}. {tier.group(1) if tier else 'Tier: not decided'}.")
 
 
-def with_block(readme: str, text: str) -> str:
-    start, end = readme.index(START), readme.index(END)
-    return f"{readme[:start + len(START)]}\n{text}\n{readme[end:]}"
+def markers(folder: Path) -> tuple[str, str]:
+    """The README block a folder's paragraph goes in: the scaling study's, or the tier's."""
+    from lgtransfer.analysis.report.scaling import is_scaling_study
+
+    return SCALING if is_scaling_study(folder) else (START, END)
+
+
+def block(readme: str, marks: tuple[str, str] = (START, END)) -> str:
+    start, end = readme.index(marks[0]), readme.index(marks[1])
+    return readme[start + len(marks[0]):end].strip()
+
+
+def with_block(readme: str, text: str, marks: tuple[str, str] = (START, END)) -> str:
+    start, end = readme.index(marks[0]), readme.index(marks[1])
+    return f"{readme[:start + len(marks[0])]}\n{text}\n{readme[end:]}"
 
 
 def main(argv: list[str]) -> int:
@@ -144,8 +182,9 @@ def main(argv: list[str]) -> int:
               "[--readme README.md] [--check]", file=sys.stderr)
         return 2
     folder = Path(args[0])
+    marks = markers(folder)
     try:
-        text = summary(folder, folder.as_posix())
+        text = (scaling if marks == SCALING else summary)(folder, folder.as_posix())
     except UsageError as e:
         print(f"readme_summary: error: {e}", file=sys.stderr)
         return 2
@@ -154,8 +193,8 @@ def main(argv: list[str]) -> int:
         return 0
     current = readme.read_text()
     if "--check" in argv:
-        return 0 if block(current) == text else 1
-    rundir.write_atomic(readme, with_block(current, text))
+        return 0 if block(current, marks) == text else 1
+    rundir.write_atomic(readme, with_block(current, text, marks))
     return 0
 
 
