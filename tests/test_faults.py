@@ -204,7 +204,25 @@ def test_a_signal_stops_at_a_step_boundary_and_the_run_resumes_to_the_same_rows(
     assert rundir.read_jsonl(run / "eval.jsonl") == disk_reference
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "step-2", "step-4", "step-6", "step-8"]
+    # its training time counts both starts: steps 1-3 before the resume, 4-8 after
+    done = rundir.read_json(run / "manifest.json")
+    assert done["resumed_from_step"] == 3
+    assert 0 < done["train_seconds_before_resume"] < done["train_seconds"]
     assert not list(run.rglob("*.tmp"))
+
+
+def test_a_resume_point_that_kept_no_time_leaves_train_seconds_this_starts_alone(tmp_path):
+    """Resume points written before they kept the run's time (the scaling study's clones): the
+    manifest's train_seconds is the last start's, and no `train_seconds_before_resume` says
+    more, so the analysis knows it is partial (`resumed_from_step`)."""
+    from lgtransfer.engine.train import finish_manifest
+
+    for before, total, key in ((None, 5.0, False), (7.0, 12.0, True), (0.0, 5.0, False)):
+        manifest = {"pid": 1, "heartbeat": 0.0, "resumed_from_step": 3}
+        finish_manifest(tmp_path, manifest, 5.0, before)
+        written = rundir.read_json(tmp_path / rundir.MANIFEST)
+        assert written["train_seconds"] == total and written["status"] == "complete"
+        assert ("train_seconds_before_resume" in written) == key
 
 
 def test_ctrl_c_reaches_the_data_workers_too_and_the_run_still_stops_cleanly(

@@ -102,16 +102,20 @@ def read_resume_point(run_dir: Path) -> tuple[int, dict, pretrained.ModelSource]
 
 def save_resume_point(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                       scheduler: torch.optim.lr_scheduler.LambdaLR, run: RunSpec, run_dir: Path,
-                      step: int, source: pretrained.ModelSource | None) -> None:
+                      step: int, source: pretrained.ModelSource | None,
+                      seconds: float | None = None) -> None:
     """The checkpoint of `step`, then `resume.pt` naming it: written only once the checkpoint
-    folder is complete, so a resume never starts from half a checkpoint."""
+    folder is complete, so a resume never starts from half a checkpoint. `seconds`: the run's
+    training time up to `step` (None: not known), so that a resumed run's `train_seconds`
+    counts every start."""
     ckpt_dir = run_dir / "checkpoints"
     save_checkpoint(model, ckpt_dir / f"step-{step}", run, source)
     tmp = ckpt_dir / "resume.pt.tmp"
     try:
         with rundir.library_writes(tmp):
             torch.save({"step": step, "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict()}, tmp)
+                        "scheduler": scheduler.state_dict(),
+                        **({} if seconds is None else {"train_seconds": float(seconds)})}, tmp)
         stopping.fault_point("resume", step)
         tmp.replace(ckpt_dir / "resume.pt")
     except OSError:  # resume.pt still names the previous checkpoint: this one is no resume point

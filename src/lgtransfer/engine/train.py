@@ -231,6 +231,12 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
                position=position, leave=position == 0,
                desc=f"{cfg.name}/{run.variant}/seed{run.seed}", dynamic_ncols=True)
     t_start, tokens_seen = time.perf_counter(), 0
+    # the training time of the steps before this start (a resume point written by a version
+    # that did not keep it: None, and train_seconds is this start's alone)
+    before = 0.0 if resume_state is None else resume_state.get("train_seconds")
+
+    def seconds() -> float | None:
+        return None if before is None else before + time.perf_counter() - t_start
     with stopping.stop_at_step_boundaries():
         for step, batch in enumerate(stream, start=start):
             loss, grad_norm = train_step(model, optimizer, batch, device, tcfg.buckets,
@@ -258,17 +264,19 @@ def _train_run(run: RunSpec, run_dir: Path, progress: bool, position: int,
             if recorder is not None and recorder.due(done):
                 rundir.append_jsonl(run_dir / HEADS_FILE, recorder.measure(model, done))
             if done % tcfg.checkpoint_every == 0 or last:
-                save_resume_point(model, optimizer, scheduler, run, run_dir, done, source)
+                save_resume_point(model, optimizer, scheduler, run, run_dir, done, source,
+                                  seconds())
             stopping.fault_point("step", done)
             signum = stopping.requested()
             if signum is not None and not last:  # its logs are complete up to `done`
                 bar.close()
-                stop(model, optimizer, scheduler, run, run_dir, done, source, manifest, signum)
+                stop(model, optimizer, scheduler, run, run_dir, done, source, manifest, signum,
+                     seconds())
     bar.close()
     if device.type == "cuda":
         manifest["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
     stopping.fault_point("finish", tcfg.steps)  # everything written but the manifest's status
-    finish_manifest(run_dir, manifest, time.perf_counter() - t_start)
+    finish_manifest(run_dir, manifest, time.perf_counter() - t_start, before)
     # after `complete`, so a kill in between costs disk space, never a retraining
     if not tcfg.keep_resume:  # the checkpoints stay; the optimizer state is of no further use
         (run_dir / "checkpoints" / "resume.pt").unlink(missing_ok=True)
@@ -379,10 +387,18 @@ def heartbeat(run_dir: Path, manifest: dict) -> None:
         rundir.write_json(run_dir / rundir.MANIFEST, manifest)
 
 
-def finish_manifest(run_dir: Path, manifest: dict, train_seconds: float) -> None:
+def finish_manifest(run_dir: Path, manifest: dict, this_start: float,
+                    before: float | None = 0.0) -> None:
+    """`train_seconds`: the training time of every start that kept its steps; a resumed run
+    also says how much of it came before this start (`train_seconds_before_resume`). A resume
+    point that did not keep its time (None): this start's alone, and no such key, so that
+    `resumed_from_step` says the time is partial."""
     for key in ("pid", "heartbeat"):
         manifest.pop(key)
-    manifest.update(status="complete", finished=rundir.now(), train_seconds=round(train_seconds, 2))
+    total = this_start + (before or 0.0)
+    manifest.update(status="complete", finished=rundir.now(), train_seconds=round(total, 2))
+    if before and manifest.get("resumed_from_step"):
+        manifest["train_seconds_before_resume"] = round(before, 2)
     rundir.write_json(run_dir / rundir.MANIFEST, manifest)
 
 
@@ -403,13 +419,14 @@ def eval_rows(model: torch.nn.Module, mixture: Mixture, lengths: dict[str, list[
 
 def stop(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          scheduler: torch.optim.lr_scheduler.LambdaLR, run: RunSpec, run_dir: Path, step: int,
-         source: pretrained.ModelSource | None, manifest: dict, signum: int) -> None:
+         source: pretrained.ModelSource | None, manifest: dict, signum: int,
+         seconds: float | None = None) -> None:
     """A requested stop: the resume point of `step` (its logs are complete up to it), the
     manifest marked `interrupted`, then `Interrupted` up to the command line. A checkpoint
     step was saved a moment ago: saving it again would only widen the window in which a kill
     finds `resume.pt` naming a folder being replaced."""
     if step % run.train.checkpoint_every:
-        save_resume_point(model, optimizer, scheduler, run, run_dir, step, source)
+        save_resume_point(model, optimizer, scheduler, run, run_dir, step, source, seconds)
     for key in ("pid", "heartbeat"):
         manifest.pop(key, None)
     manifest.update(status="interrupted", interrupted_at_step=step, stopped=rundir.now())

@@ -190,6 +190,20 @@ def is_complete(run_dir: Path, strict: bool = False) -> bool:
     return isinstance(manifest, dict) and manifest.get("status") == "complete"
 
 
+def train_seconds(run_dir: Path) -> float:
+    """A complete run's training time (NaN when its manifest has none). A run resumed from a
+    point that did not keep its time (`resumed_from_step` without `train_seconds_before_resume`:
+    versions before it did) recorded its last start's time only: that start's pace is taken for
+    the steps before it too (train_seconds x steps / steps of the last start)."""
+    manifest = read_json(run_dir / MANIFEST)
+    seconds = float(manifest.get("train_seconds") or "nan")
+    start = manifest.get("resumed_from_step")
+    if not start or "train_seconds_before_resume" in manifest:
+        return seconds
+    steps = ((read_yaml(run_dir / "config.yaml") or {}).get("train") or {}).get("steps")
+    return seconds * steps / (steps - start) if steps and steps > start else float("nan")
+
+
 # A running run writes its manifest at least this often; one silent for longer is presumed dead
 # (its machine crashed or its job was killed) and may be resumed by another sweep.
 STALE_SECONDS = 600

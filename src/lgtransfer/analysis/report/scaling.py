@@ -367,8 +367,9 @@ def tier_line(runs: pd.DataFrame, plan: Plan, settled: list[Claim]) -> str:
                 found.append(f"{group.upper()} at {level} (reach_share >= 0.5 on {hits} of "
                              f"seeds {_span(seeds)}; slowest with-aux run {hours:.1f} h)")
     trend = "; ".join(f"{c.group.upper()} {c.statistic}: {c.outcome}" for c in settled)
-    note = (" Run times are the manifests' train_seconds, which count any pause of a run, so "
-            "they may overstate the training time.")
+    note = (" Run times are the manifests' train_seconds (a run resumed by a version that did "
+            "not keep its time: its last start's pace over all its steps), which count any pause "
+            "of a run, so they may overstate the training time.")
     if found:
         return "cpu-long is warranted: " + "; ".join(found) + "." + note
     return ("No level warrants cpu-long yet: reach_share >= 0.5 on at least "
@@ -442,7 +443,7 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
 
 def train_seconds(run: str, results_dir: Path, cpu_dir: Path) -> float:
     path = (cpu_dir / run.removeprefix("cpu/") if run.startswith("cpu/") else results_dir / run)
-    return float(rundir.read_json(path / rundir.MANIFEST).get("train_seconds") or math.nan)
+    return rundir.train_seconds(path)
 
 
 if __name__ == "__main__":  # python -m lgtransfer.analysis.report.scaling results/scaling

@@ -163,8 +163,7 @@ def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
     complete runs cost to train, all of them and those of the first TIER_SEEDS seeds."""
     seconds = {}
     for run in done.run.unique():
-        manifest = rundir.read_json(root / run / rundir.MANIFEST)
-        seconds[run] = float(manifest.get("train_seconds") or 0.0)
+        seconds[run] = rundir.train_seconds(root / run)
     per = done[["experiment", "run", "seed"]].drop_duplicates()
     per = per.assign(minutes=[seconds[r] / 60 for r in per.run])
     first_seeds = per.groupby("experiment").seed.transform(
