@@ -208,6 +208,49 @@ def test_a_malformed_confirmatory_registration_stops_lgt_report(suite, tmp_path,
     assert not (bad / "claims.md").exists()  # nothing written
 
 
+CAUSAL = """causal_over_k: {k: 1, family: causal-k, claims: [g1]}
+"""
+CAUSAL_FAMILY = """  causal:
+    statistic: {what: drop(aux top-k) - drop(random k) per seed, lengths: 7-12, step: last}
+    claims:
+      - {name: g1 aux heads > random heads, rows: causal-k, row: g1}
+"""
+
+
+def test_the_registered_k_of_the_causal_test_is_a_confirmatory_row(suite, tmp_path):
+    """`causal_over_k` in the confirmatory registration: the curve over k recorded by the
+    confirmatory runs (planted: the aux heads matter at k = 1) decides the claim naming its
+    row, at the registered seeds only; its figure is the confirmatory one."""
+    from test_heads_causal import planted
+
+    from lgtransfer.analysis.report.confirm_claims import CAUSAL_FIGURE
+    from lgtransfer.runtime import rundir
+
+    out = tmp_path / "cpu"
+    shutil.copytree(suite, out)
+    for run in out.glob("g1/with_aux_seed*"):
+        seed = int(run.name.split("_seed")[1].split("_")[0])
+        rows = [{"run": f"g1/{run.name}", "experiment": "g1", "seed": seed, **r}
+                for r in planted(seed)]
+        rundir.append_jsonl(run / "heads.jsonl", rows)
+    (out / confirm.FILE).write_text(CAUSAL + EXAMPLE.read_text().replace(
+        "[5, 6, 7, 8, 9]", "[5, 6]") + CAUSAL_FAMILY)
+    assert main(["report", str(out)]) == 0
+    rows = {r["claim"]: r for r in rows_of(out, "Confirmatory")}
+    row = rows["g1 aux heads > random heads"]
+    assert row["family"] == "causal (m = 1)" and row["n"] == "2", row
+    assert row["verdict"].startswith("inconclusive"), row  # two seeds: p >= 1/4
+    assert (out / CAUSAL_FIGURE).is_file()
+    exploratory = dict(readme_summary.sections((out / "claims.md").read_text()))
+    assert not any(r.get("figure", "").startswith("Causal") for h, rs in exploratory.items()
+                   if not h.startswith("Confirmatory") for r in rs)  # seeds 0-1: none run
+    # a claim naming a causal row the block does not list is refused before any write
+    (out / confirm.FILE).write_text(CAUSAL.replace("[g1]", "[g5]") + EXAMPLE.read_text()
+                                    + CAUSAL_FAMILY)
+    with pytest.raises(UsageError, match="does not list"):
+        confirm.load(out)
+
+
 def test_the_readme_summary_is_the_one_generated_from_claims_md(tmp_path):
     readme = (ROOT / "README.md").read_text()
     want = readme_summary.summary(ROOT / "results" / "cpu", "results/cpu")

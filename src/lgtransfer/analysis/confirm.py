@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from lgtransfer.analysis.metrics import LEARNED
-from lgtransfer.analysis.registration import ID, Registration
+from lgtransfer.analysis.registration import ID, CausalK, Registration, causal_k_of
 from lgtransfer.analysis.verdicts import (
     ALPHA,
     FAILS,
@@ -75,6 +75,7 @@ class Plan:
     execution: dict
     families: dict[str, list[Claim]]
     amendments: list[tuple[str, str]] = field(default_factory=list)  # (date, what changed)
+    causal_k: CausalK | None = None  # `causal_over_k`: the k the causal test over k tests
 
     def follows(self) -> str:
         """What a row names as the registration it follows (with its amendments' dates)."""
@@ -83,7 +84,8 @@ class Plan:
 
     def governs(self) -> Registration:
         """The registration the report's row code reads while it judges these runs."""
-        return Registration(list(self.seeds), set(self.experiments), self.date)
+        return Registration(list(self.seeds), set(self.experiments), self.date,
+                            causal_k=self.causal_k)
 
     def claims(self) -> list[Claim]:
         return [c for claims in self.families.values() for c in claims]
@@ -153,7 +155,27 @@ def parse(raw: object, path: Path) -> Plan:
         amendments.append((str(a["date"]), " ".join(str(a["change"]).split())))
     families = _families(raw["families"], bad)
     return Plan(path, date.isoformat(), str(raw["tier"]), seeds, experiments, execution,
-                families, amendments)
+                families, amendments, _causal_k(raw.get("causal_over_k"), families, bad))
+
+
+def _causal_k(raw: object, families: dict[str, list[Claim]], bad) -> CausalK | None:
+    """The registered k of the causal test over k (absent: that test has no claim here). Its
+    rows are the report's `family` rows, so each registered claim naming them must be one of
+    its `claims`, and the minimum effect is the accuracy one the other claims use."""
+    if raw is None:
+        return None
+    k = raw.get("k") if isinstance(raw, dict) else None
+    if type(k) is not int or k < 1:
+        raise bad(f"`causal_over_k` must give the tested `k` (an integer >= 1), got {raw!r}")
+    if raw.get("min_effect", MIN_TRANSFER) != MIN_TRANSFER:
+        raise bad(f"`causal_over_k.min_effect` is {raw['min_effect']!r}; the verdict code "
+                  f"applies {MIN_TRANSFER}")
+    causal = causal_k_of(raw)
+    for c in (c for claims in families.values() for c in claims if c.rows == causal.family):
+        if c.row not in causal.claims:
+            raise bad(f"claim `{c.name}` names row `{c.row}` of `{causal.family}`, which "
+                      f"`causal_over_k.claims` ({', '.join(causal.claims)}) does not list")
+    return causal
 
 
 def _families(raw: object, bad) -> dict[str, list[Claim]]:

@@ -111,7 +111,12 @@ def load(folder: Path) -> Registration:
         reg.chosen[(exp or exp2).lower()] = int(seed or seed2)
     causal = raw.get("causal_over_k")
     if isinstance(causal, dict) and "k" in causal:
-        reg.causal_k = CausalK(int(causal["k"]), str(causal.get("family", "causal-k")),
-                               [str(c) for c in causal.get("claims") or ["g1", "g5"]],
-                               float(causal.get("min_effect", 0.05)))
+        reg.causal_k = causal_k_of(causal)
     return reg
+
+
+def causal_k_of(block: dict) -> CausalK:
+    """A `causal_over_k` block (registration.yaml's, or the confirmatory registration's)."""
+    return CausalK(int(block["k"]), str(block.get("family", "causal-k")),
+                   [str(c) for c in block.get("claims") or ["g1", "g5"]],
+                   float(block.get("min_effect", 0.05)))

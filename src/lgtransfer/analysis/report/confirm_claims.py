@@ -4,7 +4,8 @@ corrected by Holm at the m the registration fixes (`verdicts.settle_fixed`: a cl
 floor, pending or has no result yet keeps its place with p = 1).
 
 The rows come from the same code as the exploratory ones: the figure sections and the heads
-claims run again on the registered seeds' runs while `registration.governing` makes them read the
+claims (with the causal test over k at the k it registers, `causal_over_k`) run again on the
+registered seeds' runs while `registration.governing` makes them read the
 confirmatory registration (its seeds, its experiments, no seed picked on its outcome), plus the
 within-experiment across-run rows (`across_within`). Each registered claim is then the row it
 names (`rows` family, `row` experiment, `says` a part of the paper's claim); a claim without such
@@ -24,6 +25,7 @@ from lgtransfer.analysis.registration import ID
 from lgtransfer.analysis.report.across_within import FAMILY as ACROSS_FAMILY
 from lgtransfer.analysis.report.across_within import across_within_rows
 from lgtransfer.analysis.report.figures.registry import figure_sections
+from lgtransfer.analysis.report.heads_causal_k import causal_k_claims
 from lgtransfer.analysis.report.heads_claims import heads_claims
 from lgtransfer.analysis.report.render import Section
 from lgtransfer.analysis.verdicts import (
@@ -99,17 +101,36 @@ def governed(table: pd.DataFrame, plan: Plan) -> pd.Series:
         lambda e: reg.seeds_for(str(e)) is not None)
 
 
-def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Plan) -> pd.DataFrame:
-    """One row per registered claim, family by family, from the runs at the registered seeds."""
+# the confirmatory runs' curve over k: beside the exploratory runs' figure, not over it
+CAUSAL_FIGURE = "fig_causal_k_confirm.png"
+
+
+def confirm_section(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Plan) -> Section:
+    """The section: the registered claims' table, then, where the registration tests a k
+    (`causal_over_k`), the confirmatory runs' curve over k (figure and table)."""
+    rows, causal = confirm_rows(df, seeds, root, plan)
+    done = df[df.status == "complete"]
+    return Section(confirm_heading(plan)[4:], confirm_text(done, root, plan),
+                   causal.figures if causal else [],
+                   [rows, *(causal.tables[:1] if causal else [])])
+
+
+def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path,
+                 plan: Plan) -> tuple[pd.DataFrame, Section | None]:
+    """One row per registered claim, family by family, from the runs at the registered seeds;
+    and the causal test over k's section where it is registered and recorded."""
     sel = df[governed(df, plan)]
     sel_seeds = seeds[governed(seeds, plan)] if len(seeds) else seeds
     done = sel[sel.status == "complete"]
     rows: list[Row] = []
+    causal = None
     if len(done):
         with registration.governing(plan.governs()):
             sections = figure_sections(sel, sel_seeds, root)
             heads = heads_claims(done, sel_seeds, root)
-            rows = computed_rows(sections + ([heads] if heads else []))
+            if plan.causal_k:
+                causal = causal_k_claims(done, sel_seeds, root, CAUSAL_FIGURE)
+            rows = computed_rows(sections + [s for s in (heads, causal) if s])
             rows += [(ACROSS_FAMILY, *r) for r in across_within_rows(done, sel_seeds, root)]
     ran = set(done.experiment.str.split("-").str[0]) if len(done) else set()
     out = []
@@ -125,7 +146,7 @@ def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Plan) 
                         "n": v.measured.n, "p (Holm at m)": fixed_p_text(v),
                         "verdict": f"{v.outcome}: {v.note}" if v.note else v.outcome,
                         "follows": plan.follows()})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out), causal
 
 
 def missing_row(claim: Claim, m: int, plan: Plan, ran: set[str]) -> dict:

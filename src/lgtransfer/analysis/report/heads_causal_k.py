@@ -122,9 +122,10 @@ def curve_table(table: pd.DataFrame) -> pd.DataFrame:
         "saturated": ["yes" if x else "no" for x in s.saturated]})
 
 
-def causal_k_claims(done: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Section | None:
-    """The suite's section: figure, curve table and, where the folder's registration names
-    `causal_over_k`, its claims; None where no run recorded the test."""
+def causal_k_claims(done: pd.DataFrame, seeds: pd.DataFrame, root: Path,
+                    figure: str = FIGURE) -> Section | None:
+    """The suite's section: figure (`figure`, in `root`), curve table and, where the folder's
+    registration names `causal_over_k`, its claims; None where no run recorded the test."""
     with_aux = done[done.variant == WITH_AUX].drop_duplicates("run")
     runs = {r.run: (r.experiment, int(r.seed)) for r in with_aux.itertuples()}
     table = curves(runs_rows(root, runs))
@@ -139,7 +140,7 @@ def causal_k_claims(done: pd.DataFrame, seeds: pd.DataFrame, root: Path) -> Sect
         rows = [claim_row(c, table, done, root, reg) for c in reg.claims]
         tables.append(claims_table([r for r in rows if r is not None], reg.family))
     return Section("Causal test over k (attention heads)", text,
-                   [plot_curves(table, root / FIGURE)], tables)
+                   [plot_curves(table, root / figure)], tables)
 
 
 def claim_row(claim: str, table: pd.DataFrame, done: pd.DataFrame, root: Path,

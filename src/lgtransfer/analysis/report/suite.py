@@ -16,9 +16,7 @@ from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.report.confirm_claims import (
     EXPLORATORY,
     EXPLORATORY_TEXT,
-    confirm_heading,
-    confirm_rows,
-    confirm_text,
+    confirm_section,
     exploratory_heading,
     governed,
 )
@@ -80,8 +78,7 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
     done = df[df.status == "complete"]
     claims_df, claims_seeds, confirmed = df, seeds, None
     if plan is not None:  # first: the exploratory figures below overwrite the shared files
-        confirmed = Section(confirm_heading(plan)[4:], confirm_text(done, root, plan),
-                            tables=[confirm_rows(df, seeds, root, plan)])
+        confirmed = confirm_section(df, seeds, root, plan)
         claims_df = df[~governed(df, plan)]  # the exploratory rows: every other run
         claims_seeds = seeds[~governed(seeds, plan)] if len(seeds) else seeds
     claims_done = claims_df[claims_df.status == "complete"]
