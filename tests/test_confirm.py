@@ -208,7 +208,7 @@ def test_a_malformed_confirmatory_registration_stops_lgt_report(suite, tmp_path,
     assert not (bad / "claims.md").exists()  # nothing written
 
 
-CAUSAL = """causal_over_k: {k: 1, family: causal-k, claims: [g1]}
+CAUSAL = """causal_over_k: {k: 2, family: causal-k, claims: [g1], measure: tok}
 """
 CAUSAL_FAMILY = """  causal:
     statistic: {what: drop(aux top-k) - drop(random k) per seed, lengths: 7-12, step: last}
@@ -219,9 +219,10 @@ CAUSAL_FAMILY = """  causal:
 
 def test_the_registered_k_of_the_causal_test_is_a_confirmatory_row(suite, tmp_path):
     """`causal_over_k` in the confirmatory registration: the curve over k recorded by the
-    confirmatory runs (planted: the aux heads matter at k = 1) decides the claim naming its
-    row, at the registered seeds only; its figure is the confirmatory one."""
-    from test_heads_causal import planted
+    confirmatory runs (planted: at k = 2 top-k ablation zeroes exact match, not token
+    accuracy) decides the claim naming its row in the registered measure, at the registered
+    seeds only; its figure is the confirmatory one, its table has both measures' curves."""
+    from test_heads_causal import planted, with_token_rows
 
     from lgtransfer.analysis.report.confirm_claims import CAUSAL_FIGURE
     from lgtransfer.runtime import rundir
@@ -231,7 +232,7 @@ def test_the_registered_k_of_the_causal_test_is_a_confirmatory_row(suite, tmp_pa
     for run in out.glob("g1/with_aux_seed*"):
         seed = int(run.name.split("_seed")[1].split("_")[0])
         rows = [{"run": f"g1/{run.name}", "experiment": "g1", "seed": seed, **r}
-                for r in planted(seed)]
+                for r in with_token_rows(planted(seed, floor_k2=True))]
         rundir.append_jsonl(run / "heads.jsonl", rows)
     (out / confirm.FILE).write_text(CAUSAL + EXAMPLE.read_text().replace(
         "[5, 6, 7, 8, 9]", "[5, 6]") + CAUSAL_FAMILY)
@@ -240,7 +241,10 @@ def test_the_registered_k_of_the_causal_test_is_a_confirmatory_row(suite, tmp_pa
     row = rows["g1 aux heads > random heads"]
     assert row["family"] == "causal (m = 1)" and row["n"] == "2", row
     assert row["verdict"].startswith("inconclusive"), row  # two seeds: p >= 1/4
+    assert "at k = 2, over the band, in token accuracy" in row["ours (mean [95 % t-interval])"]
     assert (out / CAUSAL_FIGURE).is_file()
+    report = (out / "report.md").read_text()
+    assert "| g1 | exact match | 2 | 2 |" in report and "| g1 | token accuracy | 2 | 2 |" in report
     exploratory = dict(readme_summary.sections((out / "claims.md").read_text()))
     assert not any(r.get("figure", "").startswith("Causal") for h, rs in exploratory.items()
                    if not h.startswith("Confirmatory") for r in rs)  # seeds 0-1: none run
@@ -248,6 +252,9 @@ def test_the_registered_k_of_the_causal_test_is_a_confirmatory_row(suite, tmp_pa
     (out / confirm.FILE).write_text(CAUSAL.replace("[g1]", "[g5]") + EXAMPLE.read_text()
                                     + CAUSAL_FAMILY)
     with pytest.raises(UsageError, match="does not list"):
+        confirm.load(out)
+    (out / confirm.FILE).write_text(CAUSAL.replace("tok", "logits") + EXAMPLE.read_text())
+    with pytest.raises(UsageError, match="measure` must be one of acc, tok"):
         confirm.load(out)
 
 

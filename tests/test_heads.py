@@ -581,6 +581,11 @@ def test_the_top_head_drops_at_least_as_much_as_its_layer_matched_random_heads(t
     assert len(heads) == 3
     examples = [r["value"] for r in rows if r["metric"] == "kcausal_examples"]
     assert examples == [len(batches[3]), len(batches[4])]
+    # the same rows in token accuracy: at least the exact match, never more than 1
+    for what, k, draw in [("intact", None, None), ("topk", 1, None), ("random", 3, None),
+                          *(("random", 1, d) for d in range(6))]:
+        acc, tok = (band[(f"kcausal_{what}_{m}", k, draw)] for m in ("acc", "tok"))
+        assert acc - 1e-9 <= tok <= 1.0, (what, k, draw)
 
 
 @pytest.mark.parametrize("ablation", ["mean", "zero"])
@@ -600,3 +605,29 @@ def test_the_layer_tree_gives_what_one_pass_per_condition_gives(tiny_run, ablati
     for max_tokens in (2**12, 50):
         got = tree_ablation_correct(model, batch, masks, ablation, CPU, max_tokens)
         assert np.array_equal(got, want), max_tokens
+
+
+def test_token_accuracy_under_ablation_is_the_share_of_answer_tokens_right(tiny_run):
+    """The layer tree's token accuracy equals a plain forward pass per condition: the share
+    of each example's scored tokens whose argmax is the next token; 1 exactly where the
+    example is an exact match, and between 0 and 1 where some but not all digits are."""
+    from lgtransfer.engine.heads.layer_tree import tree_ablation_scores
+    from lgtransfer.engine.heads.measure import ablated, head_means
+
+    _, run = tiny_run
+    model = load_model(run / "checkpoints" / "step-400", attn_implementation="eager")
+    batch = copy_batch(24, length=4)
+    masks = torch.from_numpy(np.random.default_rng(1).random((8, 2, 2)) < 0.4)
+    masks[0] = False
+    exact, tok = tree_ablation_scores(model, batch, masks, "mean", CPU, 50)
+    width = int(batch.seq_len.max())
+    tokens = torch.from_numpy(batch.tokens[:, :width])
+    scored = torch.from_numpy(batch.loss_mask[:, :width])[:, 1:]
+    means = head_means(model, batch, CPU)
+    for c in range(len(masks)):
+        with torch.no_grad(), ablated(model, masks[c][None].expand(len(batch), -1, -1), means):
+            pred = model(input_ids=tokens).logits[:, :-1].argmax(-1)
+        right = ((pred == tokens[:, 1:]) & scored).sum(1) / scored.sum(1)
+        np.testing.assert_allclose(tok[c], right.double().numpy(), atol=1e-12)
+    assert np.array_equal(exact, tok == 1.0)
+    assert ((tok > 0) & (tok < 1)).any()  # partly right answers: the finer measure

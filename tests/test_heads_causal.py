@@ -102,6 +102,30 @@ def test_a_k_where_top_k_ablation_floors_the_main_task_is_saturated_and_n_a():
     assert s.loc[2, "at_floor"] == 5 and s.loc[2, "saturated"] and not s.loc[1, "saturated"]
 
 
+def with_token_rows(rows: list[dict]) -> list[dict]:
+    """The rows again in token accuracy, as the engine writes them beside exact match: here
+    each value x becomes 0.25 + 0.75 x (a wrong answer keeps a quarter of its tokens)."""
+    return rows + [{**r, "metric": r["metric"][:-len("acc")] + "tok",
+                    "value": 0.25 + 0.75 * r["value"]}
+                   for r in rows if r["metric"].endswith("_acc")]
+
+
+def test_the_token_measure_reads_its_own_rows_and_is_off_the_floor_where_exact_match_is_not():
+    """At a k where top-k ablation zeroes exact match on every seed (saturated, n/a), token
+    accuracy still separates the aux heads from random ones; each measure reads only its own
+    rows, and a run without token rows has no token curve."""
+    rows = {s: with_token_rows(planted(s, floor_k2=True)) for s in range(10)}
+    acc = curves({f"g1/r{s}": ("g1", s, r) for s, r in rows.items()})
+    tok = curves({f"g1/r{s}": ("g1", s, r) for s, r in rows.items()}, "tok")
+    assert saturated(acc, "g1", 2) and not saturated(tok, "g1", 2)
+    a, b = (c.set_index(["seed", "k"]) for c in (acc, tok))
+    np.testing.assert_allclose(b.statistic, 0.75 * a.statistic)
+    np.testing.assert_allclose(b.intact, 0.25 + 0.75 * a.intact)
+    assert causal_k_verdict(acc, "g1", 2).outcome == NOT_APPLICABLE
+    assert causal_k_verdict(tok, "g1", 1).outcome == "yes"
+    assert not len(run_curve(planted(0), "tok"))
+
+
 def test_the_contrast_is_withheld_where_the_control_sits_at_the_floor():
     group = {s: 0.3 for s in range(10)}
     control = {s: 0.0 for s in range(10)}

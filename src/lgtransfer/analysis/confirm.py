@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from lgtransfer.analysis.heads_causal import MEASURES
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.registration import ID, CausalK, Registration, causal_k_of
 from lgtransfer.analysis.verdicts import (
@@ -170,6 +171,9 @@ def _causal_k(raw: object, families: dict[str, list[Claim]], bad) -> CausalK | N
     if raw.get("min_effect", MIN_TRANSFER) != MIN_TRANSFER:
         raise bad(f"`causal_over_k.min_effect` is {raw['min_effect']!r}; the verdict code "
                   f"applies {MIN_TRANSFER}")
+    if raw.get("measure", "acc") not in MEASURES:
+        raise bad(f"`causal_over_k.measure` must be one of {', '.join(MEASURES)}, got "
+                  f"{raw['measure']!r}")
     causal = causal_k_of(raw)
     for c in (c for claims in families.values() for c in claims if c.rows == causal.family):
         if c.row not in causal.claims:

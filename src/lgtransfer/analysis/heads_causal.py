@@ -7,6 +7,10 @@ Torch-free.
   length of the band; a seed's **statistic** at k is drop_aux(k) - drop_rand(k) averaged over
   the band's lengths (each length alike). Intact cancels: it is random - top-k accuracy, the old
   test's "extra drop", here over the whole band and against layer-matched random heads.
+- Two **measures** of the main task, each with its own rows: exact match (`acc`) and token
+  accuracy (`tok`, the share of answer tokens right, teacher-forced); every number below is in
+  the one chosen (a registration's `causal_over_k.measure`; default `acc`). Where one head's
+  ablation already zeroes exact match past L_main, token accuracy still grades the damage.
 - **Saturated** k: top-k ablation puts the main task at the floor (band mean below
   `FLOOR_LEVEL`) on at least half of the seeds; a k is tested only where it is not (the main
   task not at the floor on more than half of the seeds), since a drop to 0 says nothing about
@@ -37,6 +41,7 @@ from lgtransfer.analysis.verdicts import (
 )
 
 PREFIX = "kcausal_"
+MEASURES = ("acc", "tok")  # exact match, token accuracy (engine/heads/causal_curve.py)
 COLUMNS = ["experiment", "seed", "run", "k", "intact", "topk", "random", "drop_aux",
            "drop_rand", "statistic", "at_floor", "lengths"]
 
@@ -45,9 +50,10 @@ def is_curve_row(row: dict) -> bool:
     return str(row.get("metric", "")).startswith(PREFIX)
 
 
-def run_curve(rows: list[dict]) -> pd.DataFrame:
+def run_curve(rows: list[dict], measure: str = "acc") -> pd.DataFrame:
     """One row per k of one run's causal test over k (its last step that has one): band means
-    of intact, top-k and random accuracy, the two drops, the statistic and the floor flag."""
+    of intact, top-k and random accuracy in `measure`, the two drops, the statistic and the
+    floor flag (empty where the run has no rows of that measure)."""
     rows = [r for r in rows if is_curve_row(r) and r.get("value") is not None]
     if not rows:
         return pd.DataFrame(columns=COLUMNS[3:])
@@ -56,14 +62,15 @@ def run_curve(rows: list[dict]) -> pd.DataFrame:
     for r in rows:
         if r["step"] == step and r["length"] is not None and r["draw"] is None:
             acc[(r["metric"][len(PREFIX):], r["k"], r["length"])] = r["value"]
-    lengths = sorted({n for m, _, n in acc if m == "intact_acc"})
+    intact_m, topk_m, random_m = (f"{what}_{measure}" for what in ("intact", "topk", "random"))
+    lengths = sorted({n for m, _, n in acc if m == intact_m})
     out = []
-    for k in sorted({k for m, k, _ in acc if m == "topk_acc"}):
-        per = {m: np.array([acc.get((m, None if m == "intact_acc" else k, n), math.nan)
-                            for n in lengths]) for m in ("intact_acc", "topk_acc", "random_acc")}
+    for k in sorted({k for m, k, _ in acc if m == topk_m}):
+        per = {m: np.array([acc.get((m, None if m == intact_m else k, n), math.nan)
+                            for n in lengths]) for m in (intact_m, topk_m, random_m)}
         intact, topk, rand = (float(np.mean(per[m])) for m in per)
-        drop_aux = float(np.mean(per["intact_acc"] - per["topk_acc"]))
-        drop_rand = float(np.mean(per["intact_acc"] - per["random_acc"]))
+        drop_aux = float(np.mean(per[intact_m] - per[topk_m]))
+        drop_rand = float(np.mean(per[intact_m] - per[random_m]))
         out.append({"k": k, "intact": intact, "topk": topk, "random": rand,
                     "drop_aux": drop_aux, "drop_rand": drop_rand,
                     "statistic": drop_aux - drop_rand, "at_floor": topk < FLOOR_LEVEL,
@@ -71,9 +78,11 @@ def run_curve(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=COLUMNS[3:])
 
 
-def curves(rows_by_run: dict[str, tuple[str, int, list[dict]]]) -> pd.DataFrame:
-    """Every run's curve: run -> (experiment, seed, its heads.jsonl rows) into one table."""
-    parts = [run_curve(rows).assign(experiment=exp, seed=seed, run=run)
+def curves(rows_by_run: dict[str, tuple[str, int, list[dict]]],
+           measure: str = "acc") -> pd.DataFrame:
+    """Every run's curve in `measure`: run -> (experiment, seed, its heads.jsonl rows) into
+    one table."""
+    parts = [run_curve(rows, measure).assign(experiment=exp, seed=seed, run=run)
              for run, (exp, seed, rows) in rows_by_run.items()]
     parts = [p for p in parts if len(p)]
     if not parts:

@@ -30,7 +30,8 @@ CHOSEN = re.compile(r"\bseed (\d+) of ([gca]\d)\b|\b([gca]\d)\.yaml\b[^.]*?\bsee
 
 @dataclass
 class CausalK:
-    """`causal_over_k: {k: 2, family: causal-k, claims: [g1, g5, g1 - c1], min_effect: 0.05}`:
+    """`causal_over_k: {k: 2, family: causal-k, claims: [g1, g5, g1 - c1], min_effect: 0.05,
+    measure: acc}`:
     the k whose per-seed statistic is tested, and for which experiments (a "group - control"
     claim is the contrast, withheld where the control sits at the floor)."""
 
@@ -38,6 +39,7 @@ class CausalK:
     family: str = "causal-k"
     claims: list[str] = field(default_factory=lambda: ["g1", "g5"])
     min_effect: float = 0.05
+    measure: str = "acc"  # acc (exact match) | tok (token accuracy): analysis/heads_causal.py
 
 
 @dataclass
@@ -119,4 +121,4 @@ def causal_k_of(block: dict) -> CausalK:
     """A `causal_over_k` block (registration.yaml's, or the confirmatory registration's)."""
     return CausalK(int(block["k"]), str(block.get("family", "causal-k")),
                    [str(c) for c in block.get("claims") or ["g1", "g5"]],
-                   float(block.get("min_effect", 0.05)))
+                   float(block.get("min_effect", 0.05)), str(block.get("measure", "acc")))

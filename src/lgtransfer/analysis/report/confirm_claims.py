@@ -112,7 +112,7 @@ def confirm_section(df: pd.DataFrame, seeds: pd.DataFrame, root: Path, plan: Pla
     done = df[df.status == "complete"]
     return Section(confirm_heading(plan)[4:], confirm_text(done, root, plan),
                    causal.figures if causal else [],
-                   [rows, *(causal.tables[:1] if causal else [])])
+                   [rows, *(causal.tables[:-1] if causal else [])])  # its curves, not its claims
 
 
 def confirm_rows(df: pd.DataFrame, seeds: pd.DataFrame, root: Path,

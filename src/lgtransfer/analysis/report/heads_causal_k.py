@@ -21,6 +21,7 @@ import pandas as pd
 
 from lgtransfer.analysis import registration
 from lgtransfer.analysis.heads_causal import (
+    MEASURES,
     PREFIX,
     causal_k_verdict,
     control_contrast,
@@ -36,6 +37,7 @@ from lgtransfer.analysis.verdicts import FLOOR_LEVEL, NOT_APPLICABLE, not_applic
 from lgtransfer.config.schema import WITH_AUX
 
 FIGURE = "fig_causal_k.png"
+MEASURE_NAMES = {"acc": "exact match", "tok": "token accuracy"}
 TEXT = ("The causal test over k, at each with-aux run's last step: the k heads most important "
         "to the auxiliary tasks (importance averaged over them and both bands) ablated "
         "together, against random k-head sets with the same number of heads in each layer "
@@ -72,7 +74,7 @@ def runs_rows(root: Path, runs: dict[str, tuple[str, int]]) -> dict[str, tuple]:
     return out
 
 
-def plot_curves(table: pd.DataFrame, path: Path) -> Path:
+def plot_curves(table: pd.DataFrame, path: Path, measure: str = "acc") -> Path:
     """Drop against k per experiment: aux heads and random heads, seeds thin, mean bold."""
     plt = pyplot()
     names = sorted(table.experiment.unique())
@@ -94,7 +96,7 @@ def plot_curves(table: pd.DataFrame, path: Path) -> Path:
         ax.set_xticks(sorted(sel.k.unique()))
         ax.set(title=f"{name} ({sel.seed.nunique()} seeds)", xlabel="k (heads ablated)")
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("main-task drop past L_main")
+    axes[0, 0].set_ylabel(f"main-task drop past L_main ({MEASURE_NAMES[measure]})")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("causal test over k (grey: saturated k, the main task at the floor under "
                  "top-k ablation on at least half of the seeds)", fontsize=8)
@@ -104,15 +106,16 @@ def plot_curves(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def curve_table(table: pd.DataFrame) -> pd.DataFrame:
+def curve_table(table: pd.DataFrame, measure: str = "acc") -> pd.DataFrame:
     """Per experiment and k: seeds, intact accuracy, the two drops and the statistic as mean
-    +- standard deviation over seeds, seeds at the floor under top-k ablation, saturated."""
+    +- standard deviation over seeds, seeds at the floor under top-k ablation, saturated (all
+    in `measure`: acc, exact match; tok, token accuracy)."""
     def pm(mean: float, sd: float) -> str:
         return f"{mean:+.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}")
 
     s = curve_summary(table)
     return pd.DataFrame({
-        "experiment": s.experiment, "k": s.k, "seeds": s.n,
+        "experiment": s.experiment, "measure": MEASURE_NAMES[measure], "k": s.k, "seeds": s.n,
         "intact": [f"{x:.3f}" for x in s.intact],
         "drop (aux heads)": [pm(m, d) for m, d in zip(s.drop_aux, s.drop_aux_sd, strict=True)],
         "drop (random heads)": [pm(m, d) for m, d in zip(s.drop_rand, s.drop_rand_sd,
@@ -128,11 +131,12 @@ def causal_k_claims(done: pd.DataFrame, seeds: pd.DataFrame, root: Path,
     registration names `causal_over_k`, its claims; None where no run recorded the test."""
     with_aux = done[done.variant == WITH_AUX].drop_duplicates("run")
     runs = {r.run: (r.experiment, int(r.seed)) for r in with_aux.itertuples()}
-    table = curves(runs_rows(root, runs))
+    by_run = runs_rows(root, runs)
+    reg = registration.load(root).causal_k
+    table = curves(by_run, reg.measure if reg else "acc")
     if not len(table):
         return None
-    tables = [curve_table(table)]
-    reg = registration.load(root).causal_k
+    tables = measure_tables(by_run)
     text = TEXT
     if reg is None:
         text += " No k is registered here (`causal_over_k`): the curve only, no verdict."
@@ -140,7 +144,12 @@ def causal_k_claims(done: pd.DataFrame, seeds: pd.DataFrame, root: Path,
         rows = [claim_row(c, table, done, root, reg) for c in reg.claims]
         tables.append(claims_table([r for r in rows if r is not None], reg.family))
     return Section("Causal test over k (attention heads)", text,
-                   [plot_curves(table, root / figure)], tables)
+                   [plot_curves(table, root / figure, reg.measure if reg else "acc")], tables)
+
+
+def measure_tables(by_run: dict[str, tuple]) -> list[pd.DataFrame]:
+    """One curve table in each measure the runs recorded (exact match, token accuracy)."""
+    return [curve_table(c, m) for m in MEASURES if len(c := curves(by_run, m))]
 
 
 def claim_row(claim: str, table: pd.DataFrame, done: pd.DataFrame, root: Path,
@@ -155,7 +164,8 @@ def claim_row(claim: str, table: pd.DataFrame, done: pd.DataFrame, root: Path,
     if not control:
         v = causal_k_verdict(table, group, reg.k, reg.min_effect)
         have = set(a)
-        measured = f"drop(aux heads) - drop(random heads) at k = {reg.k}, over the band"
+        measured = (f"drop(aux heads) - drop(random heads) at k = {reg.k}, over the band, "
+                    f"in {MEASURE_NAMES[reg.measure]}")
         paper = "the auxiliary heads' drop exceeds random heads', seed by seed"
         exps = [(group, WITH_AUX)]
     else:
@@ -165,7 +175,7 @@ def claim_row(claim: str, table: pd.DataFrame, done: pd.DataFrame, root: Path,
         own = causal_k_verdict(table, group, reg.k)
         if own.outcome == NOT_APPLICABLE:  # saturated in the group
             v = not_applicable(v, own.note)
-        measured = f"the statistic at k = {reg.k}, group - control"
+        measured = f"the statistic at k = {reg.k} ({MEASURE_NAMES[reg.measure]}), group - control"
         paper = "the auxiliary heads' extra drop is larger with the related auxiliary"
         exps = [(group, WITH_AUX), (control, WITH_AUX)]
     if wanted is not None and not set(wanted) <= have:
@@ -193,4 +203,4 @@ def causal_k_section(path: Path, figures: Path | None = None) -> Section | None:
     if not len(table):
         return None
     return Section("Causal test over k (attention heads)", TEXT,
-                   [plot_curves(table, (figures or path) / FIGURE)], [curve_table(table)])
+                   [plot_curves(table, (figures or path) / FIGURE)], measure_tables(by_run))

@@ -43,12 +43,22 @@ def layer_kwargs(model: torch.nn.Module, tokens: torch.Tensor) -> dict:
     return caught
 
 
-@torch.no_grad()
 def tree_ablation_correct(model: torch.nn.Module, batch: SeqBatch, masks: torch.Tensor,
                           ablation: str, device: torch.device,
                           max_tokens: int = 2**12) -> np.ndarray:
     """(C, B) exact match of every example under each of C ablations (masks (C, L, H) bool),
     as `ablation_correct` gives it, sharing the layers conditions have in common."""
+    return tree_ablation_scores(model, batch, masks, ablation, device, max_tokens)[0]
+
+
+@torch.no_grad()
+def tree_ablation_scores(model: torch.nn.Module, batch: SeqBatch, masks: torch.Tensor,
+                         ablation: str, device: torch.device,
+                         max_tokens: int = 2**12) -> tuple[np.ndarray, np.ndarray]:
+    """(exact match (C, B) bool, token accuracy (C, B) float) of every example under each of C
+    ablations. Token accuracy is the share of the answer's tokens predicted right given the
+    right ones before them (teacher forcing, as exact match is scored): it falls by degrees
+    where exact match, which one wrong digit zeroes, is already at 0."""
     n_layers, _, _ = head_shape(model)
     width = int(batch.seq_len.max())
     tokens = torch.from_numpy(batch.tokens[:, :width]).to(device)
@@ -59,6 +69,7 @@ def tree_ablation_correct(model: torch.nn.Module, batch: SeqBatch, masks: torch.
     rows_per_pass = max(1, max_tokens // width)
     masks = masks.to(device)
     out = np.zeros((len(masks), len(batch)), dtype=bool)
+    tok = np.zeros((len(masks), len(batch)), dtype=np.float64)
 
     def run_layer(layer: int, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         parts = []
@@ -68,17 +79,18 @@ def tree_ablation_correct(model: torch.nn.Module, batch: SeqBatch, masks: torch.
                 parts.append(layers[layer](part, **kwargs))
         return torch.cat(parts)
 
-    def correct(hidden: torch.Tensor) -> np.ndarray:
+    def correct(hidden: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         hidden = model.model.norm(hidden)
         scored = loss_mask[:, 1:]
         logits = model.lm_head(hidden[:, :-1][scored])
         wrong = torch.zeros_like(scored)
         wrong[scored] = logits.argmax(-1) != tokens[:, 1:][scored]
-        return (~wrong.any(dim=1)).cpu().numpy()
+        right = (scored & ~wrong).sum(dim=1) / scored.sum(dim=1).clamp(min=1)
+        return (~wrong.any(dim=1)).cpu().numpy(), right.double().cpu().numpy()
 
     def branch(layer: int, hidden: torch.Tensor, conditions: list[int]) -> None:
         if layer == n_layers:
-            out[conditions] = correct(hidden)
+            out[conditions], tok[conditions] = correct(hidden)
             return
         groups: dict[bytes, list[int]] = {}
         for c in conditions:  # conditions with the same heads ablated in this layer
@@ -87,4 +99,4 @@ def tree_ablation_correct(model: torch.nn.Module, batch: SeqBatch, masks: torch.
             branch(layer + 1, run_layer(layer, hidden, masks[members[0]]), members)
 
     branch(0, model.model.embed_tokens(tokens), list(range(len(masks))))
-    return out
+    return out, tok
