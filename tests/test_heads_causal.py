@@ -216,3 +216,21 @@ def test_an_experiment_report_reads_lgt_heads_rows_else_the_runs_recorded_ones(t
     section = causal_k_section(tmp_path, tmp_path / "heads")
     assert list(section.tables[0]["seeds"]) == [1, 1]
     assert (tmp_path / "heads" / FIGURE).is_file()
+
+
+def test_the_committed_pilot_tables_are_its_rows():
+    """results/scaling-pilots/causal-k-x4: the two curve tables its README prints are the
+    ones its committed rows give."""
+    import json
+
+    from lgtransfer.analysis.report.heads_causal_k import curve_table
+    from lgtransfer.analysis.report.render import markdown_table
+
+    pilot = Path(__file__).resolve().parents[1] / "results" / "scaling-pilots" / "causal-k-x4"
+    by_run: dict[str, tuple] = {}
+    for line in (pilot / "kcausal.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        by_run.setdefault(r["run"], ("g1 x4", r["seed"], []))[2].append(r)
+    readme = (pilot / "README.md").read_text()
+    for measure in ("acc", "tok"):
+        assert markdown_table(curve_table(curves(by_run, measure), measure)) in readme, measure
