@@ -3,6 +3,7 @@ damaged line elsewhere, a damaged manifest or config is one line naming `file:li
 never a traceback; `lgt run` resumes a run whose manifest is damaged, with a warning naming it."""
 
 import json
+import math
 import os
 import pickle
 import shutil
@@ -223,6 +224,23 @@ def test_a_resume_point_that_kept_no_time_leaves_train_seconds_this_starts_alone
         written = rundir.read_json(tmp_path / rundir.MANIFEST)
         assert written["train_seconds"] == total and written["status"] == "complete"
         assert ("train_seconds_before_resume" in written) == key
+
+
+def test_train_time_reads_what_the_manifest_kept_and_estimates_what_it_did_not(tmp_path):
+    """rundir.train_time: a run's own time; a run resumed by a version that kept no time
+    before the resume, its last start's pace over all steps (flagged); NaN when unknowable."""
+    rundir.write_yaml(tmp_path / "config.yaml", {"train": {"steps": 400}})
+    for manifest, want in (({"train_seconds": 80.0}, (80.0, False)),
+                           ({"train_seconds": 80.0, "resumed_from_step": 300,
+                             "train_seconds_before_resume": 200.0}, (80.0, False)),
+                           ({"train_seconds": 80.0, "resumed_from_step": 300}, (320.0, True))):
+        rundir.write_json(tmp_path / rundir.MANIFEST, manifest)
+        assert rundir.train_time(tmp_path) == want
+    rundir.write_json(tmp_path / rundir.MANIFEST, {"train_seconds": 5.0, "resumed_from_step": 400})
+    seconds, estimated = rundir.train_time(tmp_path)
+    assert math.isnan(seconds) and estimated
+    rundir.write_json(tmp_path / rundir.MANIFEST, {"status": "complete"})
+    assert math.isnan(rundir.train_seconds(tmp_path))
 
 
 def test_ctrl_c_reaches_the_data_workers_too_and_the_run_still_stops_cleanly(

@@ -586,6 +586,10 @@ def test_the_top_head_drops_at_least_as_much_as_its_layer_matched_random_heads(t
                           *(("random", 1, d) for d in range(6))]:
         acc, tok = (band[(f"kcausal_{what}_{m}", k, draw)] for m in ("acc", "tok"))
         assert acc - 1e-9 <= tok <= 1.0, (what, k, draw)
+    # the floor of each measure: every head ablated, no better than the intact model
+    for m in ("acc", "tok"):
+        assert 0 <= band[(f"kcausal_noattn_{m}", None, None)] < band[(f"kcausal_intact_{m}",
+                                                                       None, None)]
 
 
 @pytest.mark.parametrize("ablation", ["mean", "zero"])

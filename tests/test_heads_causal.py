@@ -13,6 +13,7 @@ from lgtransfer.analysis.heads_causal import (
     control_contrast,
     curve_summary,
     curves,
+    intact_level,
     run_curve,
     saturated,
     seed_statistic,
@@ -102,28 +103,42 @@ def test_a_k_where_top_k_ablation_floors_the_main_task_is_saturated_and_n_a():
     assert s.loc[2, "at_floor"] == 5 and s.loc[2, "saturated"] and not s.loc[1, "saturated"]
 
 
-def with_token_rows(rows: list[dict]) -> list[dict]:
+def with_token_rows(rows: list[dict], floor: float | None = None) -> list[dict]:
     """The rows again in token accuracy, as the engine writes them beside exact match: here
-    each value x becomes 0.25 + 0.75 x (a wrong answer keeps a quarter of its tokens)."""
-    return rows + [{**r, "metric": r["metric"][:-len("acc")] + "tok",
-                    "value": 0.25 + 0.75 * r["value"]}
-                   for r in rows if r["metric"].endswith("_acc")]
+    each value x becomes 0.25 + 0.75 x (a wrong answer keeps a quarter of its tokens); with
+    `floor`, the no-attention rows of both measures (0 and `floor`) as the engine adds them."""
+    tok = [{**r, "metric": r["metric"][:-len("acc")] + "tok", "value": 0.25 + 0.75 * r["value"]}
+           for r in rows if r["metric"].endswith("_acc")]
+    noattn = [] if floor is None else [
+        {**r, "metric": f"kcausal_noattn_{m}", "value": v}
+        for r in rows if r["metric"] == "kcausal_intact_acc" for m, v in (("acc", 0.0),
+                                                                           ("tok", floor))]
+    return rows + tok + noattn
 
 
-def test_the_token_measure_reads_its_own_rows_and_is_off_the_floor_where_exact_match_is_not():
-    """At a k where top-k ablation zeroes exact match on every seed (saturated, n/a), token
-    accuracy still separates the aux heads from random ones; each measure reads only its own
-    rows, and a run without token rows has no token curve."""
+def test_the_token_measure_reads_its_own_rows_and_its_floor_is_the_no_attention_level():
+    """Each measure reads only its own rows (a run without token rows has no token curve);
+    the floor is what the main task keeps with no attention, plus 0.02: in token accuracy
+    0.02 above it without those rows, 0.27 with them at 0.25 (where exact match is 0)."""
     rows = {s: with_token_rows(planted(s, floor_k2=True)) for s in range(10)}
     acc = curves({f"g1/r{s}": ("g1", s, r) for s, r in rows.items()})
     tok = curves({f"g1/r{s}": ("g1", s, r) for s, r in rows.items()}, "tok")
-    assert saturated(acc, "g1", 2) and not saturated(tok, "g1", 2)
+    assert saturated(acc, "g1", 2) and not saturated(tok, "g1", 2)  # 0.25 > 0 + 0.02
     a, b = (c.set_index(["seed", "k"]) for c in (acc, tok))
     np.testing.assert_allclose(b.statistic, 0.75 * a.statistic)
     np.testing.assert_allclose(b.intact, 0.25 + 0.75 * a.intact)
-    assert causal_k_verdict(acc, "g1", 2).outcome == NOT_APPLICABLE
-    assert causal_k_verdict(tok, "g1", 1).outcome == "yes"
     assert not len(run_curve(planted(0), "tok"))
+    floored = {s: with_token_rows(planted(s, floor_k2=True), floor=0.25) for s in range(10)}
+    acc = curves({f"g1/r{s}": ("g1", s, r) for s, r in floored.items()})
+    tok = curves({f"g1/r{s}": ("g1", s, r) for s, r in floored.items()}, "tok")
+    assert saturated(tok, "g1", 2) and saturated(acc, "g1", 2)  # destroyed in both measures
+    assert not saturated(tok, "g1", 1) and (tok.noattn == 0.25).all()
+    assert causal_k_verdict(tok, "g1", 2).outcome == NOT_APPLICABLE
+    assert causal_k_verdict(tok, "g1", 1).outcome == "yes"
+    # a control whose main task keeps no more than the no-attention level: floor
+    assert intact_level(tok, "g1") == pytest.approx(0.75 * 0.8)
+    assert control_contrast({0: 0.3}, {0: 0.0}, intact_level(tok.assign(noattn=0.85), "g1")
+                            ).outcome == FLOOR
 
 
 def test_the_contrast_is_withheld_where_the_control_sits_at_the_floor():

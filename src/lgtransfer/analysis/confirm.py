@@ -17,7 +17,6 @@ from pathlib import Path
 
 import yaml
 
-from lgtransfer.analysis.heads_causal import MEASURES
 from lgtransfer.analysis.metrics import LEARNED
 from lgtransfer.analysis.registration import ID, CausalK, Registration, causal_k_of
 from lgtransfer.analysis.verdicts import (
@@ -171,10 +170,10 @@ def _causal_k(raw: object, families: dict[str, list[Claim]], bad) -> CausalK | N
     if raw.get("min_effect", MIN_TRANSFER) != MIN_TRANSFER:
         raise bad(f"`causal_over_k.min_effect` is {raw['min_effect']!r}; the verdict code "
                   f"applies {MIN_TRANSFER}")
-    if raw.get("measure", "acc") not in MEASURES:
-        raise bad(f"`causal_over_k.measure` must be one of {', '.join(MEASURES)}, got "
-                  f"{raw['measure']!r}")
-    causal = causal_k_of(raw)
+    try:
+        causal = causal_k_of(raw)
+    except UsageError as e:
+        raise bad(str(e)) from None
     for c in (c for claims in families.values() for c in claims if c.rows == causal.family):
         if c.row not in causal.claims:
             raise bad(f"claim `{c.name}` names row `{c.row}` of `{causal.family}`, which "

@@ -12,9 +12,10 @@ Torch-free.
   the one chosen (a registration's `causal_over_k.measure`; default `acc`). Where one head's
   ablation already zeroes exact match past L_main, token accuracy still grades the damage.
 - **Saturated** k: top-k ablation puts the main task at the floor (band mean below
-  `FLOOR_LEVEL`) on at least half of the seeds; a k is tested only where it is not (the main
-  task not at the floor on more than half of the seeds), since a drop to 0 says nothing about
-  which heads matter beyond "both hurt".
+  `FLOOR_LEVEL` above what it keeps with every attention head ablated, `noattn`: 0 in exact
+  match, about 0.2 in G1's token accuracy) on at least half of the seeds; a k is tested only
+  where it is not (the main task off the floor on more than half of the seeds), since a drop
+  to the floor says nothing about which heads matter beyond "both hurt".
 - The claim "the auxiliary heads' drop exceeds random heads', seed by seed" (G1, G5): `transfer`
   on the per-seed statistic at the registered k (exact sign-flip, Holm by `settle`), n/a where
   k is saturated or not measured. The group - control contrast (`control_contrast`) is withheld
@@ -43,7 +44,7 @@ from lgtransfer.analysis.verdicts import (
 PREFIX = "kcausal_"
 MEASURES = ("acc", "tok")  # exact match, token accuracy (engine/heads/causal_curve.py)
 COLUMNS = ["experiment", "seed", "run", "k", "intact", "topk", "random", "drop_aux",
-           "drop_rand", "statistic", "at_floor", "lengths"]
+           "drop_rand", "statistic", "noattn", "at_floor", "lengths"]
 
 
 def is_curve_row(row: dict) -> bool:
@@ -64,6 +65,10 @@ def run_curve(rows: list[dict], measure: str = "acc") -> pd.DataFrame:
             acc[(r["metric"][len(PREFIX):], r["k"], r["length"])] = r["value"]
     intact_m, topk_m, random_m = (f"{what}_{measure}" for what in ("intact", "topk", "random"))
     lengths = sorted({n for m, _, n in acc if m == intact_m})
+    # the floor: what the main task keeps with no attention at all (runs recorded before that
+    # row: 0, exact match's floor), plus FLOOR_LEVEL
+    noattn = sum(acc.get((f"noattn_{measure}", None, n), 0.0) for n in lengths) / max(
+        len(lengths), 1)
     out = []
     for k in sorted({k for m, k, _ in acc if m == topk_m}):
         per = {m: np.array([acc.get((m, None if m == intact_m else k, n), math.nan)
@@ -73,8 +78,8 @@ def run_curve(rows: list[dict], measure: str = "acc") -> pd.DataFrame:
         drop_rand = float(np.mean(per[intact_m] - per[random_m]))
         out.append({"k": k, "intact": intact, "topk": topk, "random": rand,
                     "drop_aux": drop_aux, "drop_rand": drop_rand,
-                    "statistic": drop_aux - drop_rand, "at_floor": topk < FLOOR_LEVEL,
-                    "lengths": len(lengths)})
+                    "statistic": drop_aux - drop_rand, "noattn": noattn,
+                    "at_floor": topk < noattn + FLOOR_LEVEL, "lengths": len(lengths)})
     return pd.DataFrame(out, columns=COLUMNS[3:])
 
 
@@ -145,19 +150,21 @@ def control_contrast(group: dict[int, float], control: dict[int, float],
                      control_level: float, min_effect: float = MIN_TRANSFER) -> Verdict:
     """The group's statistic above its control's, seed by seed, where the control's main task
     is not at the floor past L_main (`control_level`: its mean intact accuracy over the band
-    and seeds); where it is, the control's drops are 0 by construction: `uninformative
-    (floor)`, noted "control at floor"."""
+    and seeds, above its no-attention floor); where it is, the control's drops are 0 by
+    construction: `uninformative (floor)`, noted "control at floor"."""
     v = paired_above(group, control, min_effect)
     if control_level < FLOOR_LEVEL or math.isnan(control_level):
         return replace(v, outcome=FLOOR, note=f"control at floor: its main task's accuracy "
-                       f"past L_main is {control_level:.3f}, below {FLOOR_LEVEL}; an ablation "
-                       "has nothing to lower there")
+                       f"past L_main is {control_level:.3f} above its floor, below "
+                       f"{FLOOR_LEVEL}; an ablation has nothing to lower there")
     return v
 
 
 def intact_level(table: pd.DataFrame, experiment: str, seeds: set[int] | None = None) -> float:
-    """The main task's mean intact accuracy over the band (past L_main) and the seeds."""
+    """The main task's mean intact accuracy over the band (past L_main) and the seeds, above
+    its floor (`noattn`: 0 in exact match), so that `control_contrast` sees how much an
+    ablation could lower."""
     sel = table[table.experiment == experiment].drop_duplicates("seed")
     if seeds is not None:
         sel = sel[sel.seed.isin(seeds)]
-    return float(sel.intact.mean()) if len(sel) else math.nan
+    return float((sel.intact - sel.noattn).mean()) if len(sel) else math.nan

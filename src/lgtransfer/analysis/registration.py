@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from lgtransfer.errors import UsageError
+
 FILE = "registration.yaml"
 ID = re.compile(r"\b([gca]\d)\b")
 # `outcome_chosen`: "seed 1 of G1 transfers", "g2.yaml kept its settings because ... at seed 0"
@@ -118,7 +120,14 @@ def load(folder: Path) -> Registration:
 
 
 def causal_k_of(block: dict) -> CausalK:
-    """A `causal_over_k` block (registration.yaml's, or the confirmatory registration's)."""
+    """A `causal_over_k` block (registration.yaml's, or the confirmatory registration's); an
+    unknown measure or a claims entry that is not a list is one line, exit 2."""
+    if block.get("measure", "acc") not in ("acc", "tok"):
+        raise UsageError(f"`causal_over_k.measure` must be one of acc, tok, got "
+                         f"{block['measure']!r}")
+    if not isinstance(block.get("claims", []), list):
+        raise UsageError(f"`causal_over_k.claims` must be a list (g1, g5, g1 - c1), got "
+                         f"{block['claims']!r}")
     return CausalK(int(block["k"]), str(block.get("family", "causal-k")),
                    [str(c) for c in block.get("claims") or ["g1", "g5"]],
                    float(block.get("min_effect", 0.05)), str(block.get("measure", "acc")))

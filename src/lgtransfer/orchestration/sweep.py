@@ -141,7 +141,7 @@ def describe(planned: list[PlannedRun]) -> str:
             acc = estimate.setdefault((device, source), [0.0, 0.0])
             acc[0] += tokens / rate
             acc[1] += tokens
-        elif (seconds := rundir.read_json(p.directory / rundir.MANIFEST).get("train_seconds")):
+        elif (seconds := rundir.train_seconds(p.directory)) > 0:  # NaN: no time recorded
             speeds.append(tokens / seconds)
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     times = []

@@ -191,17 +191,24 @@ def is_complete(run_dir: Path, strict: bool = False) -> bool:
 
 
 def train_seconds(run_dir: Path) -> float:
-    """A complete run's training time (NaN when its manifest has none). A run resumed from a
-    point that did not keep its time (`resumed_from_step` without `train_seconds_before_resume`:
-    versions before it did) recorded its last start's time only: that start's pace is taken for
-    the steps before it too (train_seconds x steps / steps of the last start)."""
+    """A complete run's training time in seconds (`train_time` without its flag)."""
+    return train_time(run_dir)[0]
+
+
+def train_time(run_dir: Path) -> tuple[float, bool]:
+    """(seconds, estimated) of a complete run's training (NaN when its manifest has none). A
+    run resumed from a point that did not keep its time (`resumed_from_step` without
+    `train_seconds_before_resume`: versions before it did) recorded its last start's time
+    only: that start's pace is taken for the steps before it too (train_seconds x steps /
+    steps of the last start), flagged as an estimate. It overstates where the last start was
+    short (its fixed costs, loading and the final evaluation, spread over every step)."""
     manifest = read_json(run_dir / MANIFEST)
     seconds = float(manifest.get("train_seconds") or "nan")
     start = manifest.get("resumed_from_step")
     if not start or "train_seconds_before_resume" in manifest:
-        return seconds
+        return seconds, False
     steps = ((read_yaml(run_dir / "config.yaml") or {}).get("train") or {}).get("steps")
-    return seconds * steps / (steps - start) if steps and steps > start else float("nan")
+    return (seconds * steps / (steps - start) if steps and steps > start else float("nan")), True
 
 
 # A running run writes its manifest at least this often; one silent for longer is presumed dead

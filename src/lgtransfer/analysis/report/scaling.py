@@ -363,13 +363,15 @@ def tier_line(runs: pd.DataFrame, plan: Plan, settled: list[Claim]) -> str:
                 continue
             hits, hours = int((sel.reach_share >= 0.5).sum()), sel.train_seconds.max() / 3600
             best.append(f"{group.upper()} {level} {hits} of {len(sel)}")
-            if hits >= TIER_SEEDS and hours <= TIER_SECONDS / 3600:
+            timed = not sel.train_seconds.isna().any()  # a run without a time: not shown fast
+            if hits >= TIER_SEEDS and timed and hours <= TIER_SECONDS / 3600:
                 found.append(f"{group.upper()} at {level} (reach_share >= 0.5 on {hits} of "
                              f"seeds {_span(seeds)}; slowest with-aux run {hours:.1f} h)")
     trend = "; ".join(f"{c.group.upper()} {c.statistic}: {c.outcome}" for c in settled)
     note = (" Run times are the manifests' train_seconds (a run resumed by a version that did "
-            "not keep its time: its last start's pace over all its steps), which count any pause "
-            "of a run, so they may overstate the training time.")
+            "not keep its time: its last start's pace over all its steps, flagged in per_run.csv "
+            "as train_seconds_estimated), which count any pause of a run, so they may overstate "
+            "the training time; a level with a run of no recorded time is not counted fast.")
     if found:
         return "cpu-long is warranted: " + "; ".join(found) + "." + note
     return ("No level warrants cpu-long yet: reach_share >= 0.5 on at least "
@@ -424,7 +426,9 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     ind = in_dist_table(df)
     runs = per_run(df, ind)
-    runs["train_seconds"] = [train_seconds(r, results_dir, cpu_dir) for r in runs.run]
+    timed = [train_time(r, results_dir, cpu_dir) for r in runs.run]
+    runs["train_seconds"] = [s for s, _ in timed]
+    runs["train_seconds_estimated"] = [e for _, e in timed]
     rundir.write_atomic(results_dir / "per_run.csv", runs.to_csv(index=False))
     settled = claims(runs, ind, plan)
     tasks, groups = side_arm(ind)
@@ -441,9 +445,10 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
     return render("Scaling study", sections, results_dir, stem="claims")
 
 
-def train_seconds(run: str, results_dir: Path, cpu_dir: Path) -> float:
+def train_time(run: str, results_dir: Path, cpu_dir: Path) -> tuple[float, bool]:
+    """(seconds, estimated) of a run's training (`rundir.train_time`)."""
     path = (cpu_dir / run.removeprefix("cpu/") if run.startswith("cpu/") else results_dir / run)
-    return rundir.train_seconds(path)
+    return rundir.train_time(path)
 
 
 if __name__ == "__main__":  # python -m lgtransfer.analysis.report.scaling results/scaling

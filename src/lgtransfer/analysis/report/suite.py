@@ -7,8 +7,10 @@ is the entry point for any folder: it picks the suite report or the experiment r
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lgtransfer.analysis import confirm, registration
@@ -152,27 +154,35 @@ COST_TEXT = ("Training time per experiment, from each run's manifest (`train_sec
              "counts under both; the {runs} distinct complete runs took {total} minutes in all. "
              "*The tier* is every experiment at its first {tier_seeds} seeds: {tier_runs} "
              "distinct runs, {tier_minutes} minutes of run time, {tier_hours} h on two cores "
-             "(the run time halved: one run per core).")
+             "(the run time halved: one run per core). {estimated} runs were resumed by a "
+             "version that did not keep the time before the resume: theirs is their last "
+             "start's pace over all their steps, an estimate (too high where that start was "
+             "short); {untimed} have no recorded time and count as 0.")
 
 
 def cost_table(done: pd.DataFrame, root: Path) -> pd.DataFrame:
     """experiment | runs | minutes per run | minutes | tier runs | tier minutes: what the
     complete runs cost to train, all of them and those of the first TIER_SEEDS seeds."""
-    seconds = {}
-    for run in done.run.unique():
-        seconds[run] = rundir.train_seconds(root / run)
+    timed = {run: rundir.train_time(root / run) for run in done.run.unique()}
+    seconds = {run: s for run, (s, _) in timed.items()}
     per = done[["experiment", "run", "seed"]].drop_duplicates()
     per = per.assign(minutes=[seconds[r] / 60 for r in per.run])
     first_seeds = per.groupby("experiment").seed.transform(
         lambda s: s.isin(sorted(s.unique())[:TIER_SEEDS]))
     tier = per[first_seeds]
-    table = pd.concat([per.groupby("experiment").minutes.agg(["count", "mean", "sum"]),
-                       tier.groupby("experiment").minutes.agg(["count", "sum"])], axis=1)
+    # runs by count of rows, minutes over the runs that have a time (NaN: none recorded)
+    table = pd.concat([per.groupby("experiment").run.count(),
+                       per.groupby("experiment").minutes.agg(["mean", "sum"]),
+                       tier.groupby("experiment").run.count(),
+                       tier.groupby("experiment").minutes.sum()], axis=1)
     table = table.reset_index().round(1)
     table.columns = ["experiment", "runs", "minutes per run", "minutes", "tier runs",
                      "tier minutes"]
-    tier_minutes = sum(seconds[r] for r in tier.run.unique()) / 60
-    table.attrs = {"total": round(sum(seconds.values()) / 60, 1), "runs": len(seconds),
+    tier_minutes = float(np.nansum([seconds[r] for r in tier.run.unique()])) / 60
+    table.attrs = {"total": round(float(np.nansum(list(seconds.values()))) / 60, 1),
+                   "runs": len(seconds),
+                   "estimated": sum(e for s, e in timed.values() if not math.isnan(s)),
+                   "untimed": sum(math.isnan(s) for s in seconds.values()),
                    "tier_seeds": TIER_SEEDS, "tier_runs": tier.run.nunique(),
                    "tier_minutes": round(tier_minutes, 1),
                    "tier_hours": round(tier_minutes / 120, 1)}

@@ -19,6 +19,8 @@ not a draw, or the mean over draws)):
 - `kcausal_intact_acc` (k null): the main task's exact match with nothing ablated;
 - `kcausal_topk_acc`: with the k top aux heads ablated;
 - `kcausal_random_acc`: with draw d's heads ablated (draw = d), and the mean over draws;
+- `kcausal_noattn_acc`, `kcausal_noattn_tok` (k null): with every attention head ablated,
+  the floor of each measure (token accuracy keeps what needs no attention, about 0.2 for G1);
 - `kcausal_intact_tok`, `kcausal_topk_tok`, `kcausal_random_tok`: the same in token accuracy
   (the share of answer tokens right, teacher-forced). Why: ablating a single head can zero
   exact match past L_main (a cpu-tier G1 model at 4x the steps: top-1 ablation put it at 0 on
@@ -108,6 +110,9 @@ def causal_curve(model: torch.nn.Module, importance: np.ndarray,
     n_layers, n_heads = importance.shape
     sets = curve_sets(importance, ks, draws, seed, step)
     masks, index = unique_masks(sets, n_layers, n_heads)
+    # the floor of each measure: what the main task keeps with every attention head ablated
+    everything = len(masks)
+    masks = torch.cat([masks, torch.ones(1, n_layers, n_heads, dtype=torch.bool)])
     scores = {length: tree_ablation_scores(model, b, masks, ablation, device, max_tokens)
               for length, b in sorted(batches.items())}
     lengths = sorted(scores)
@@ -130,6 +135,7 @@ def causal_curve(model: torch.nn.Module, importance: np.ndarray,
     for measure, which in MEASURES.items():  # exact match, then token accuracy
         acc = {n: scores[n][which].mean(axis=1) for n in lengths}  # length -> (C,)
         per_length(f"kcausal_intact_{measure}", acc, 0)
+        per_length(f"kcausal_noattn_{measure}", acc, everything)
         for k, (top, random_sets) in sets.items():
             per_length(f"kcausal_topk_{measure}", acc, index[tuple(top)], k)
             for d, heads in enumerate(random_sets):
