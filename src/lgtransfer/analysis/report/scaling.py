@@ -426,7 +426,8 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     ind = in_dist_table(df)
     runs = per_run(df, ind)
-    timed = [train_time(r, results_dir, cpu_dir) for r in runs.run]
+    timed = [rundir.train_time(cpu_dir / r.removeprefix("cpu/") if r.startswith("cpu/")
+                               else results_dir / r) for r in runs.run]  # (seconds, estimated)
     runs["train_seconds"] = [s for s, _ in timed]
     runs["train_seconds_estimated"] = [e for _, e in timed]
     rundir.write_atomic(results_dir / "per_run.csv", runs.to_csv(index=False))
@@ -443,12 +444,6 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
         Section("Side arm (described, one seed)", SIDE_TEXT if len(tasks) else SIDE_NONE,
                 tables=[tasks, groups] if len(tasks) else [])]
     return render("Scaling study", sections, results_dir, stem="claims")
-
-
-def train_time(run: str, results_dir: Path, cpu_dir: Path) -> tuple[float, bool]:
-    """(seconds, estimated) of a run's training (`rundir.train_time`)."""
-    path = (cpu_dir / run.removeprefix("cpu/") if run.startswith("cpu/") else results_dir / run)
-    return rundir.train_time(path)
 
 
 if __name__ == "__main__":  # python -m lgtransfer.analysis.report.scaling results/scaling
