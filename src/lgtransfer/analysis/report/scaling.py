@@ -35,6 +35,7 @@ from lgtransfer.analysis.report.scaling_described import (
 )
 from lgtransfer.analysis.results import accuracy_curve, collect, final_curves, in_distribution
 from lgtransfer.analysis.signflip import holm, permutation_p
+from lgtransfer.analysis.stats import rankdata
 from lgtransfer.analysis.verdicts import (
     FAILS,
     FLOOR,
@@ -210,12 +211,9 @@ def gains(table: pd.DataFrame) -> list[float]:
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho: Pearson's r of the average ranks (0 when either side is constant)."""
-    return _pearson(_ranks(x), _ranks(y))
-
-
-def _ranks(v: np.ndarray) -> np.ndarray:
-    return pd.Series(np.asarray(v, dtype=float)).rank(method="average").to_numpy()
+    """Spearman's rho: Pearson's r of the average ranks (0, not NaN as `stats.spearman` gives,
+    when either side is constant: the registered rule)."""
+    return _pearson(rankdata(x), rankdata(y))
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -227,7 +225,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 def trend_test(log_compute: np.ndarray, values: np.ndarray) -> tuple[float, float]:
     """(rho, one-sided p of rho > 0). Shuffling the statistic shuffles its ranks, so the test
     runs on ranks with Pearson's r, which is rho for every ordering (and fast: 100 000 of them)."""
-    x, y = _ranks(log_compute), _ranks(values)
+    x, y = rankdata(log_compute), rankdata(values)
     return _pearson(x, y), permutation_p(x, y, _pearson, draws=TREND_DRAWS, seed=0)
 
 
