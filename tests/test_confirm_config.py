@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lgtransfer.config import expand, load_experiment, load_experiments
+from lgtransfer.config.schema import SAME_EXAMPLES
 from lgtransfer.data.mixture import Mixture, step_batch
 from lgtransfer.errors import UsageError
 
@@ -85,8 +86,11 @@ def test_the_confirmatory_set_is_new_seeds_new_data_one_execution():
     # the causal test over k (item 2) at every k below half the model's heads, 128 a length
     assert all(e.config.heads.causal_ks == [1, 2, 3, 4, 5, 6] and e.config.heads.causal_n >= 128
                and e.config.heads.causal_band == "transfer_all" for e in entries)
-    # the A1/A2 "both" runs are G1's and G5's, and G2 and C1 share G1's main-alone runs
-    assert len({r.key for r in runs}) == 130
+    # the A1/A2 "both" runs are G1's and G5's, and G2 and C1 share G1's main-alone runs; G1
+    # and G5 also train the alone run on as many main examples (the baselines family)
+    assert len({r.key for r in runs}) == 150
+    same = {(r.experiment.name, r.seed) for r in runs if r.variant == SAME_EXAMPLES}
+    assert same == {(g, s) for g in ("g1", "g5") for s in CONFIRM_SEEDS}
     committed = {p.name.rsplit("_", 1)[1] for p in (ROOT / "results").rglob("*_seed*_*")
                  if p.is_dir()}
     assert committed and not committed & {r.key for r in runs}
