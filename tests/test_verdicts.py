@@ -295,3 +295,23 @@ def test_a_permutation_within_strata_does_not_credit_differences_between_them():
     assert permutation_p(x, y, spearman, draws=2000, strata=labels) > 0.5
     same = np.r_[np.arange(10), 10 + np.arange(10)]  # with it within each as well
     assert permutation_p(x, same, spearman, draws=2000, strata=labels) < 0.01
+
+
+def test_a_withdrawn_pretrained_claim_reads_na(tmp_path):
+    import pandas as pd
+
+    from lgtransfer.analysis.report.figures.registry import settle_tables
+    from lgtransfer.analysis.report.pretrained_claims import pretrained_claims
+
+    (tmp_path / "registration-pretrained.yaml").write_text(
+        "family: pretrained\nclaims:\n"
+        "  - {name: faster, experiment: ladder, seeds: [1, 2], statistic: rho,\n"
+        "     kind: directional, min_effect: 0.1, command: lgt run ladder, why_not_run: later}\n"
+        "  - {name: further, experiment: gguf, seeds: [1, 2], statistic: diff,\n"
+        "     kind: directional, min_effect: 0.1, command: lgt run g1, why_not_run: a GPU,\n"
+        "     withdrawn: 2026-12-06 before its runs}\n")
+    section = pretrained_claims(pd.DataFrame(), tmp_path)
+    settle_tables([section])
+    rows = section.tables[0].to_dict("records")
+    assert rows[0]["reproduces"].startswith("not run: later")
+    assert rows[1]["reproduces"] == "n/a: withdrawn: 2026-12-06 before its runs"

@@ -3,7 +3,9 @@
 step with how fast (in-distribution accuracy at the first evaluation) or how far (accuracy past
 L_main) the main task is learned after fine-tuning; or, for a model against its architecture
 from scratch, the per-seed difference. A claim whose experiment has no complete run prints
-`not run` with the registered reason and the command that would run it. Torch-free.
+`not run` with the registered reason and the command that would run it; one an amendment
+withdrew before any of its runs (`withdrawn`: when and why) reads n/a and keeps its place in
+its family with p = 1. Torch-free.
 """
 
 from __future__ import annotations
@@ -49,16 +51,20 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
     for claim in reg.get("claims") or []:
         sel = df[df.experiment == claim["experiment"]] if len(df) else df
         seeds = [int(s) for s in claim.get("seeds") or []]
-        verdict = judge(claim, sel, seeds, root) if len(sel) else None
+        none = Verdict(NOT_RUN, Interval(math.nan, math.nan, math.nan, 0), "")
+        if "withdrawn" in claim:  # by a dated amendment before any of its runs: m unchanged
+            verdict = not_applicable(none, f"withdrawn: {' '.join(claim['withdrawn'].split())}")
+        else:
+            verdict = judge(claim, sel, seeds, root) if len(sel) else None
         if verdict is None:
-            verdict = Verdict(NOT_RUN, Interval(math.nan, math.nan, math.nan, 0), "",
-                              note=f"{' '.join(str(claim['why_not_run']).split())}; command: "
-                                   f"`{' '.join(str(claim['command']).split())}`")
+            verdict = replace(none, note=f"{' '.join(str(claim['why_not_run']).split())}; "
+                                         f"command: `{' '.join(str(claim['command']).split())}`")
         rows.setdefault(claim.get("family", reg.get("family", "pretrained")), []).append(
             (claim["experiment"], claim["name"], " ".join(claim["statistic"].split()), verdict))
     tables = [claims_table(family_rows, family) for family, family_rows in rows.items()]
     for table, family in zip(tables[1:], list(rows)[1:], strict=True):
-        # a family registered by an amendment has its m fixed: every claim it lists
+        # a family registered by an amendment has its m fixed: every claim it lists (the first
+        # family keeps the rule its seeds were judged by)
         table.attrs["family_size"] = {family: len(rows[family])}
     if smollm2 is None:
         return Section(TITLE, TEXT, tables=tables)
