@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_evidence import copy_run_files
 
-from lgtransfer.analysis.report import readme_summary, scaling
+from lgtransfer.analysis.report import readme_summary, scaling, scaling_plan
 from lgtransfer.analysis.signflip import holm
 from lgtransfer.cli import main
 from lgtransfer.runtime import rundir
@@ -98,7 +98,7 @@ def verdicts(study: Path) -> dict[str, str]:
 
 def _tables(study: Path):
     table = pd.read_csv(study / "per_run.csv")
-    plan = scaling.load_plan(study)
+    plan = scaling_plan.load_plan(study)
     frames = [scaling.load_eval(study.parent / "cpu" / g, plan, f"cpu/{g}/") for g in TASKS]
     df = pd.concat([*frames, scaling.load_eval(study, plan)], ignore_index=True)
     return table, scaling.in_dist_table(df), plan
@@ -112,12 +112,12 @@ def quick(monkeypatch):
 
 
 def test_group_and_level_come_from_the_folder_and_the_config(tmp_path):
-    plan = scaling.load_plan(STUDY)
+    plan = scaling_plan.load_plan(STUDY)
     for level, (model, steps) in LEVELS.items():
         config = {"model": {"n_layer": 3, "n_head": 4, **model}, "train": {"steps": steps,
                                                                            "batch_size": 64}}
-        assert scaling.level_of(config, plan) == level
-    assert scaling.level_of({"model": {"n_layer": 3, "n_head": 4, "d_model": 256, "d_ff": 512},
+        assert scaling_plan.level_of(config, plan) == level
+    assert scaling_plan.level_of({"model": {"n_layer": 3, "n_head": 4, "d_model": 256, "d_ff": 512},
                              "train": {"steps": 3500, "batch_size": 64}}, plan) is None
     names = {"g1": "g1", "scaling-g1-x4-aux": "g1", "scaling-g5-x18": "g5",
              "scaling-g2-signed-x4": "g2-signed", "a1-both": None, "scaling-g7-x4": "g7"}
@@ -150,7 +150,7 @@ def test_a_clear_upward_trend_is_yes(tmp_path, quick):
     study = make_study(tmp_path, lambda g, lv, s: {"x1": s % 2, "x4": 3, "x18": 5 + s % 2}[lv])
     assert set(verdicts(study).values()) == {"yes (grows)"}
     text = (study / "claims.md").read_text()
-    assert text.count("follows results/scaling/registration.yaml (2026-12-06)") == 4
+    assert text.count("follows results/scaling/registration.yaml (2026-12-06)") == 5  # + tier
     assert "(n = 20;" in text and (study / "fig_scaling.png").stat().st_size > 0
     # the README's paragraph: means per level with n, every verdict, the tier that follows
     line = readme_summary.scaling(study, "results/scaling")
@@ -235,18 +235,23 @@ def test_the_committed_study_tables_regenerate(tmp_path):
         assert (fresh / name).read_text() == (STUDY / name).read_text(), name
 
 
-def test_rows_name_the_amendment_that_governs_their_x18_runs(tmp_path, quick):
+def test_rows_and_the_tier_name_the_amendments_that_govern_their_x18_runs(tmp_path, quick):
     amendment = "registration-amendment-1.yaml"
     study = make_study(tmp_path, lambda g, lv, s: {"x1": s % 2, "x4": 3, "x18": 5 + s % 2}[lv],
                        skip={("g5", "x18", v, s) for v in ("with_aux", "main_only")
                              for s in range(5)})
-    shutil.copy(STUDY / amendment, study / amendment)
+    tier_only = "registration-amendment-2.yaml"  # `governs: tier`: the tier rule's run times
+    for name in (amendment, tier_only):
+        shutil.copy(STUDY / name, study / name)
     scaling.write_scaling(study)
-    rows = {line.split(" |")[0]: line for line in (study / "claims.md").read_text().splitlines()
-            if line.startswith("| G")}
+    text = (study / "claims.md").read_text()
+    rows = {line.split(" |")[0]: line for line in text.splitlines() if line.startswith("| G")}
     named = f"x18 runs: {amendment} (2026-12-06)"
     assert named in rows["| G1 reach_share grows"] and named in rows["| G1 gain grows"]
     assert named not in rows["| G5 reach_share grows"]  # G5 has no x18 run here
+    assert not any(tier_only in row for row in rows.values())
+    tier = text.split("## Tier")[1].split("##")[0]
+    assert f"x18 runs: {tier_only} (2026-12-06)" in tier and amendment not in tier
 
 
 def test_the_readmes_scaling_paragraph_is_the_one_generated_from_the_study(tmp_path, monkeypatch):

@@ -203,7 +203,7 @@ def _key_value(text: str, flag: str) -> tuple[str, object]:
 def cmd_report(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from lgtransfer.analysis.report.scaling import is_scaling_study
+    from lgtransfer.analysis.report.scaling_plan import is_scaling_study
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import experiment_folders, select_runs
 

@@ -4,8 +4,8 @@ step with how fast (in-distribution accuracy at the first evaluation) or how far
 L_main) the main task is learned after fine-tuning; or, for a model against its architecture
 from scratch, the per-seed difference. A claim whose experiment has no complete run prints
 `not run` with the registered reason and the command that would run it; one an amendment
-withdrew before any of its runs (`withdrawn`: when and why) reads n/a and keeps its place in
-its family with p = 1. Torch-free.
+withdrew before any of its runs (`withdrawn`: when and why) reads n/a with that note (where
+its family's m is fixed, it keeps its place with p = 1). Torch-free.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def pretrained_claims(df: pd.DataFrame, root: Path) -> Section | None:
         sel = df[df.experiment == claim["experiment"]] if len(df) else df
         seeds = [int(s) for s in claim.get("seeds") or []]
         none = Verdict(NOT_RUN, Interval(math.nan, math.nan, math.nan, 0), "")
-        if "withdrawn" in claim:  # by a dated amendment before any of its runs: m unchanged
-            verdict = not_applicable(none, f"withdrawn: {' '.join(claim['withdrawn'].split())}")
+        if "withdrawn" in claim:  # by a dated amendment, before any of its runs
+            why = " ".join(str(claim["withdrawn"]).split())
+            verdict = not_applicable(none, f"withdrawn: {why}")
         else:
             verdict = judge(claim, sel, seeds, root) if len(sel) else None
         if verdict is None:

@@ -157,7 +157,7 @@ def scaling(folder: Path, link: str) -> str:
 
 def markers(folder: Path) -> tuple[str, str]:
     """The README block a folder's paragraph goes in: the scaling study's, or the tier's."""
-    from lgtransfer.analysis.report.scaling import is_scaling_study
+    from lgtransfer.analysis.report.scaling_plan import is_scaling_study
 
     return SCALING if is_scaling_study(folder) else (START, END)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from lgtransfer.analysis.metrics import LEARNED, max_generalized_length, mean_accuracy
 from lgtransfer.analysis.report.render import Section, render
@@ -33,6 +32,7 @@ from lgtransfer.analysis.report.scaling_described import (
     scaling_figure,
     side_arm,
 )
+from lgtransfer.analysis.report.scaling_plan import Plan, level_of, load_plan
 from lgtransfer.analysis.results import accuracy_curve, collect, final_curves, in_distribution
 from lgtransfer.analysis.signflip import holm, permutation_p
 from lgtransfer.analysis.stats import rankdata
@@ -49,86 +49,13 @@ from lgtransfer.config.schema import MAIN_ONLY, WITH_AUX
 from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
 
-REGISTRATION = "registration.yaml"
-AMENDMENTS = "registration-amendment-*.yaml"
-STUDY = "scaling"
 GROUPS = ("g1", "g5")  # the tested groups; the family's claims, in the registration's order
 FAMILY = [("g1", "reach_share"), ("g5", "reach_share"), ("g1", "gain"), ("g5", "gain")]
-X1_SEEDS = list(range(10))  # level x1 is the committed cpu evidence at seeds 0-9, both variants
 TREND_DRAWS = 100_000
 TIER_SEEDS = 3  # reach_share >= 0.5 on at least 3 of the 5 with-aux seeds ...
 TIER_SECONDS = 7200  # ... trained in at most about 2 h each
 # "scaling-g1-x4-aux" -> g1, "g2-signed" -> g2-signed, "g5" -> g5
 GROUP_NAME = re.compile(r"^(?:scaling-)?(g\d+(?:-signed)?)(?:-x\d+)?(?:-aux)?$")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the registration fixes, read from its file."""
-
-    date: str
-    alpha: float
-    levels: dict[str, dict]  # name -> {compute, model, train}
-    seeds: dict[str, list[int]]  # variant -> seeds at the study's own levels
-    delta: dict[str, float]
-    references: dict[str, float] = field(default_factory=dict)
-    amendments: list[Amendment] = field(default_factory=list)
-
-    def registered(self, level: str) -> dict[str, list[int]]:
-        if level == "x1":
-            return {WITH_AUX: X1_SEEDS, MAIN_ONLY: X1_SEEDS}
-        return dict(self.seeds)
-
-    def rule(self, levels: set[str] = frozenset()) -> str:
-        """The registration a row follows, and every amendment that governs a level in it."""
-        amended = [f"{', '.join(sorted(a.levels & levels))} runs: {a.file} ({a.date})"
-                   for a in self.amendments if a.levels & levels]
-        return f"follows results/scaling/{REGISTRATION} ({self.date})" + "".join(
-            f"; {a}" for a in amended)
-
-
-@dataclass(frozen=True)
-class Amendment:
-    """A dated amendment to the registration, and the levels whose runs it governs (the levels
-    its `applies_to` names)."""
-
-    file: str
-    date: str
-    levels: frozenset[str]
-
-
-def load_amendments(folder: Path, levels: list[str]) -> list[Amendment]:
-    out = []
-    for path in sorted(folder.glob(AMENDMENTS)):
-        raw = yaml.safe_load(path.read_text()) or {}
-        applies = str(raw.get("applies_to", ""))
-        out.append(Amendment(path.name, str(raw.get("amended", "")), frozenset(
-            lv for lv in levels if re.search(rf"\b{re.escape(lv)}\b", applies))))
-    return out
-
-
-def load_plan(folder: Path) -> Plan:
-    raw = yaml.safe_load((folder / REGISTRATION).read_text())
-    levels = {k: v for k, v in raw["levels"].items() if isinstance(v, dict) and "compute" in v}
-    return Plan(str(raw["registered"]), float(raw["alpha"]), levels,
-                {WITH_AUX: list(raw["seeds"]["with_aux"]), MAIN_ONLY: list(raw["seeds"]["alone"])},
-                {k: float(v) for k, v in raw["test"]["delta"].items()},
-                dict(raw["levels"].get("references") or {}),
-                load_amendments(folder, list(levels)))
-
-
-def is_scaling_study(folder: Path) -> bool:
-    path = folder / REGISTRATION
-    return path.is_file() and (yaml.safe_load(path.read_text()) or {}).get("study") == STUDY
-
-
-def level_of(config: dict, plan: Plan) -> str | None:
-    """The registered level whose model and training length the run's config has (None: none)."""
-    for name, level in plan.levels.items():
-        if all(config.get(part, {}).get(k) == v for part in ("model", "train")
-               for k, v in level[part].items()):
-            return name
-    return None
 
 
 def group_of(experiment: str) -> str | None:
@@ -366,10 +293,10 @@ def tier_line(runs: pd.DataFrame, plan: Plan, settled: list[Claim]) -> str:
                 found.append(f"{group.upper()} at {level} (reach_share >= 0.5 on {hits} of "
                              f"seeds {_span(seeds)}; slowest with-aux run {hours:.1f} h)")
     trend = "; ".join(f"{c.group.upper()} {c.statistic}: {c.outcome}" for c in settled)
-    note = (" Run times are the manifests' train_seconds (a run resumed by a version that did "
-            "not keep its time: its last start's pace over all its steps, flagged in per_run.csv "
-            "as train_seconds_estimated), which count any pause of a run, so they may overstate "
-            "the training time; a level with a run of no recorded time is not counted fast.")
+    note = (" Run times: the manifests' train_seconds (a run resumed by a version that did not "
+            "keep its time: its last start's pace over all its steps, train_seconds_estimated in "
+            "per_run.csv); a level with a run of no recorded time is not counted fast. The rule "
+            f"{plan.rule(set(runs.level) if len(runs) else set(), 'tier')}.")
     if found:
         return "cpu-long is warranted: " + "; ".join(found) + "." + note
     return ("No level warrants cpu-long yet: reach_share >= 0.5 on at least "

@@ -57,7 +57,8 @@ def write_report(path: Path, run_dirs: list[Path] | None = None) -> Path:
     when it holds several, each one's own report plus one per paper figure at the top; of a
     registered study (results/scaling), the study's claims."""
     if run_dirs is None:
-        from lgtransfer.analysis.report.scaling import is_scaling_study, write_scaling
+        from lgtransfer.analysis.report.scaling import write_scaling
+        from lgtransfer.analysis.report.scaling_plan import is_scaling_study
 
         if is_scaling_study(path):
             return write_scaling(path)
