@@ -261,6 +261,12 @@ def test_the_readmes_scaling_paragraph_is_the_one_generated_from_the_study(tmp_p
     assert readme_summary.block(readme, readme_summary.SCALING) == want, (
         "README's scaling paragraph differs from results/scaling/claims.md: python -m "
         "lgtransfer.analysis.report.readme_summary results/scaling --readme README.md")
+    docs = (ROOT / "docs" / "results.md").read_text()  # its block adds the forecast lines
+    in_docs = readme_summary.scaling(STUDY, "../results/scaling", forecast=True)
+    assert readme_summary.block(docs, readme_summary.SCALING) == in_docs, (
+        "docs/results.md's scaling block differs from results/scaling/claims.md: see its command")
+    assert in_docs.startswith(want.replace("(results/", "(../results/"))
+    assert "\n\nG1: reach_share =" in in_docs
     copy = tmp_path / "README.md"
     copy.write_text(readme.replace(want, want.replace("pending", "yes (grows)")))
     assert readme_summary.main(["results/scaling", "--readme", str(copy), "--check"]) == 1

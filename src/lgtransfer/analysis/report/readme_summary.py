@@ -12,7 +12,9 @@ only, to stay short (the README has 10,000 bytes). Torch-free.
 
 Given the scaling study's folder (results/scaling), the block is its paragraph instead, between
 `<!-- scaling -->` and `<!-- /scaling -->`: the mean reach share per group and level, each
-claim's verdict and the tier (tests/test_scaling.py checks it).
+claim's verdict and the tier; `--forecast` adds the forecast lines, `--link` is the folder as
+the file written links it (docs/results.md: `--link ../results/scaling --forecast`;
+tests/test_scaling.py checks both).
 """
 
 from __future__ import annotations
@@ -129,9 +131,10 @@ def summary(folder: Path, link: str) -> str:
             f"| claim | verdicts |\n|---|---|\n{table}{after}")
 
 
-def scaling(folder: Path, link: str) -> str:
+def scaling(folder: Path, link: str, forecast: bool = False) -> str:
     """The scaling study's paragraph, from its claims.md: per group, the mean reach share of
-    the with-aux runs at each level (n), the claims' verdicts, and the tier's first sentence."""
+    the with-aux runs at each level (n), the claims' verdicts, and the tier's first sentence;
+    with `forecast`, its forecast lines after it (docs/results.md has the room)."""
     path = folder / "claims.md"
     if not path.is_file():
         raise UsageError(f"no claims.md in {folder} (run `lgt report {folder}` first)")
@@ -150,9 +153,11 @@ def scaling(folder: Path, link: str) -> str:
             reach.append(f"{group} " + " / ".join(means))
     tier = re.search(r"## Tier\n\n(.*?)\n", text)  # its first sentence, no parentheses
     tier = re.match(r"(.*?)\.(?: |$)", re.sub(r" \([^()]*\)", "", tier.group(1))) if tier else None
+    lines = re.search(r"## Forecast[^\n]*\n\n(.*?)\n\n!\[", text, re.S) if forecast else None
     return (f"Scaling study ([claims.md]({link}/claims.md)), mean reach share with aux at "
             f"{' / '.join(levels)} the `cpu` compute: {'; '.join(reach)}. Verdicts: "
-            f"{', '.join(verdicts)}. {tier.group(1) if tier else 'Tier: not decided'}.")
+            f"{', '.join(verdicts)}. {tier.group(1) if tier else 'Tier: not decided'}."
+            + (f" The trend, described:\n\n{lines.group(1)}" if lines else ""))
 
 
 def markers(folder: Path) -> tuple[str, str]:
@@ -173,18 +178,19 @@ def with_block(readme: str, text: str, marks: tuple[str, str] = (START, END)) ->
 
 
 def main(argv: list[str]) -> int:
-    args = [a for a in argv if not a.startswith("--")]
+    values = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--readme", "--link")}
+    args = [a for a in argv if not a.startswith("--") and a not in values]
     readme = Path(argv[argv.index("--readme") + 1]) if "--readme" in argv else None
-    if readme:
-        args.remove(str(readme))
     if len(args) != 1:
         print("usage: python -m lgtransfer.analysis.report.readme_summary TIER_FOLDER "
-              "[--readme README.md] [--check]", file=sys.stderr)
+              "[--readme README.md] [--check] [--forecast] [--link PATH]", file=sys.stderr)
         return 2
     folder = Path(args[0])
     marks = markers(folder)
     try:
-        text = (scaling if marks == SCALING else summary)(folder, folder.as_posix())
+        link = argv[argv.index("--link") + 1] if "--link" in argv else folder.as_posix()
+        text = (scaling(folder, link, "--forecast" in argv) if marks == SCALING
+                else summary(folder, link))
     except UsageError as e:
         print(f"readme_summary: error: {e}", file=sys.stderr)
         return 2
