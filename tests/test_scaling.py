@@ -235,6 +235,19 @@ def test_the_committed_study_tables_regenerate(tmp_path):
         assert (fresh / name).read_text() == (STUDY / name).read_text(), name
 
 
+def test_the_side_arms_presets_train_at_their_levels_model_and_schedule():
+    """scaling-x18-side repeats scaling-x18's settings (a sweep has no base): its runs must be
+    level x18's, as scaling-x4's side arm is x4's, or the report would not place them."""
+    from lgtransfer.config import expand, load_experiments
+
+    plan = scaling_plan.load_plan(STUDY)
+    for preset, level in (("scaling-x4", "x4"), ("scaling-x18", "x18"),
+                          ("scaling-x18-side", "x18")):
+        for entry in load_experiments([preset]):
+            for run in expand(entry.config):
+                assert scaling_plan.level_of(run.resolved(), plan) == level, (preset, run)
+
+
 def test_rows_and_the_tier_name_the_amendments_that_govern_their_x18_runs(tmp_path, quick):
     amendment = "registration-amendment-1.yaml"
     study = make_study(tmp_path, lambda g, lv, s: {"x1": s % 2, "x4": 3, "x18": 5 + s % 2}[lv],
