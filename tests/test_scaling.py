@@ -285,3 +285,21 @@ def test_the_readmes_scaling_paragraph_is_the_one_generated_from_the_study(tmp_p
     assert readme_summary.main(["results/scaling", "--readme", str(copy), "--check"]) == 1
     assert readme_summary.main(["results/scaling", "--readme", str(copy)]) == 0
     assert copy.read_text() == readme  # written back into its own block, the rest untouched
+
+
+@pytest.mark.parametrize("argv, says", [
+    ([], "required: folder"),
+    (["results/scaling", "--readme"], "--readme: expected one argument"),
+    (["results/scaling", "--readme", "{tmp}/missing.md"], "missing.md"),
+    (["results/scaling", "--readme", "{tmp}/plain.md"], "no <!-- scaling -->"),
+    (["results/scaling", "--check", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_the_readme_block_command_refuses_bad_input_in_one_line(argv, says, tmp_path, capsys,
+                                                                 monkeypatch):
+    monkeypatch.chdir(ROOT)
+    plain = tmp_path / "plain.md"
+    plain.write_text("# a README with no block\n")
+    assert readme_summary.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and err.startswith("readme_summary: error:")
+    assert plain.read_text() == "# a README with no block\n"  # nothing written

@@ -19,6 +19,7 @@ tests/test_scaling.py checks both).
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -177,32 +178,48 @@ def with_block(readme: str, text: str, marks: tuple[str, str] = (START, END)) ->
     return f"{readme[:start + len(marks[0])]}\n{text}\n{readme[end:]}"
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (nothing imports lgtransfer.cli)
+        raise UsageError(message)
+
+
 def main(argv: list[str]) -> int:
-    values = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--readme", "--link")}
-    args = [a for a in argv if not a.startswith("--") and a not in values]
-    readme = Path(argv[argv.index("--readme") + 1]) if "--readme" in argv else None
-    if len(args) != 1:
-        print("usage: python -m lgtransfer.analysis.report.readme_summary TIER_FOLDER "
-              "[--readme README.md] [--check] [--forecast] [--link PATH]", file=sys.stderr)
-        return 2
-    folder = Path(args[0])
-    marks = markers(folder)
+    parser = Parser(prog="python -m lgtransfer.analysis.report.readme_summary",
+                    description="the README's block of a tier's (or the scaling study's) claims")
+    parser.add_argument("folder", type=Path, help="results/cpu, results/scaling, ...")
+    parser.add_argument("--readme", type=Path, help="write the block into this file")
+    parser.add_argument("--check", action="store_true",
+                        help="with --readme: exit 1 when its block differs, write nothing")
+    parser.add_argument("--forecast", action="store_true", help="scaling: the forecast lines")
+    parser.add_argument("--link", help="the folder as the file written links it")
     try:
-        link = argv[argv.index("--link") + 1] if "--link" in argv else folder.as_posix()
-        text = (scaling(folder, link, "--forecast" in argv) if marks == SCALING
-                else summary(folder, link))
+        args = parser.parse_args(argv)
+        marks = markers(args.folder)
+        link = args.link or args.folder.as_posix()
+        text = (scaling(args.folder, link, args.forecast) if marks == SCALING
+                else summary(args.folder, link))
+        if args.readme is None:
+            print(text)
+            return 0
+        current = _readme(args.readme, marks)
     except UsageError as e:
         print(f"readme_summary: error: {e}", file=sys.stderr)
         return 2
-    if readme is None:
-        print(text)
-        return 0
-    current = readme.read_text()
-    if "--check" in argv:
+    if args.check:
         return 0 if block(current, marks) == text else 1
-    rundir.write_atomic(readme, with_block(current, text, marks))
+    rundir.write_atomic(args.readme, with_block(current, text, marks))
     return 0
 
+
+def _readme(path: Path, marks: tuple[str, str]) -> str:
+    """The file's text, refused (one line) when it is missing or lacks the block's markers."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror or e}") from None
+    if not all(m in text for m in marks):
+        raise UsageError(f"{path}: no {marks[0]} ... {marks[1]} block to write into")
+    return text
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
