@@ -5,6 +5,7 @@ test within experiments; the README's summary is the one generated from claims.m
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from dataclasses import replace
@@ -194,6 +195,25 @@ def test_the_readme_summary_of_a_confirmed_tier_shows_the_confirmatory_verdicts(
     assert text.startswith("`cpu` tier, **confirmatory** (seeds 5, 6, registration-confirm.yaml")
     # two seeds cannot pass (p >= 1/4): undecided claims by name, state by state
     assert "\n| groups (m = 2) | inconclusive: g1 transfer; pending: g9 transfer |" in text
+
+
+def test_while_every_confirmatory_claim_is_pending_the_readme_keeps_the_exploratory_rows(
+        suite, tmp_path):
+    claims = (suite / "claims.md").read_text()
+    confirmed = readme_summary.summary(suite, "results/cpu")
+    # the same claims.md before any confirmatory run: every confirmatory verdict pending
+    head, rest = claims.split("### Exploratory", 1)
+    pending = re.sub(r"\| (inconclusive|yes|no|n/a|uninformative \(floor\))[^|]* \| (regis)",
+                     r"| pending: no run yet | \2", head)
+    assert pending != head and "| inconclusive" not in pending
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "claims.md").write_text(pending + "### Exploratory" + rest)
+    text = readme_summary.summary(tmp_path / "cpu", "results/cpu")
+    assert text != confirmed and text.startswith("`cpu` tier, **exploratory** (seeds")
+    n = sum(1 for r in rows_of(suite, "Confirmatory"))
+    assert text.endswith(f"): {n} claims registered, every one pending until its runs are in; "
+                         "the exploratory rows above stand.")
+    assert "\n\nConfirmatory (seeds 5, 6, registration-confirm.yaml of " in text
 
 
 def test_a_malformed_confirmatory_registration_stops_lgt_report(suite, tmp_path, capsys):

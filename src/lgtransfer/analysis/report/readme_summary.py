@@ -5,8 +5,9 @@ from a tier's claims.md so that it cannot drift from the verdicts:
 
 prints the block, or writes it into the README (`--readme`), or exits 1 when the README's block
 differs from it (`--check`; tests/test_confirm.py does the same). The confirmatory section's
-verdicts when claims.md has one (one line per registered family), else the exploratory ones,
-labelled so (one line per kind of claim). One cell per line: each decided claim with its mean,
+verdicts when claims.md has one with a claim decided (one line per registered family), else
+the exploratory ones, labelled so (one line per kind of claim), with a line saying the
+confirmatory claims wait for their runs. One cell per line: each decided claim with its mean,
 the p its verdict rests on and n; the undecided ones (n/a, floor, pending, inconclusive) by name
 only, to stay short (the README has 10,000 bytes). Torch-free.
 
@@ -109,6 +110,11 @@ def summary(folder: Path, link: str) -> str:
         raise UsageError(f"no claims.md in {folder} (run `lgt report {folder}` first)")
     found = sections(path.read_text())
     confirm = [s for s in found if s[0].startswith("Confirmatory")]
+    waiting_for = ""  # a registered confirmatory section none of whose claims is decided yet
+    if confirm and all(r["verdict"].startswith("pending") for r in confirm[0][1]):
+        waiting_for = (f"\n\n{confirm[0][0]}: {len(confirm[0][1])} claims registered, every "
+                       "one pending until its runs are in; the exploratory rows above stand.")
+        confirm = []
     heading, rows = confirm[0] if confirm else found[-1]
     lines: dict[str, list[tuple[str, str]]] = {}
     for r in rows:
@@ -129,7 +135,7 @@ def summary(folder: Path, link: str) -> str:
                and (p / "registration.yaml").is_file() and not (p / "claims.md").is_file()]
     after = f"\n\nRegistered, no run yet: {', '.join(waiting)}." if waiting else ""
     return (f"`{tier}` tier, {what} ([claims.md]({link}/claims.md); mean, Holm p, n):\n\n"
-            f"| claim | verdicts |\n|---|---|\n{table}{after}")
+            f"| claim | verdicts |\n|---|---|\n{table}{waiting_for}{after}")
 
 
 def scaling(folder: Path, link: str, forecast: bool = False) -> str:
