@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from test_evidence import copy_run_files
 
-from lgtransfer.analysis.report import readme_summary, scaling, scaling_plan
+from lgtransfer.analysis.report import readme_summary, scaling, scaling_described, scaling_plan
 from lgtransfer.analysis.signflip import holm
 from lgtransfer.cli import main
 from lgtransfer.runtime import rundir
@@ -303,3 +303,12 @@ def test_the_readme_block_command_refuses_bad_input_in_one_line(argv, says, tmp_
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err and err.startswith("readme_summary: error:")
     assert plain.read_text() == "# a README with no block\n"  # nothing written
+
+
+def test_the_forecast_line_writes_a_falling_trend_with_a_minus_sign():
+    runs = pd.DataFrame({"group": "g5", "variant": "with_aux", "level": ["x1"] * 3 + ["x18"] * 3,
+                         "compute": [1.0] * 3 + [16.0] * 3,
+                         "reach_share": [0.3, 0.2, 0.25, 0.1, 0.0, 0.05]})
+    line = scaling_described.forecast(runs, {"paper": 2949.0}, "g5")
+    assert line.startswith("G5: reach_share = 0.250 - 0.050 x log2(compute) (n = 6;"), line
+    assert "the trend does not get there" in line

@@ -26,8 +26,9 @@ def forecast(runs: pd.DataFrame, references: dict[str, float], group: str) -> st
     y = sel.reach_share.to_numpy(dtype=float)
     slope, intercept = np.polyfit(x, y, 1)
     lo, hi = np.percentile(bootstrap_slopes(x, y, sel.level.to_numpy()), [2.5, 97.5])
-    head = (f"{group.upper()}: reach_share = {intercept:.3f} + {slope:.3f} x log2(compute) "
-            f"(n = {len(sel)}; slope 95 % bootstrap interval [{lo:.3f}, {hi:.3f}])")
+    sign = "-" if slope < 0 else "+"
+    head = (f"{group.upper()}: reach_share = {intercept:.3f} {sign} {abs(slope):.3f} x "
+            f"log2(compute) (n = {len(sel)}; slope 95 % bootstrap interval [{lo:.3f}, {hi:.3f}])")
     refs = ", ".join(f"{_name(k)} {v:g}" for k, v in references.items())
     if slope <= 0 or lo <= 0 <= hi:
         return f"{head}: the trend does not get there ({refs})."
