@@ -5,6 +5,7 @@ test within experiments; the README's summary is the one generated from claims.m
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -28,6 +29,7 @@ from lgtransfer.analysis.verdicts import (
 from lgtransfer.analysis.within import design_check, orderings, smallest_p, within_experiments
 from lgtransfer.cli import main
 from lgtransfer.errors import UsageError
+from lgtransfer.runtime import rundir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "tests" / "data" / confirm.FILE
@@ -138,6 +140,27 @@ families:
 """
 
 
+def as_confirm_sweep(exp: Path, dst: Path, seeds: tuple[int, ...]) -> None:
+    """Move the runs of `seeds` out of an experiment folder into `dst`, as `lgt run confirm`
+    lays them out (RUNS/cpu/confirm/NAME, imported as results/cpu/confirm/NAME): the same
+    experiment name under another config key (the confirmatory set's data seed and execution
+    differ), each folder with its own index."""
+    index = json.loads((exp / rundir.EXPERIMENT_INDEX).read_text())
+    moved = [r for r in index["runs"] if any(f"_seed{s}_" in r for s in seeds)]
+    dst.mkdir(parents=True)
+    for name in moved:
+        if "/" in name:  # another experiment's run (c1 lists g1's alone runs): moved with it
+            continue
+        shutil.move(exp / name, dst / name)
+        manifest = json.loads((dst / name / rundir.MANIFEST).read_text())
+        manifest["experiment_key"] = "c0nf1rm000"
+        (dst / name / rundir.MANIFEST).write_text(json.dumps(manifest))
+    kept = [r for r in index["runs"] if r not in moved]
+    (exp / rundir.EXPERIMENT_INDEX).write_text(json.dumps({**index, "runs": kept}))
+    (dst / rundir.EXPERIMENT_INDEX).write_text(json.dumps(
+        {**index, "experiment_key": "c0nf1rm000", "runs": moved}))
+
+
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory) -> Path:
     """G1 and C1's committed runs at seeds 0, 1, 5 and 6, registration.yaml at seeds 0-1 and
@@ -145,6 +168,7 @@ def suite(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("confirm") / "cpu"
     for name in ("g1", "c1"):
         copy_run_files(ROOT / "results" / "cpu" / name, out / name)
+        as_confirm_sweep(out / name, out / "confirm" / name, seeds=(5, 6))
     for run in out.glob("*/*_seed*"):  # seeds 0-1 and 5-6 only, to keep the test short
         if not any(f"_seed{s}_" in run.name for s in (0, 1, 5, 6)):
             shutil.rmtree(run)
@@ -162,8 +186,10 @@ def rows_of(suite: Path, heading: str) -> list[dict[str, str]]:
 def test_the_confirmatory_section_uses_only_its_seeds(suite):
     import pandas as pd
 
-    g1 = pd.read_csv(suite / "g1" / "per_seed.csv").set_index("seed").acc_past_main_gain
-    assert sorted(g1.index) == [0, 1, 5, 6]
+    gains = [pd.read_csv(suite / d / "per_seed.csv").set_index("seed").acc_past_main_gain
+             for d in ("g1", "confirm/g1")]
+    assert [sorted(g.index) for g in gains] == [[0, 1], [5, 6]]  # two configs of one name
+    g1 = pd.concat(gains)
     raw = sign_flip_p(g1.loc[5:6].to_numpy())
     rows = {r["claim"]: r for r in rows_of(suite, "Confirmatory (seeds 5, 6, "
                                                   "registration-confirm.yaml of 2026-12-07)")}
@@ -245,13 +271,12 @@ def test_the_registered_k_of_the_causal_test_is_a_confirmatory_row(suite, tmp_pa
     from test_heads_causal import planted, with_token_rows
 
     from lgtransfer.analysis.report.confirm_claims import CAUSAL_FIGURE
-    from lgtransfer.runtime import rundir
 
     out = tmp_path / "cpu"
     shutil.copytree(suite, out)
-    for run in out.glob("g1/with_aux_seed*"):
+    for run in [*out.glob("g1/with_aux_seed*"), *out.glob("confirm/g1/with_aux_seed*")]:
         seed = int(run.name.split("_seed")[1].split("_")[0])
-        rows = [{"run": f"g1/{run.name}", "experiment": "g1", "seed": seed, **r}
+        rows = [{"run": run.relative_to(out).as_posix(), "experiment": "g1", "seed": seed, **r}
                 for r in with_token_rows(planted(seed, floor_k2=True))]
         rundir.append_jsonl(run / "heads.jsonl", rows)
     (out / confirm.FILE).write_text(CAUSAL + EXAMPLE.read_text().replace(

@@ -76,7 +76,13 @@ def write_suite_report(root: Path, folders: list[Path]) -> Path:
             continue
         with contextlib.suppress(NoCompleteRun):  # none there yet (a damaged file stops here)
             write_report(folder)
-    df = label_configs(collect(root))
+    df = collect(root)
+    if plan is None:
+        df = label_configs(df)
+    else:  # apart: a confirmatory run is not another config of its exploratory namesake
+        mine = governed(df, plan)
+        for part in (mine, ~mine):
+            df.loc[part, "experiment"] = label_configs(df[part]).experiment
     seeds = per_seed(df)
     done = df[df.status == "complete"]
     claims_df, claims_seeds, confirmed = df, seeds, None
