@@ -18,6 +18,7 @@ import pytest
 from lgtransfer.analysis import confirm, registration
 from lgtransfer.analysis.report import readme_summary
 from lgtransfer.analysis.signflip import sign_flip_p
+from lgtransfer.analysis.stats import spearman
 from lgtransfer.analysis.verdicts import (
     INCONCLUSIVE,
     REPRODUCES,
@@ -26,7 +27,13 @@ from lgtransfer.analysis.verdicts import (
     settle_fixed,
     transfer,
 )
-from lgtransfer.analysis.within import design_check, orderings, smallest_p, within_experiments
+from lgtransfer.analysis.within import (
+    design_check,
+    orderings,
+    smallest_p,
+    within_experiments,
+    within_rho,
+)
 from lgtransfer.cli import main
 from lgtransfer.errors import UsageError
 from lgtransfer.runtime import rundir
@@ -129,6 +136,18 @@ def test_the_across_run_test_within_experiments_ignores_differences_between_them
     same = within_experiments(x, np.r_[np.arange(6), np.arange(6), [0.0, 0.0]], exps, True, 2000)
     assert same.p < 0.01 and same.rho > 0.4  # rho pooled over the two: the primary p is not
     assert within_experiments(-x, y, exps, positive=False, draws=2000).p == pytest.approx(r.p)
+
+
+def test_the_within_experiment_rho_is_blind_to_differences_between_experiments():
+    """Two experiments, no association inside either, apart in both the metric and the gain:
+    a rho over their union is high, the registered effect (each one's rho, weighted) is 0."""
+    x = np.r_[[0.0, 1, 2, 3], [10.0, 11, 12, 13]]
+    y = np.r_[[1.0, 0, 0, 1], [5.0, 6, 6, 5]]
+    r = within_experiments(x, y, ["a"] * 4 + ["b"] * 4, positive=True, draws=2000)
+    assert spearman(x, y) > 0.6 and r.rho == pytest.approx(0.0) and r.p > 0.3
+    # weighted by runs: an experiment of 6 perfectly ordered runs and one of 3 reversed
+    x2, y2 = np.r_[np.arange(6.0), np.arange(3.0)], np.r_[np.arange(6.0), -np.arange(3.0)]
+    assert within_rho(x2, y2, np.array(["a"] * 6 + ["b"] * 3)) == pytest.approx((6 - 3) / 9)
 
 
 REGISTRATION = """registered: 2026-12-05
@@ -240,6 +259,25 @@ def test_while_every_confirmatory_claim_is_pending_the_readme_keeps_the_explorat
     assert text.endswith(f"): {n} claims registered, every one pending until its runs are in; "
                          "the exploratory rows above stand.")
     assert "\n\nConfirmatory (seeds 5, 6, registration-confirm.yaml of " in text
+
+
+def test_the_across_claim_waits_for_every_registered_experiment(suite, tmp_path):
+    """A registered experiment with no run in yet, or one of whose listed with-aux runs is
+    missing, keeps the across-run claim pending (not n/a on the runs that happen to be in)."""
+    out = tmp_path / "cpu"
+    shutil.copytree(suite, out)
+    text = (out / confirm.FILE).read_text()
+    (out / confirm.FILE).write_text(text.replace("experiments: [g1, c1]",
+                                                 "experiments: [g1, c1, g4]"))
+    assert main(["report", str(out)]) == 0
+    row = {r["claim"]: r for r in rows_of(out, "Confirmatory")}["sharing heads transfers more"]
+    assert row["verdict"] == ("pending: not all registered with-aux runs of g4 are in with head "
+                              "metrics yet"), row
+    (out / confirm.FILE).write_text(text)  # g4 unregistered again; one G1 run's heads gone
+    next(out.glob("confirm/g1/with_aux_seed5_*/heads.jsonl")).unlink()
+    assert main(["report", str(out)]) == 0
+    row = {r["claim"]: r for r in rows_of(out, "Confirmatory")}["sharing heads transfers more"]
+    assert row["verdict"].startswith("pending: not all registered with-aux runs of g1 "), row
 
 
 def test_a_malformed_confirmatory_registration_stops_lgt_report(suite, tmp_path, capsys):

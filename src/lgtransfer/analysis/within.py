@@ -3,8 +3,11 @@ heads transfer more than the other runs of its own experiment? Runs of different
 differ in their tasks as well as in their transfer, so a pooled correlation over every run can
 come from the experiments alone. The primary test shuffles the gains only among the runs of one
 experiment (`signflip.permutation_p` with strata), over the experiments whose gain varies (an
-experiment whose runs all have one gain, often exactly 0, cannot say anything within itself);
-the pooled rho is printed beside it as secondary.
+experiment whose runs all have one gain, often exactly 0, cannot say anything within itself).
+Its statistic, and the effect the claim's minimum applies to, is the mean of each such
+experiment's own Spearman rho weighted by its runs (`within_rho`): a rho over the union of the
+experiments would still carry their differences in its size. The pooled rho over every run is
+printed beside it as secondary.
 
 How small can its p be? Shuffling within experiments reaches at most the distinct orderings of
 each experiment's gains (n! / the tied groups' factorials), multiplied over experiments; the
@@ -60,7 +63,7 @@ def design_check(runs_per_experiment: Sequence[int], tied: Sequence[int], alpha:
 
 @dataclass(frozen=True)
 class WithinResult:
-    rho: float  # Spearman over the runs of the experiments whose gain varies, claim's direction
+    rho: float  # within_rho over the experiments whose gain varies, in the claim's direction
     p: float  # one-sided, gains shuffled within experiments
     p_opposite: float
     runs: int
@@ -70,6 +73,7 @@ class WithinResult:
     pooled_runs: int
     x: np.ndarray  # the runs used: the metric, in the claim's direction, and the gain
     y: np.ndarray
+    strata: np.ndarray  # and each one's experiment
 
 
 def within_experiments(x: np.ndarray, gains: np.ndarray, experiments: Sequence[str],
@@ -86,10 +90,28 @@ def within_experiments(x: np.ndarray, gains: np.ndarray, experiments: Sequence[s
     xs, ys, strata = (1 if positive else -1) * x[use], gains[use], exps[use]
     if use.sum() < 3:
         return WithinResult(math.nan, math.nan, math.nan, int(use.sum()), varies, 1.0, pooled,
-                            len(x), xs, ys)
-    p = permutation_p(xs, ys, spearman, draws=draws, seed=seed, strata=strata)
-    p_opp = permutation_p(xs, ys, spearman, greater=False, draws=draws, seed=seed,
+                            len(x), xs, ys, strata)
+    def statistic(a: np.ndarray, b: np.ndarray) -> float:
+        return within_rho(a, b, strata)
+
+    if math.isnan(statistic(xs, ys)):  # the metric constant within every such experiment
+        return WithinResult(math.nan, math.nan, math.nan, int(use.sum()), varies, 1.0, pooled,
+                            len(x), xs, ys, strata)
+    p = permutation_p(xs, ys, statistic, draws=draws, seed=seed, strata=strata)
+    p_opp = permutation_p(xs, ys, statistic, greater=False, draws=draws, seed=seed,
                           strata=strata)
     floor = smallest_p([ys[strata == e] for e in varies], draws)
-    return WithinResult(spearman(xs, ys), p, p_opp, int(use.sum()), varies, floor, pooled,
-                        len(x), xs, ys)
+    return WithinResult(statistic(xs, ys), p, p_opp, int(use.sum()), varies, floor, pooled,
+                        len(x), xs, ys, strata)
+
+
+def within_rho(x: np.ndarray, y: np.ndarray, strata: np.ndarray) -> float:
+    """The mean of each stratum's Spearman rho of x and y, weighted by its pairs (a stratum
+    where either side is constant has no rho and is left out; nan when none has one)."""
+    rhos, weights = [], []
+    for label in dict.fromkeys(strata.tolist()):
+        idx = strata == label
+        if idx.sum() >= 2 and np.ptp(x[idx]) > 0 and np.ptp(y[idx]) > 0:
+            rhos.append(spearman(x[idx], y[idx]))
+            weights.append(int(idx.sum()))
+    return float(np.average(rhos, weights=weights)) if rhos else math.nan
