@@ -17,24 +17,28 @@ from pathlib import Path
 
 import yaml
 
-from lgtransfer.analysis.metrics import LEARNED
+from lgtransfer.analysis.metrics import GENERALIZED, LEARNED
 from lgtransfer.analysis.registration import ID, CausalK, Registration, causal_k_of
 from lgtransfer.analysis.verdicts import (
     ALPHA,
+    EQUIVALENCE_MARGIN,
     FAILS,
     FLOOR,
     FLOOR_LEVEL,
     INCONCLUSIVE,
+    MIN_CORRELATION,
     MIN_TRANSFER,
     NOT_APPLICABLE,
     PENDING,
+    REACH,
     REPRODUCES,
+    TRACKING_COUNTED,
+    TRACKING_MIN_POINTS,
 )
 from lgtransfer.errors import UsageError
 
 FILE = "registration-confirm.yaml"
 STATES = [REPRODUCES, FAILS, INCONCLUSIVE, NOT_APPLICABLE, FLOOR, PENDING]
-MIN_CORRELATION = 0.1  # the smallest correlation that counts (heads_claims.MIN_RHO)
 ACROSS_DRAWS = 10_000  # within-experiment shuffles of the across-run test
 ACROSS_MIN_EXPERIMENTS = 3  # experiments whose gain varies, at least (analysis/within.py)
 # the numbers the code applies: (path in the file, the code's value)
@@ -43,9 +47,14 @@ CODE_RULES = [(("alpha",), ALPHA), (("rules", "learned", "threshold"), LEARNED),
               (("rules", "min_effect", "accuracy"), MIN_TRANSFER),
               (("rules", "min_effect", "correlation"), MIN_CORRELATION),
               (("rules", "across_runs", "draws"), ACROSS_DRAWS),
-              (("rules", "across_runs", "min_experiments"), ACROSS_MIN_EXPERIMENTS)]
+              (("rules", "across_runs", "min_experiments"), ACROSS_MIN_EXPERIMENTS),
+              (("rules", "reach"), REACH), (("rules", "generalized"), GENERALIZED),
+              (("rules", "equivalence_margin"), EQUIVALENCE_MARGIN),
+              (("rules", "tracking", "counted"), TRACKING_COUNTED),
+              (("rules", "tracking", "min_points"), TRACKING_MIN_POINTS)]
 # rules stated in words: each must be there, non-empty
 WORDED_RULES = [("rules", "learned", "counted"), ("rules", "learned", "more_than_half"),
+                ("rules", "decide"),
                 ("rules", "contrast_at_floor"), ("rules", "across_runs", "test"),
                 ("data",), ("why_tier",)]
 STATISTIC_KEYS = ("what", "lengths", "step")

@@ -142,7 +142,8 @@ def causal_k_verdict(table: pd.DataFrame, experiment: str, k: int,
     at, n = saturation(table, experiment, k)
     if saturated(table, experiment, k):
         return not_applicable(v, f"saturated at k = {k}: top-k ablation puts the main task at "
-                              f"the floor (< {FLOOR_LEVEL}) on {at} of {n} seeds")
+                              f"the floor (within {FLOOR_LEVEL} of its level with every "
+                              f"attention head ablated) on {at} of {n} seeds")
     return v
 
 

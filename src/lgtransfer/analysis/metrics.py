@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+GENERALIZED = 0.9  # max generalized length: accuracy at least this at every length up to it
 
-def max_generalized_length(curve: dict[int, float], threshold: float = 0.9) -> int:
+
+def max_generalized_length(curve: dict[int, float], threshold: float = GENERALIZED) -> int:
     """Largest L such that accuracy >= threshold at every evaluated length up to L (0 if none)."""
     best = 0
     for n in sorted(curve):

@@ -38,6 +38,12 @@ NOT_APPLICABLE, FLOOR, PENDING = "n/a", "uninformative (floor)", "pending"
 ALPHA = 0.05
 MIN_TRANSFER = 0.05  # a transfer gain counts from 5 points of accuracy past the main length
 FLOOR_LEVEL = 0.02  # both sides' mean accuracy past L_main below this: the floor
+# the other numbers the registered rules name (registration-confirm.yaml must agree: confirm.py)
+MIN_CORRELATION = 0.1  # the smallest effect on a correlation that counts
+REACH = 0.75  # "about the auxiliary length": three quarters of the way from L_main to L_aux
+EQUIVALENCE_MARGIN = 0.05  # "no transfer": the gain credibly below 5 points past L_main
+TRACKING_COUNTED = 0.9  # App. B: a head point counts once the main task reaches this in_dist
+TRACKING_MIN_POINTS = 4  # fewer counted points: no rho for that run
 
 
 def t_quantile(df: int) -> float:

@@ -19,11 +19,12 @@ import numpy as np
 import pandas as pd
 
 from lgtransfer.analysis import registration
-from lgtransfer.analysis.confirm import ACROSS_DRAWS, ACROSS_MIN_EXPERIMENTS, MIN_CORRELATION
+from lgtransfer.analysis.confirm import ACROSS_DRAWS, ACROSS_MIN_EXPERIMENTS
 from lgtransfer.analysis.report.heads_claims import ACROSS, per_run, run_gains
 from lgtransfer.analysis.verdicts import (
     ALPHA,
     INCONCLUSIVE,
+    MIN_CORRELATION,
     PENDING,
     Interval,
     Verdict,

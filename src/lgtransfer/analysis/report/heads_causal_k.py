@@ -44,7 +44,9 @@ TEXT = ("The causal test over k, at each with-aux run's last step: the k heads m
         "(several draws), on the main task at every length past L_main up to L_aux. "
         "drop = intact accuracy - accuracy under the ablation, averaged over those lengths; a "
         "seed's statistic is drop(aux heads) - drop(random heads). A k is saturated where "
-        f"top-k ablation puts the main task below {FLOOR_LEVEL} on at least half of the seeds; "
+        "top-k ablation puts the main task at the floor on at least half of the seeds (less "
+        f"than {FLOOR_LEVEL} above what it keeps with every attention head ablated: 0 in exact "
+        "match, above 0 in token accuracy); "
         "only a k that is not can show which heads matter. Figure: drop against k, each seed "
         "thin, the mean over seeds bold.")
 

@@ -39,7 +39,10 @@ from lgtransfer.analysis.report.render import Section, pyplot
 from lgtransfer.analysis.signflip import permutation_p
 from lgtransfer.analysis.stats import bootstrap_ci, spearman
 from lgtransfer.analysis.verdicts import (
+    MIN_CORRELATION,
     PENDING,
+    TRACKING_COUNTED,
+    TRACKING_MIN_POINTS,
     Interval,
     Verdict,
     contrast_at_floor,
@@ -51,9 +54,9 @@ from lgtransfer.analysis.verdicts import (
 from lgtransfer.config.schema import WITH_AUX
 from lgtransfer.runtime import rundir
 
-COUNTED = 0.9  # a point counts once the main task's in_dist accuracy reaches this
-MIN_POINTS = 4  # fewer counted points: no rho for that run
-MIN_RHO = 0.1  # the smallest effect on a correlation that counts
+COUNTED = TRACKING_COUNTED  # a point counts once the main task's in_dist accuracy reaches this
+MIN_POINTS = TRACKING_MIN_POINTS  # fewer counted points: no rho for that run
+MIN_RHO = MIN_CORRELATION  # the smallest effect on a correlation that counts
 TRACKING = ("importance_diff", "attn_diff")
 GROUPS = ("g1", "g2", "g5")
 CONTROLS = {"g1": "c1", "g4": "c2"}  # group -> the control sharing its main task and lengths

@@ -18,12 +18,12 @@ from lgtransfer.analysis.report.figures.registry import (
 )
 from lgtransfer.analysis.report.render import Section, pyplot
 from lgtransfer.analysis.results import final_curves
-from lgtransfer.analysis.verdicts import Verdict, paired_above
+from lgtransfer.analysis.verdicts import MIN_TRANSFER, Verdict, paired_above
 from lgtransfer.config.schema import WITH_AUX
 
 # Fig 14: the auxiliary task the paper found more useful on its own comes first
 MORE_RELATED_FIRST = [("no_carry", "carry_only"), ("reverse", "capitalize")]
-MIN_EFFECT = 0.05  # paired per seed: a difference counts from 5 points of accuracy
+MIN_EFFECT = MIN_TRANSFER  # paired per seed: a difference counts from 5 points of accuracy
 
 
 @figure("14", title="Single-auxiliary ablations (Fig 14)")

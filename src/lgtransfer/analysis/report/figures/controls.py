@@ -27,6 +27,7 @@ from lgtransfer.analysis.report.figures.registry import (
 )
 from lgtransfer.analysis.report.render import Section
 from lgtransfer.analysis.verdicts import (
+    EQUIVALENCE_MARGIN,
     FLOOR_LEVEL,
     MIN_TRANSFER,
     contrast_at_floor,
@@ -83,7 +84,7 @@ def related_group(df: pd.DataFrame, control: str) -> str | None:
     return next((g for g in groups if signature(g) == mine and mine), None)
 
 
-MARGIN = 0.05  # "no transfer": the gain is credibly below 5 points of accuracy past L_main
+MARGIN = EQUIVALENCE_MARGIN  # "no transfer": the gain credibly below 5 points past L_main
 TEXT = ("Gain = with-aux minus alone, per seed, in main-task accuracy on (L_main, L_aux]. No "
         "transfer is an equivalence claim: an interval that merely covers 0 is not evidence, "
         "and both sides at the floor say nothing. The contrast with the related group (the "

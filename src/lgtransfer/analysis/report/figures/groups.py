@@ -21,10 +21,8 @@ from lgtransfer.analysis.report.figures.registry import (
     seed_mean,
 )
 from lgtransfer.analysis.report.render import Section
-from lgtransfer.analysis.verdicts import MIN_TRANSFER, above, transfer
+from lgtransfer.analysis.verdicts import MIN_TRANSFER, REACH, above, transfer
 from lgtransfer.config.schema import MAIN_ONLY, SAME_EXAMPLES, WITH_AUX
-
-REACH = 0.75  # "about the auxiliary length": three quarters of the way from L_main to L_aux
 
 
 @figure("3a", "3b", "3c", "4a", "4c", "6", "7", title="Task groups (Figs 3, 4, 6, 7)")
