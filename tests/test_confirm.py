@@ -150,6 +150,40 @@ def test_the_within_experiment_rho_is_blind_to_differences_between_experiments()
     assert within_rho(x2, y2, np.array(["a"] * 6 + ["b"] * 3)) == pytest.approx((6 - 3) / 9)
 
 
+def test_the_frozen_code_is_checked_file_by_file(tmp_path):
+    """`frozen` pins the code that applies the rules: a changed or missing file is thawed until
+    a dated amendment re-freezes it; a malformed block is one line."""
+    code = tmp_path / "src" / "rules.py"
+    code.parent.mkdir()
+    code.write_text("FLOOR = 0.02\n")
+    block = f"frozen:\n  src/rules.py: {confirm.sha256_of(code)}\n  src/gone.py: {'f' * 64}\n"
+    (tmp_path / confirm.FILE).write_text(EXAMPLE.read_text() + block)
+    plan = confirm.load(tmp_path)
+    assert confirm.thawed(plan, tmp_path) == ["src/gone.py"]
+    code.write_text("FLOOR = 0.05\n")  # a rule changed after the registration
+    assert confirm.thawed(plan, tmp_path) == ["src/gone.py", "src/rules.py"]
+    amendment = ("amendments:\n  - date: 2026-12-09\n    change: the floor fixed\n"
+                 f"    frozen: {{src/rules.py: {confirm.sha256_of(code)}}}\n")
+    (tmp_path / confirm.FILE).write_text(EXAMPLE.read_text() + block + amendment)
+    assert confirm.thawed(confirm.load(tmp_path), tmp_path) == ["src/gone.py"]
+    (tmp_path / confirm.FILE).write_text(EXAMPLE.read_text() + confirm.freeze_block(ROOT))
+    plan = confirm.load(tmp_path)  # the block the module prints: every file of CODE, as is
+    assert set(plan.frozen) == set(confirm.CODE) and confirm.thawed(plan, ROOT) == []
+    (tmp_path / confirm.FILE).write_text(EXAMPLE.read_text() + "frozen: {src/rules.py: abc}\n")
+    with pytest.raises(UsageError, match="`frozen` must map each file's path to its sha256"):
+        confirm.load(tmp_path)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "results").glob(f"*/{confirm.FILE}")),
+                         ids=lambda p: p.parent.name)
+def test_no_code_a_committed_registration_froze_has_changed(path):
+    plan = confirm.load(path.parent)
+    assert set(confirm.CODE) <= set(plan.frozen), "the registration must freeze confirm.CODE"
+    assert confirm.thawed(plan, ROOT) == [], (
+        f"changed since {path} froze them; a fix is a dated amendment with a `frozen` entry "
+        "(docs/confirmatory.md)")
+
+
 REGISTRATION = """registered: 2026-12-05
 seeds:
   extended: [0, 1]

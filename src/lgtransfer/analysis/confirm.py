@@ -12,6 +12,8 @@ verdict code cannot disagree silently.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from lgtransfer.analysis.verdicts import (
 from lgtransfer.errors import UsageError
 
 FILE = "registration-confirm.yaml"
+SHA256 = re.compile(r"[0-9a-f]{64}")
 STATES = [REPRODUCES, FAILS, INCONCLUSIVE, NOT_APPLICABLE, FLOOR, PENDING]
 ACROSS_DRAWS = 10_000  # within-experiment shuffles of the across-run test
 ACROSS_MIN_EXPERIMENTS = 3  # experiments whose gain varies, at least (analysis/within.py)
@@ -58,6 +61,14 @@ WORDED_RULES = [("rules", "learned", "counted"), ("rules", "learned", "more_than
                 ("rules", "contrast_at_floor"), ("rules", "across_runs", "test"),
                 ("data",), ("why_tier",)]
 STATISTIC_KEYS = ("what", "lengths", "step")
+# the code that applies a confirmatory registration's rules, which its `frozen` block pins
+# (tests/test_confirm.py fails when one of them changes with no amendment re-freezing it):
+#     python -m lgtransfer.analysis.confirm   # prints the block for these files as they are
+CODE = tuple(f"src/lgtransfer/analysis/{name}.py" for name in (
+    "confirm", "registration", "verdicts", "signflip", "stats", "within", "metrics", "results",
+    "heads_causal", "report/suite", "report/confirm_claims", "report/across_within",
+    "report/heads_claims", "report/heads_causal_k", "report/figures/registry",
+    "report/figures/groups", "report/figures/controls", "report/figures/ablations"))
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,9 @@ class Plan:
     families: dict[str, list[Claim]]
     amendments: list[tuple[str, str]] = field(default_factory=list)  # (date, what changed)
     causal_k: CausalK | None = None  # `causal_over_k`: the k the causal test over k tests
+    # `frozen`: the code that applies the rules, path (from the repository root) -> sha256,
+    # as registered, each amendment's `frozen` entries replacing the ones they name
+    frozen: dict[str, str] = field(default_factory=dict)
 
     def follows(self) -> str:
         """What a row names as the registration it follows (with its amendments' dates)."""
@@ -157,14 +171,37 @@ def parse(raw: object, path: Path) -> Plan:
                   for s in states]
     if states != STATES:
         raise bad(f"`rules.states` must be the code's verdict states {STATES}, got {states!r}")
-    amendments = []
+    amendments, frozen = [], _frozen(raw.get("frozen"), "frozen", bad)
     for a in raw.get("amendments") or []:
         if not isinstance(a, dict) or "date" not in a or not str(a.get("change", "")).strip():
             raise bad("each amendment needs a `date` and the `change` it makes")
         amendments.append((str(a["date"]), " ".join(str(a["change"]).split())))
+        frozen.update(_frozen(a.get("frozen"), f"amendment {a['date']}: frozen", bad))
     families = _families(raw["families"], bad)
     return Plan(path, date.isoformat(), str(raw["tier"]), seeds, experiments, execution,
-                families, amendments, _causal_k(raw.get("causal_over_k"), families, bad))
+                families, amendments, _causal_k(raw.get("causal_over_k"), families, bad),
+                frozen)
+
+
+def _frozen(raw: object, where: str, bad) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and SHA256.fullmatch(v)
+            for k, v in raw.items()):
+        raise bad(f"`{where}` must map each file's path to its sha256 (64 hex digits)")
+    return dict(raw)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def thawed(plan: Plan, repo: Path) -> list[str]:
+    """The frozen files that changed since the registration (or its last amendment naming
+    them) froze them, or are gone: each one a dated amendment must name."""
+    return [name for name, digest in sorted(plan.frozen.items())
+            if not (repo / name).is_file() or sha256_of(repo / name) != digest]
 
 
 def _causal_k(raw: object, families: dict[str, list[Claim]], bad) -> CausalK | None:
@@ -223,3 +260,12 @@ def _at(raw: dict, keys: tuple[str, ...]) -> object:
             return None
         raw = raw.get(k)
     return raw
+
+
+def freeze_block(repo: Path) -> str:
+    """The `frozen:` block of CODE as the files are now, for a registration to paste."""
+    return "frozen:\n" + "".join(f"  {name}: '{sha256_of(repo / name)}'\n" for name in CODE)
+
+
+if __name__ == "__main__":
+    print(freeze_block(Path(__file__).resolve().parents[3]), end="")
