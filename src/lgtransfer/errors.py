@@ -1,4 +1,7 @@
-"""The one exception type that means "the user asked for something impossible"."""
+"""The one exception type that means "the user asked for something impossible", and the
+argument parser whose own errors are that exception."""
+
+import argparse
 
 
 class UsageError(ValueError):
@@ -10,6 +13,14 @@ class UsageError(ValueError):
 
     def __str__(self) -> str:
         return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose own errors (a missing or unknown argument) are a `UsageError`: one line
+    on stderr and exit 2, as every other bad input."""
+
+    def error(self, message: str) -> None:
+        raise UsageError(message)
 
 
 class Interrupted(Exception):

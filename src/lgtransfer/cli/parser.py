@@ -10,7 +10,7 @@ import argparse
 import textwrap
 
 import lgtransfer
-from lgtransfer.errors import UsageError
+from lgtransfer.errors import ArgumentParser
 
 # `config.schema.BUDGETS`, `executors.EXECUTORS`, `schema.TRACKERS`: written here so that
 # building the parser imports no config code; tests/test_architecture.py checks they agree
@@ -23,9 +23,7 @@ TRUST_RUN_HELP = ("import the Python task files the run names (`tasks_from`); de
                   "refused, as is LGT_TRUST_TASK_CODE unset")
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
-        raise UsageError(message)
+Parser = ArgumentParser  # argparse's own errors: one line, exit 2
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -20,12 +20,11 @@ tests/test_scaling.py checks both).
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
 
-from lgtransfer.errors import UsageError
+from lgtransfer.errors import ArgumentParser, UsageError
 from lgtransfer.runtime import rundir
 
 START, END = "<!-- summary -->", "<!-- /summary -->"
@@ -184,13 +183,8 @@ def with_block(readme: str, text: str, marks: tuple[str, str] = (START, END)) ->
     return f"{readme[:start + len(marks[0])]}\n{text}\n{readme[end:]}"
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (nothing imports lgtransfer.cli)
-        raise UsageError(message)
-
-
 def main(argv: list[str]) -> int:
-    parser = Parser(prog="python -m lgtransfer.analysis.report.readme_summary",
+    parser = ArgumentParser(prog="python -m lgtransfer.analysis.report.readme_summary",
                     description="the README's block of a tier's (or the scaling study's) claims")
     parser.add_argument("folder", type=Path, help="results/cpu, results/scaling, ...")
     parser.add_argument("--readme", type=Path, help="write the block into this file")
