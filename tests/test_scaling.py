@@ -312,3 +312,30 @@ def test_the_forecast_line_writes_a_falling_trend_with_a_minus_sign():
     line = scaling_described.forecast(runs, {"paper": 2949.0}, "g5")
     assert line.startswith("G5: reach_share = 0.250 - 0.050 x log2(compute) (n = 6;"), line
     assert "the trend does not get there" in line
+
+
+def test_over_training_reads_the_band_past_l_main_and_each_runs_best_step(tmp_path):
+    """A run that extrapolates mid-training and loses it shows its peak beside its last step;
+    lengths inside L_main and past L_aux do not count; the figure is written."""
+    rows = []
+    for step, past in [(100, 0.2), (200, 0.8), (300, 0.1)]:  # peaks at 200, ends at 0.1
+        rows += [{"group": "g5", "level": "x18", "variant": "with_aux", "seed": 0, "run": "a",
+                  "step": step, "role": "main", "train_max_length": 6, "length": n,
+                  "accuracy": acc} for n, acc in [(6, 1.0), (7, past), (8, past), (13, 0.9)]]
+        rows += [{"group": "g5", "level": "x18", "variant": "main_only", "seed": 0, "run": "b",
+                  "step": step, "role": "main", "train_max_length": 6, "length": 7,
+                  "accuracy": 0.0}]
+    rows.append({"group": "g5", "level": "x18", "variant": "with_aux", "seed": 0, "run": "a",
+                 "step": 300, "role": "aux", "train_max_length": 12, "length": 12,
+                 "accuracy": 1.0})
+    steps = scaling_described.past_main_over_steps(pd.DataFrame(rows))
+    a = steps[steps.run == "a"].set_index("step")
+    assert a.past_main.to_dict() == {100: 0.2, 200: 0.8, 300: 0.1}
+    assert a.share.tolist() == pytest.approx([1 / 3, 2 / 3, 1.0])
+    table = scaling_described.peak_table(steps, ["x1", "x4", "x18"]).set_index("variant")
+    assert table.loc["with_aux", "mean at the last step"] == pytest.approx(0.1)
+    assert table.loc["with_aux", "mean of each run's best step"] == pytest.approx(0.8)
+    assert table.loc["with_aux", "runs below 0.01 at every step"] == 0
+    assert table.loc["main_only", "runs below 0.01 at every step"] == 1
+    path = scaling_described.steps_figure(steps, ("g5",), ["x18"], tmp_path)
+    assert path.exists() and path.stat().st_size > 0

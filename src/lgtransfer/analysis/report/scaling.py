@@ -3,12 +3,12 @@ here): does the main task's reach toward L_aux grow with training compute?
 
     lgt report results/scaling   (or: python -m lgtransfer.analysis.report.scaling results/scaling)
 
-writes claims.md (+ claims.html), per_run.csv and fig_scaling.png into the study's folder.
-Level x1 is the committed cpu evidence (results/cpu/g1, g5); x4 and x18 are the study's runs,
-copied into results/scaling/<experiment>/<run>/. A run's group is the name of the experiment
-folder that lists it (its experiment.json: G1's alone runs at x1 were trained as `a1-both`, a
-shared baseline, so a run's own config name would not do), its level the model and training
-length of its config.yaml matched against the registration's levels. Torch-free.
+writes claims.md (+ claims.html), per_run.csv, fig_scaling.png and fig_scaling_steps.png into
+the study's folder. Level x1 is the committed cpu evidence (results/cpu/g1, g5); x4 and x18 are
+the study's runs, copied into results/scaling/<experiment>/<run>/. A run's group is the name of
+the experiment folder that lists it (its experiment.json: G1's alone runs at x1 were trained as
+`a1-both`, a shared baseline, so a run's own config name would not do), its level the model and
+training length of its config.yaml matched against the registration's levels. Torch-free.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ from lgtransfer.analysis.report.render import Section, render
 from lgtransfer.analysis.report.scaling_described import (
     SIDE_NONE,
     SIDE_TEXT,
+    STEPS_TEXT,
     forecast,
+    past_main_over_steps,
+    peak_table,
     scaling_figure,
     side_arm,
+    steps_figure,
 )
 from lgtransfer.analysis.report.scaling_plan import Plan, level_of, load_plan
 from lgtransfer.analysis.results import accuracy_curve, collect, final_curves, in_distribution
@@ -358,6 +362,7 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
     rundir.write_atomic(results_dir / "per_run.csv", runs.to_csv(index=False))
     settled = claims(runs, ind, plan)
     tasks, groups = side_arm(ind)
+    steps = past_main_over_steps(df[df.group.isin(GROUPS)] if len(df) else df)
     delta = ", ".join(f"{k} {v:g}" for k, v in plan.delta.items())
     sections = [
         Section("Claims", INTRO.format(delta=delta, alpha=plan.alpha, draws=TREND_DRAWS),
@@ -365,6 +370,9 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
         Section("Forecast (described, not tested)",
                 "\n\n".join(forecast(runs, plan.references, g) for g in GROUPS),
                 [scaling_figure(runs, GROUPS, plan.references, results_dir)]),
+        Section("Over training (described, not tested)", STEPS_TEXT,
+                [steps_figure(steps, GROUPS, list(plan.levels), results_dir)],
+                tables=[peak_table(steps, list(plan.levels))]),
         Section("Tier", tier_line(runs, plan, settled)),
         Section("Side arm (described, one seed)", SIDE_TEXT if len(tasks) else SIDE_NONE,
                 tables=[tasks, groups] if len(tasks) else [])]

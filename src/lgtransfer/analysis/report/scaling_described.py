@@ -3,6 +3,7 @@ results/scaling/registration.yaml): the forecast line, the side arm's table and 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,7 @@ def forecast(runs: pd.DataFrame, references: dict[str, float], group: str) -> st
     sel = runs[(runs.group == group) & (runs.variant == "with_aux")] if len(runs) else runs
     if len(sel) == 0 or sel.level.nunique() < 2:
         return f"{group.upper()}: no line yet (with-aux runs at two levels at least are needed)."
-    x = np.log2(sel.compute.to_numpy(dtype=float))
-    y = sel.reach_share.to_numpy(dtype=float)
+    x, y = np.log2(sel.compute.to_numpy(dtype=float)), sel.reach_share.to_numpy(dtype=float)
     slope, intercept = np.polyfit(x, y, 1)
     lo, hi = np.percentile(bootstrap_slopes(x, y, sel.level.to_numpy()), [2.5, 97.5])
     sign = "-" if slope < 0 else "+"
@@ -79,7 +79,8 @@ SIDE_NONE = ("No side-arm run is in yet (registered: seed 0 with aux of G3, G6, 
 def scaling_figure(runs: pd.DataFrame, groups: tuple[str, ...], references: dict[str, float],
                    out: Path) -> Path:
     """reach_share (top) and gain (bottom) against compute, G1 and G5 side by side: every seed
-    a dot (jittered along x), the level means a line; the paper and the H100 pilot marked."""
+    a dot (jittered along x), the level means a line, reach's forecast line carried on to the
+    paper's compute; the paper and the H100 pilot marked."""
     plt = pyplot()
     fig, axes = plt.subplots(2, len(groups), figsize=(11, 7.5), sharex=True)
     rng = np.random.default_rng(0)
@@ -92,6 +93,12 @@ def scaling_figure(runs: pd.DataFrame, groups: tuple[str, ...], references: dict
                 ax.scatter(sel.compute * jitter, sel[stat], s=16, alpha=0.6, label="one seed")
                 means = sel.groupby("compute")[stat].mean()
                 ax.plot(means.index, means.to_numpy(), "-o", color="black", label="level mean")
+                if stat == "reach_share" and sel.compute.nunique() > 1:  # the forecast line
+                    slope, intercept = np.polyfit(np.log2(sel.compute.astype(float)),
+                                                  sel.reach_share.astype(float), 1)
+                    c = np.geomspace(1, 6000, 50)
+                    ax.plot(c, intercept + slope * np.log2(c), ":", color="grey",
+                            label="least-squares line (forecast)")
             for (name, c), colour in zip(references.items(), ("tab:red", "tab:purple"),
                                          strict=False):
                 ax.axvline(c, color=colour, ls="--", lw=1)
@@ -106,9 +113,73 @@ def scaling_figure(runs: pd.DataFrame, groups: tuple[str, ...], references: dict
             ax.set_title(f"{group.upper()}: {stat}", fontsize=10)
             if row == 1:
                 ax.set_xlabel("training compute (x the cpu budget)")
-    axes[0, 0].legend(fontsize=7, loc="center right")
-    fig.tight_layout()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="upper center", ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = out / "fig_scaling.png"
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def past_main_over_steps(df: pd.DataFrame) -> pd.DataFrame:
+    """Per run and evaluation step: the main task's mean exact match over (L_main, L_aux], with
+    the step as a share of the run's last step (levels train for different numbers of steps)."""
+    cols = ["group", "level", "variant", "seed", "run", "step", "share", "past_main"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    l_aux = df[df.role == "aux"].groupby("group").train_max_length.max()
+    main = df[df.role == "main"]
+    band = main[(main.length > main.train_max_length) & (main.length <= main.group.map(l_aux))]
+    out = band.groupby(["group", "level", "variant", "seed", "run", "step"],
+                       as_index=False).accuracy.mean().rename(columns={"accuracy": "past_main"})
+    out["share"] = out.step / out.groupby("run").step.transform("max")
+    return out[cols]
+
+
+def peak_table(steps: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """Per group, level and variant: the seeds' mean accuracy past L_main at the last step
+    beside the mean of each seed's best step -- a main task that extrapolated mid-training and
+    then lost it shows here, one that never did shows 0 in both."""
+    if steps.empty:
+        return pd.DataFrame()
+    steps = steps.sort_values(["group", "level", "variant", "run", "step"], key=lambda c: c.map(
+        levels.index) if c.name == "level" else c)
+    per_run = steps.groupby(["group", "level", "variant", "run"], sort=False).agg(
+        last=("past_main", "last"), peak=("past_main", "max")).reset_index()
+    table = per_run.groupby(["group", "level", "variant"], sort=False).agg(
+        runs=("run", "size"), last=("last", "mean"), peak=("peak", "mean"),
+        never=("peak", lambda s: int((s < 0.01).sum()))).reset_index()
+    return table.rename(columns={
+        "last": "mean at the last step", "peak": "mean of each run's best step",
+        "never": "runs below 0.01 at every step"}).round(3)
+
+
+STEPS_TEXT = ("The main task's mean exact match past L_main (lengths L_main + 1 to L_aux) at "
+              "every evaluation step of each run, against the share of the run's training "
+              "done; with aux in colour, alone in grey.")
+
+
+def steps_figure(steps: pd.DataFrame, groups: tuple[str, ...], levels: list[str],
+                 out: Path) -> Path:
+    """Accuracy past L_main over training, a panel per group (rows) and level (columns)."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(groups), len(levels), figsize=(11, 3.2 * len(groups)),
+                             sharex=True, sharey=True, squeeze=False)
+    for (r, group), (c, level) in itertools.product(enumerate(groups), enumerate(levels)):
+        ax = axes[r, c]
+        sel = steps[(steps.group == group) & (steps.level == level)]
+        for (variant, _), one in sel.groupby(["variant", "run"], sort=False):
+            alone = variant != "with_aux"
+            ax.plot(one.share, one.past_main, "-o", ms=2, lw=0.8, alpha=0.5 if alone else 0.8,
+                    color="grey" if alone else None)
+        ax.set_title(f"{group.upper()} {level}", fontsize=10)
+        ax.set_ylim(-0.03, 1.03)
+        if r == len(groups) - 1:
+            ax.set_xlabel("share of training done")
+        if c == 0:
+            ax.set_ylabel("exact match past L_main")
+    fig.tight_layout()
+    path = out / "fig_scaling_steps.png"
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
