@@ -339,3 +339,48 @@ def test_over_training_reads_the_band_past_l_main_and_each_runs_best_step(tmp_pa
     assert table.loc["main_only", "runs below 0.01 at every step"] == 1
     path = scaling_described.steps_figure(steps, ("g5",), ["x18"], tmp_path)
     assert path.exists() and path.stat().st_size > 0
+
+
+def test_an_inconclusive_claim_waits_while_a_claim_of_its_family_is_pending(tmp_path, quick):
+    """Holm counts a pending claim with p = 1; its own p can only lower the others' adjusted p,
+    so a settled yes / no stands, but an inconclusive one may still turn: it reads pending."""
+    def reach(group, level, seed):  # G1 wobbles without a trend; G5 flat
+        return {"x1": seed % 2, "x4": 1, "x18": [0, 1, 2, 0, 1][seed % 5]}[level] if (
+            group == "g1") else 1
+
+    def extra(group, level, seed):
+        return 0.5 + 0.01 * seed if group == "g5" else 0.0
+
+    full = verdicts(make_study(tmp_path / "full", reach, extra=extra))
+    g1_waits = verdicts(make_study(tmp_path / "a", reach, extra=extra,
+                                   skip={("g1", "x18", "main_only", 2)}))
+    g5_waits = make_study(tmp_path / "b", reach, extra=extra, skip={("g5", "x4", "with_aux", 1)})
+    assert full["g1 reach_share"] == full["g1 gain"] == "inconclusive"
+    assert full["g5 reach_share"] == g1_waits["g5 reach_share"] == "no (does not grow by 0.1)"
+    assert full["g5 gain"] == g1_waits["g5 gain"] == "no (does not grow by 0.05)"
+    assert g1_waits["g1 reach_share"] == g1_waits["g1 gain"] == "pending"
+    assert set(verdicts(g5_waits).values()) == {"pending"}
+    settled = scaling.claims(*_tables(g5_waits))
+    assert settled[0].note == ("inconclusive so far; final once G5 reach_share, G5 gain are in "
+                               "(Holm over the family counts a pending claim with p = 1)")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_holms_adjusted_p_never_rises_when_a_raw_p_falls(seed):
+    """Why a yes / no settled beside a pending claim (entered at p = 1) is final."""
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(0, 0.2, 4)
+    lowered = raw.copy()
+    lowered[0] = rng.uniform(0, raw[0])
+    assert np.all(np.array(holm(list(lowered))) <= np.array(holm(list(raw))) + 1e-12)
+
+
+def test_the_forecast_line_says_where_a_rising_trend_reaches_half_way_and_l_aux():
+    runs = pd.DataFrame({"group": "g1", "variant": "with_aux", "level": ["x1"] * 3 + ["x18"] * 3,
+                         "compute": [1.0] * 3 + [16.0] * 3, "reach_share": [0.1] * 3 + [0.3] * 3})
+    line = scaling_described.forecast(runs, {"paper": 2949.0}, "g1")
+    assert line.endswith("0.5 at compute 256, 1.0 (L_aux) at 2.62e+05 (beside the paper "
+                         "2949)."), line
+    runs["reach_share"] = [0.1] * 3 + [0.1 + 1e-4] * 3  # rising, but out of any budget
+    line = scaling_described.forecast(runs, {"paper": 2949.0}, "g1")
+    assert "0.5 at compute above 1e+15, 1.0 (L_aux) at above 1e+15" in line, line

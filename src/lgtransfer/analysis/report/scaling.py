@@ -198,9 +198,17 @@ def claims(runs: pd.DataFrame, ind: pd.DataFrame, plan: Plan) -> list[Claim]:
         raw = [getattr(c, attr) if c.outcome == INCONCLUSIVE else 1.0 for c in out]
         for c, p in zip(out, holm(raw), strict=True):
             setattr(c, f"{attr}_adj", p)
+    waiting = [f"{c.group.upper()} {c.statistic}" for c in out if c.outcome == PENDING]
     for c in out:
         if c.outcome == INCONCLUSIVE:
             c.outcome = decide(c, plan)
+        # Holm's adjusted p only falls as a pending claim's p = 1 gives way to its own (it is
+        # monotone in every raw p), so yes and no are final now; inconclusive is not yet
+        if c.outcome == INCONCLUSIVE and waiting:
+            c.outcome = PENDING
+            c.note = (f"inconclusive so far; final once {', '.join(waiting)} "
+                      f"{'is' if len(waiting) == 1 else 'are'} in (Holm over the family counts "
+                      "a pending claim with p = 1)")
     return out
 
 

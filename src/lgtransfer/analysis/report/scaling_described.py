@@ -32,9 +32,13 @@ def forecast(runs: pd.DataFrame, references: dict[str, float], group: str) -> st
     refs = ", ".join(f"{_name(k)} {v:g}" for k, v in references.items())
     if slope <= 0 or lo <= 0 <= hi:
         return f"{head}: the trend does not get there ({refs})."
-    at = {t: 2 ** ((t - intercept) / slope) for t in (0.5, 1.0)}
-    return (f"{head}: 0.5 at compute {at[0.5]:.3g}, 1.0 (L_aux) at {at[1.0]:.3g} "
-            f"(beside the {refs}).")
+    at = {t: _compute_at((t - intercept) / slope) for t in (0.5, 1.0)}
+    return f"{head}: 0.5 at compute {at[0.5]}, 1.0 (L_aux) at {at[1.0]} (beside the {refs})."
+
+
+def _compute_at(log2_compute: float) -> str:
+    """2 ** log2_compute, or "above 1e+15" where a near-flat line puts it out of any budget."""
+    return "above 1e+15" if log2_compute > 50 else f"{2 ** log2_compute:.3g}"
 
 
 def _name(reference: str) -> str:
