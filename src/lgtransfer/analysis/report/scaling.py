@@ -311,8 +311,10 @@ def tier_line(runs: pd.DataFrame, plan: Plan, settled: list[Claim]) -> str:
             f"{plan.rule(set(runs.level) if len(runs) else set(), 'tier')}.")
     if found:
         return "cpu-long is warranted: " + "; ".join(found) + "." + note
-    return ("No level warrants cpu-long yet: reach_share >= 0.5 on at least "
-            f"{TIER_SEEDS} of seeds {_span(seeds)} at none (" + (", ".join(best) or "no run")
+    waiting = any(missing_runs(runs[runs.group == g] if len(runs) else runs, plan)
+                  for g in GROUPS)  # a level still to complete could yet make it
+    return (f"No level warrants cpu-long{' yet' if waiting else ''}: reach_share >= 0.5 on at "
+            f"least {TIER_SEEDS} of seeds {_span(seeds)} at none (" + (", ".join(best) or "no run")
             + f"). The trend: {trend}." + note)
 
 
