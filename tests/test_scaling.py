@@ -165,7 +165,9 @@ def test_flat_data_is_no(tmp_path, quick):
     study = make_study(tmp_path, lambda *a: 1, extra=lambda g, lv, s: 0.5 + 0.01 * s)
     assert set(verdicts(study).values()) == {"no (does not grow by 0.1)",
                                              "no (does not grow by 0.05)"}
-    assert "the trend does not get there" in (study / "claims.md").read_text()
+    text = (study / "claims.md").read_text()
+    assert "the trend does not get there" in text
+    assert "No level warrants cpu-long: reach_share >= 0.5" in text  # every run in: no "yet"
 
 
 def test_a_level_that_did_not_learn_is_na_and_holm_still_counts_it(tmp_path, quick):
@@ -192,6 +194,7 @@ def test_missing_runs_are_pending_and_the_files_are_still_written(tmp_path, quic
     assert [c.outcome for c in settled] == ["no (does not grow by 0.1)", "pending",
                                             "no (does not grow by 0.05)", "pending"]
     assert settled[1].note == "x4 alone 2, x18 with aux 4 still to come"
+    assert "No level warrants cpu-long yet:" in (study / "claims.md").read_text()
     assert {p.name for p in study.iterdir()} >= {"claims.md", "per_run.csv", "fig_scaling.png"}
 
 
