@@ -194,8 +194,28 @@ def test_missing_runs_are_pending_and_the_files_are_still_written(tmp_path, quic
     assert [c.outcome for c in settled] == ["no (does not grow by 0.1)", "pending",
                                             "no (does not grow by 0.05)", "pending"]
     assert settled[1].note == "x4 alone 2, x18 with aux 4 still to come"
-    assert "No level warrants cpu-long yet:" in (study / "claims.md").read_text()
+    assert "No level warrants cpu-long:" in (study / "claims.md").read_text()  # 1 of 5 can't
     assert {p.name for p in study.iterdir()} >= {"claims.md", "per_run.csv", "fig_scaling.png"}
+
+
+@pytest.mark.parametrize("x18_reach, missing, says", [
+    ([0.5, 0.5, 0.0], 2, "No level warrants cpu-long yet:"),  # 2 hits + 2 to come could
+    ([0.5, 0.0, 0.0], 2, "No level warrants cpu-long yet:"),  # 1 + 2
+    ([0.0, 0.0, 0.0], 2, "No level warrants cpu-long:"),  # 0 + 2 cannot reach 3
+    ([0.5, 0.5, 0.0, 0.0, 0.0], 0, "No level warrants cpu-long:"),
+    ([0.5, 0.5, 0.5, 0.0, 0.0], 0, "cpu-long is warranted: G5 at x18"),
+])
+def test_the_tier_says_yet_only_while_missing_seeds_could_still_make_a_level(x18_reach, missing,
+                                                                              says):
+    plan = scaling_plan.load_plan(STUDY)
+    rows = [{"group": g, "level": lv, "variant": "with_aux", "seed": seed, "reach_share": 0.0,
+             "train_seconds": 3000.0} for g in ("g1", "g5") for lv in ("x1", "x4", "x18")
+            for seed in range(5)]
+    runs = pd.DataFrame([r for r in rows if not (r["group"] == "g5" and r["level"] == "x18")] + [
+        {"group": "g5", "level": "x18", "variant": "with_aux", "seed": seed, "reach_share": v,
+         "train_seconds": 3000.0} for seed, v in enumerate(x18_reach)])
+    assert 5 - len(x18_reach) == missing
+    assert scaling.tier_line(runs, plan, []).startswith(says)
 
 
 def test_every_run_at_the_floor_is_uninformative(tmp_path, quick):

@@ -291,14 +291,16 @@ def in_dist_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def tier_line(runs: pd.DataFrame, plan: Plan, settled: list[Claim]) -> str:
     """Whether a level warrants the cpu-long budget (the registration's tier rule)."""
-    seeds, found, best = plan.seeds[WITH_AUX], [], []
+    seeds, found, best, open_ = plan.seeds[WITH_AUX], [], [], False
     for group in GROUPS:
         for level in plan.levels:
             sel = runs[(runs.group == group) & (runs.level == level) & (runs.variant == WITH_AUX)
                        & runs.seed.isin(seeds)] if len(runs) else runs
+            hits = int((sel.reach_share >= 0.5).sum()) if len(sel) else 0
+            open_ |= hits < TIER_SEEDS <= hits + len(seeds) - len(sel)  # its missing seeds could
             if len(sel) == 0:
                 continue
-            hits, hours = int((sel.reach_share >= 0.5).sum()), sel.train_seconds.max() / 3600
+            hours = sel.train_seconds.max() / 3600
             best.append(f"{group.upper()} {level} {hits} of {len(sel)}")
             timed = not sel.train_seconds.isna().any()  # a run without a time: not shown fast
             if hits >= TIER_SEEDS and timed and hours <= TIER_SECONDS / 3600:
@@ -311,9 +313,7 @@ def tier_line(runs: pd.DataFrame, plan: Plan, settled: list[Claim]) -> str:
             f"{plan.rule(set(runs.level) if len(runs) else set(), 'tier')}.")
     if found:
         return "cpu-long is warranted: " + "; ".join(found) + "." + note
-    waiting = any(missing_runs(runs[runs.group == g] if len(runs) else runs, plan)
-                  for g in GROUPS)  # a level still to complete could yet make it
-    return (f"No level warrants cpu-long{' yet' if waiting else ''}: reach_share >= 0.5 on at "
+    return (f"No level warrants cpu-long{' yet' if open_ else ''}: reach_share >= 0.5 on at "
             f"least {TIER_SEEDS} of seeds {_span(seeds)} at none (" + (", ".join(best) or "no run")
             + f"). The trend: {trend}." + note)
 
