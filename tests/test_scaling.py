@@ -408,6 +408,8 @@ def test_the_forecast_line_says_where_a_rising_trend_reaches_half_way_and_l_aux(
     line = scaling_described.forecast(runs, {"paper": 2949.0}, "g1")
     assert line.endswith("0.5 at compute 256, 1.0 (L_aux) at 2.62e+05 (beside the paper "
                          "2949)."), line
+    short = scaling_described.fit_line(runs, "g1").per_doubling()  # the README's form
+    assert short == "G1 +0.050 [0.050, 0.050], L_aux at compute 2.62e+05", short
     runs["reach_share"] = [0.1] * 3 + [0.1 + 1e-4] * 3  # rising, but out of any budget
     line = scaling_described.forecast(runs, {"paper": 2949.0}, "g1")
     assert "0.5 at compute above 1e+15, 1.0 (L_aux) at above 1e+15" in line, line

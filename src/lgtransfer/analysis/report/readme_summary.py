@@ -160,7 +160,7 @@ def scaling(folder: Path, link: str, forecast: bool = False) -> str:
     tier = re.search(r"## Tier\n\n(.*?)\n", text)  # its first sentence, no parentheses
     tier = re.match(r"(.*?)\.(?: |$)", re.sub(r" \([^()]*\)", "", tier.group(1))) if tier else None
     lines = re.search(r"## Forecast[^\n]*\n\n(.*?)\n\n!\[", text, re.S)
-    slopes = [_slope(m) for m in FORECAST.finditer(lines.group(1))] if lines else []
+    slopes = _per_doubling(folder, [r["claim"].split()[0].lower() for r in rows])
     return (f"Scaling study ([claims.md]({link}/claims.md)), mean reach share with aux at "
             f"{' / '.join(levels)} the `cpu` compute: {'; '.join(reach)}. Verdicts: "
             f"{', '.join(verdicts)}. {tier.group(1) if tier else 'Tier: not decided'}."
@@ -169,19 +169,17 @@ def scaling(folder: Path, link: str, forecast: bool = False) -> str:
                f"interval): {'; '.join(slopes)}." if slopes else ""))
 
 
-# "G1: reach_share = 0.092 + 0.006 x log2(compute) (n = 17; slope 95 % bootstrap interval
-# [-0.010, 0.022]): the trend does not get there (...)." or "...: 0.5 at compute 256, 1.0 (L_aux)
-# at 2.62e+05 (beside ...)."
-FORECAST = re.compile(r"(G\d+): reach_share = \S+ ([+-]) (\S+) x log2\(compute\) \(n = \d+; "
-                      r"slope 95 % bootstrap interval \[(\S+), (\S+)\]\): (.*?) \(")
+def _per_doubling(folder: Path, groups: list[str]) -> list[str]:
+    """Each group's forecast slope in the README's short form, from the study's per_run.csv
+    (the numbers claims.md's forecast lines were written from)."""
+    import pandas as pd
 
+    from lgtransfer.analysis.report.scaling_described import fit_line
 
-def _slope(m: re.Match[str]) -> str:
-    group, sign, slope, lo, hi, then = m.groups()
-    at = re.search(r"1\.0 \(L_aux\) at (\S+) \(", m.string[m.start():].split("\n")[0])
-    where = (f"L_aux at compute {at.group(1)}" if at and "does not get there" not in then
-             else "does not get to L_aux")
-    return f"{group} {sign}{slope} [{lo}, {hi}], {where}"
+    path = folder / "per_run.csv"
+    runs = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    lines = [fit_line(runs, g) for g in dict.fromkeys(groups)]
+    return [line.per_doubling() for line in lines if line is not None]
 
 
 def markers(folder: Path) -> tuple[str, str]:

@@ -4,6 +4,7 @@ results/scaling/registration.yaml): the forecast line, the side arm's table and 
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,29 +17,61 @@ SIDE_ARM = ("g3", "g6", "g7", "g2-signed")
 BOOTSTRAP_DRAWS = 10_000
 
 
-def forecast(runs: pd.DataFrame, references: dict[str, float], group: str) -> str:
-    """The least-squares line of reach_share on log2(compute) over the group's with-aux runs,
-    its slope's bootstrap interval (seeds resampled within levels) and where it reaches 0.5
-    and 1.0 (L_aux): described, not tested."""
+@dataclass(frozen=True)
+class Line:
+    """The least-squares line of reach_share on log2(compute) over a group's with-aux runs, and
+    its slope's 95 % bootstrap interval (seeds resampled within levels)."""
+
+    group: str
+    n: int
+    intercept: float
+    slope: float
+    lo: float
+    hi: float
+
+    def gets_there(self) -> bool:
+        """Rising, with an interval clear of 0: only then is where it crosses 0.5 and 1.0 said."""
+        return self.slope > 0 and not self.lo <= 0 <= self.hi
+
+    def compute_at(self, share: float) -> str:
+        """The compute at which the line reaches `share`, or "above 1e+15" where a near-flat
+        line puts it out of any budget."""
+        log2_compute = (share - self.intercept) / self.slope
+        return "above 1e+15" if log2_compute > 50 else f"{2 ** log2_compute:.3g}"
+
+    def per_doubling(self) -> str:
+        """The README's short form: 'G1 +0.009 [-0.013, 0.034], does not get to L_aux'."""
+        where = (f"L_aux at compute {self.compute_at(1.0)}" if self.gets_there()
+                 else "does not get to L_aux")
+        return f"{self.group.upper()} {self.slope:+.3f} [{self.lo:.3f}, {self.hi:.3f}], {where}"
+
+
+def fit_line(runs: pd.DataFrame, group: str) -> Line | None:
+    """The group's Line, or None before it has with-aux runs at two levels."""
     sel = runs[(runs.group == group) & (runs.variant == "with_aux")] if len(runs) else runs
     if len(sel) == 0 or sel.level.nunique() < 2:
-        return f"{group.upper()}: no line yet (with-aux runs at two levels at least are needed)."
+        return None
     x, y = np.log2(sel.compute.to_numpy(dtype=float)), sel.reach_share.to_numpy(dtype=float)
     slope, intercept = np.polyfit(x, y, 1)
     lo, hi = np.percentile(bootstrap_slopes(x, y, sel.level.to_numpy()), [2.5, 97.5])
-    sign = "-" if slope < 0 else "+"
-    head = (f"{group.upper()}: reach_share = {intercept:.3f} {sign} {abs(slope):.3f} x "
-            f"log2(compute) (n = {len(sel)}; slope 95 % bootstrap interval [{lo:.3f}, {hi:.3f}])")
+    return Line(group, len(sel), float(intercept), float(slope), float(lo), float(hi))
+
+
+def forecast(runs: pd.DataFrame, references: dict[str, float], group: str) -> str:
+    """The group's Line in words and where it reaches 0.5 and 1.0 (L_aux): described, not
+    tested."""
+    line = fit_line(runs, group)
+    if line is None:
+        return f"{group.upper()}: no line yet (with-aux runs at two levels at least are needed)."
+    sign = "-" if line.slope < 0 else "+"
+    head = (f"{group.upper()}: reach_share = {line.intercept:.3f} {sign} {abs(line.slope):.3f} x "
+            f"log2(compute) (n = {line.n}; slope 95 % bootstrap interval "
+            f"[{line.lo:.3f}, {line.hi:.3f}])")
     refs = ", ".join(f"{_name(k)} {v:g}" for k, v in references.items())
-    if slope <= 0 or lo <= 0 <= hi:
+    if not line.gets_there():
         return f"{head}: the trend does not get there ({refs})."
-    at = {t: _compute_at((t - intercept) / slope) for t in (0.5, 1.0)}
-    return f"{head}: 0.5 at compute {at[0.5]}, 1.0 (L_aux) at {at[1.0]} (beside the {refs})."
-
-
-def _compute_at(log2_compute: float) -> str:
-    """2 ** log2_compute, or "above 1e+15" where a near-flat line puts it out of any budget."""
-    return "above 1e+15" if log2_compute > 50 else f"{2 ** log2_compute:.3g}"
+    return (f"{head}: 0.5 at compute {line.compute_at(0.5)}, 1.0 (L_aux) at "
+            f"{line.compute_at(1.0)} (beside the {refs}).")
 
 
 def _name(reference: str) -> str:
@@ -97,11 +130,10 @@ def scaling_figure(runs: pd.DataFrame, groups: tuple[str, ...], references: dict
                 ax.scatter(sel.compute * jitter, sel[stat], s=16, alpha=0.6, label="one seed")
                 means = sel.groupby("compute")[stat].mean()
                 ax.plot(means.index, means.to_numpy(), "-o", color="black", label="level mean")
-                if stat == "reach_share" and sel.compute.nunique() > 1:  # the forecast line
-                    slope, intercept = np.polyfit(np.log2(sel.compute.astype(float)),
-                                                  sel.reach_share.astype(float), 1)
+                line = fit_line(sel, group) if stat == "reach_share" else None
+                if line is not None:  # the forecast line
                     c = np.geomspace(1, 6000, 50)
-                    ax.plot(c, intercept + slope * np.log2(c), ":", color="grey",
+                    ax.plot(c, line.intercept + line.slope * np.log2(c), ":", color="grey",
                             label="least-squares line (forecast)")
             for (name, c), colour in zip(references.items(), ("tab:red", "tab:purple"),
                                          strict=False):
