@@ -308,7 +308,9 @@ def test_the_readmes_scaling_paragraph_is_the_one_generated_from_the_study(tmp_p
     assert want.endswith("; G5 -0.015 [-0.044, 0.006], does not get to L_aux."), want
     assert "\n\nG1: reach_share =" in in_docs
     copy = tmp_path / "README.md"
-    copy.write_text(readme.replace(want, want.replace("pending", "yes (grows)")))
+    drifted = want.replace("Verdicts: ", "Verdicts: G1 reach_share yes (grows), ", 1)
+    assert drifted != want
+    copy.write_text(readme.replace(want, drifted))
     assert readme_summary.main(["results/scaling", "--readme", str(copy), "--check"]) == 1
     assert readme_summary.main(["results/scaling", "--readme", str(copy)]) == 0
     assert copy.read_text() == readme  # written back into its own block, the rest untouched
