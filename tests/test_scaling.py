@@ -260,14 +260,13 @@ def test_the_committed_study_tables_regenerate(tmp_path):
         assert (fresh / name).read_text() == (STUDY / name).read_text(), name
 
 
-def test_the_side_arms_presets_train_at_their_levels_model_and_schedule():
-    """scaling-x18-side repeats scaling-x18's settings (a sweep has no base): its runs must be
-    level x18's, as scaling-x4's side arm is x4's, or the report would not place them."""
+def test_the_studys_presets_train_at_their_levels_model_and_schedule():
+    """Every run of scaling-x4 (the side arm's included) is level x4's and every run of
+    scaling-x18 is x18's, or the report would not place them."""
     from lgtransfer.config import expand, load_experiments
 
     plan = scaling_plan.load_plan(STUDY)
-    for preset, level in (("scaling-x4", "x4"), ("scaling-x18", "x18"),
-                          ("scaling-x18-side", "x18")):
+    for preset, level in (("scaling-x4", "x4"), ("scaling-x18", "x18")):
         for entry in load_experiments([preset]):
             for run in expand(entry.config):
                 assert scaling_plan.level_of(run.resolved(), plan) == level, (preset, run)
@@ -415,3 +414,18 @@ def test_the_forecast_line_says_where_a_rising_trend_reaches_half_way_and_l_aux(
     runs["reach_share"] = [0.1] * 3 + [0.1 + 1e-4] * 3  # rising, but out of any budget
     line = scaling_described.forecast(runs, {"paper": 2949.0}, "g1")
     assert "0.5 at compute above 1e+15, 1.0 (L_aux) at above 1e+15" in line, line
+
+
+def test_the_side_arm_says_where_each_group_learns_and_whether_an_x18_run_is_due():
+    def groups(rows):
+        return pd.DataFrame(rows, columns=["group", "level", "every task learned"])
+
+    all_x4 = groups([(g, "x4", "yes") for g in ("g3", "g6", "g7", "g2-signed")])
+    assert scaling_described.side_arm_outcome(all_x4) == (
+        "Learned its range (every task): g3, g6, g7, g2-signed at x4. No x18 side-arm run is "
+        "due: the registration runs one only for a group with a task below 0.95 at x4.")
+    mixed = groups([("g7", "x18", "yes"), ("g7", "x4", "no"), ("g3", "x4", "yes"),
+                    ("g6", "x4", "no")])  # g7 learns at x18 only; g6 not at all; g2-signed no run
+    assert scaling_described.side_arm_outcome(mixed) == (
+        "Learned its range (every task): g3 at x4; g7 at x18. Below 0.95 at every level run: "
+        "g6. No run yet: g2-signed.")

@@ -34,6 +34,7 @@ from lgtransfer.analysis.report.scaling_described import (
     peak_table,
     scaling_figure,
     side_arm,
+    side_arm_outcome,
     steps_figure,
 )
 from lgtransfer.analysis.report.scaling_plan import Plan, level_of, load_plan
@@ -384,7 +385,8 @@ def write_scaling(results_dir: Path = Path("results/scaling"),
                 [steps_figure(steps, GROUPS, list(plan.levels), results_dir)],
                 tables=[peak_table(steps, list(plan.levels))]),
         Section("Tier", tier_line(runs, plan, settled)),
-        Section("Side arm (described, one seed)", SIDE_TEXT if len(tasks) else SIDE_NONE,
+        Section("Side arm (described, one seed)",
+                f"{SIDE_TEXT} {side_arm_outcome(groups)}" if len(tasks) else SIDE_NONE,
                 tables=[tasks, groups] if len(tasks) else [])]
     return render("Scaling study", sections, results_dir, stem="claims")
 

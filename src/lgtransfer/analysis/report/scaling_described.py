@@ -109,6 +109,26 @@ def side_arm(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 SIDE_TEXT = (f"Does each task of G3, G6, G7 and g2-signed learn its own range (mean exact "
              f"match over its training lengths at the last step >= {LEARNED})? A group learns "
              "when all its tasks do.")
+def side_arm_outcome(groups: pd.DataFrame) -> str:
+    """The side arm's answer in a sentence: the first level at which each group learns, the
+    groups that have not (yet), and whether an x18 run is due (the registration runs one only
+    for a group with a task below the threshold at x4)."""
+    ordered = groups.sort_values("level", key=lambda lv: lv.str[1:].astype(float), kind="stable")
+    learned = ordered[ordered["every task learned"] == "yes"]
+    yes = learned.groupby("group", sort=False)["level"].first()
+    found = [f"{', '.join(yes[yes == level].index)} at {level}" for level in dict.fromkeys(yes)]
+    tried = set(groups.group)
+    below = [g for g in SIDE_ARM if g in tried and g not in yes.index]
+    no_run = [g for g in SIDE_ARM if g not in tried]
+    text = [f"Learned its range (every task): {'; '.join(found)}." if found else "",
+            f"Below {LEARNED} at every level run: {', '.join(below)}." if below else "",
+            f"No run yet: {', '.join(no_run)}." if no_run else ""]
+    if not below and not no_run:
+        text.append(f"No x18 side-arm run is due: the registration runs one only for a group "
+                    f"with a task below {LEARNED} at x4.")
+    return " ".join(t for t in text if t)
+
+
 SIDE_NONE = ("No side-arm run is in yet (registered: seed 0 with aux of G3, G6, G7 and "
              "g2-signed at x4).")
 
