@@ -425,7 +425,11 @@ def test_the_side_arm_says_where_each_group_learns_and_whether_an_x18_run_is_due
         "Learned its range (every task): g3, g6, g7, g2-signed at x4. No x18 side-arm run is "
         "due: the registration runs one only for a group with a task below 0.95 at x4.")
     mixed = groups([("g7", "x18", "yes"), ("g7", "x4", "no"), ("g3", "x4", "yes"),
-                    ("g6", "x4", "no")])  # g7 learns at x18 only; g6 not at all; g2-signed no run
+                    ("g6", "x4", "no")])  # g7 learns at x18 only; g6 not at x4; g2-signed no run
     assert scaling_described.side_arm_outcome(mixed) == (
         "Learned its range (every task): g3 at x4; g7 at x18. Below 0.95 at every level run: "
-        "g6. No run yet: g2-signed.")
+        "g6. No run yet: g2-signed. Due an x18 run (a task below 0.95 at x4): g6.")
+    ran = groups([(g, "x4", "yes") for g in ("g3", "g6", "g2-signed")]
+                 + [("g7", "x4", "no"), ("g7", "x18", "yes")])  # g7's x18 run was due and ran
+    assert scaling_described.side_arm_outcome(ran) == (
+        "Learned its range (every task): g3, g6, g2-signed at x4; g7 at x18.")

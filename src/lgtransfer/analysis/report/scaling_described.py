@@ -109,21 +109,28 @@ def side_arm(ind: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 SIDE_TEXT = (f"Does each task of G3, G6, G7 and g2-signed learn its own range (mean exact "
              f"match over its training lengths at the last step >= {LEARNED})? A group learns "
              "when all its tasks do.")
+
+
 def side_arm_outcome(groups: pd.DataFrame) -> str:
     """The side arm's answer in a sentence: the first level at which each group learns, the
-    groups that have not (yet), and whether an x18 run is due (the registration runs one only
-    for a group with a task below the threshold at x4)."""
+    groups that have not (yet), and which are due an x18 run (the registration runs one only
+    for a group with a task below the threshold at x4; none is due when every group learns
+    at x4)."""
     ordered = groups.sort_values("level", key=lambda lv: lv.str[1:].astype(float), kind="stable")
     learned = ordered[ordered["every task learned"] == "yes"]
     yes = learned.groupby("group", sort=False)["level"].first()
     found = [f"{', '.join(yes[yes == level].index)} at {level}" for level in dict.fromkeys(yes)]
-    tried = set(groups.group)
+    at = {(g, lv): v for g, lv, v in groups[["group", "level", "every task learned"]].itertuples(
+        index=False)}
+    tried = {g for g, _ in at}
     below = [g for g in SIDE_ARM if g in tried and g not in yes.index]
     no_run = [g for g in SIDE_ARM if g not in tried]
+    due = [g for g in SIDE_ARM if at.get((g, "x4")) == "no" and (g, "x18") not in at]
     text = [f"Learned its range (every task): {'; '.join(found)}." if found else "",
             f"Below {LEARNED} at every level run: {', '.join(below)}." if below else "",
-            f"No run yet: {', '.join(no_run)}." if no_run else ""]
-    if not below and not no_run:
+            f"No run yet: {', '.join(no_run)}." if no_run else "",
+            f"Due an x18 run (a task below {LEARNED} at x4): {', '.join(due)}." if due else ""]
+    if all(at.get((g, "x4")) == "yes" for g in SIDE_ARM):
         text.append(f"No x18 side-arm run is due: the registration runs one only for a group "
                     f"with a task below {LEARNED} at x4.")
     return " ".join(t for t in text if t)
