@@ -79,3 +79,21 @@ def test_gpu_evidence_regenerates_identically_once_it_exists(tmp_path):
 def rundir_folders(root: Path) -> list[Path]:
     """Experiment folders that hold a report (those with a complete run)."""
     return sorted(p.parent for p in root.rglob("per_seed.csv") if p.parent != root)
+
+
+def test_committed_evidence_seeds_a_fresh_run_folder(tmp_path):
+    """Run folders outside the repo may vanish with a machine: a queue restarts from the
+    committed evidence (docs/confirmatory.md), whose runs hold no checkpoint. Copied into a
+    fresh output folder, each committed run must plan as complete, so none is trained again."""
+    from lgtransfer.config import load_experiments
+    from lgtransfer.orchestration.sweep import plan
+
+    out = tmp_path / "runs"
+    assert copy_run_files(EVIDENCE / "g1", out / "cpu" / "g1") == 30
+    g1 = ["seeds=[0,1,2,3,4,5,6,7,8,9]", "baseline=both"]  # as the registered runs were made
+    planned = plan(load_experiments(["g1"], g1, budget="cpu"), out)
+    assert len(planned) == 30
+    assert {p.state() for p in planned} == {"complete"}
+    assert not any((p.directory / "checkpoints").exists() for p in planned)
+    (planned[0].directory / rundir.MANIFEST).unlink()  # a run not in the evidence: pending
+    assert plan(load_experiments(["g1"], g1, budget="cpu"), out)[0].state() == "pending"
