@@ -91,6 +91,9 @@ def test_the_confirmatory_set_is_new_seeds_new_data_one_execution():
     assert len({r.key for r in runs}) == 150
     same = {(r.experiment.name, r.seed) for r in runs if r.variant == SAME_EXAMPLES}
     assert same == {(g, s) for g in ("g1", "g5") for s in CONFIRM_SEEDS}
-    committed = {p.name.rsplit("_", 1)[1] for p in (ROOT / "results").rglob("*_seed*_*")
-                 if p.is_dir()}
+    confirm_dir = ROOT / "results" / "cpu" / "confirm"  # this set's own runs, as they come in
+    keys = {p: p.name.rsplit("_", 1)[1] for p in (ROOT / "results").rglob("*_seed*_*")
+            if p.is_dir()}
+    committed = {k for p, k in keys.items() if confirm_dir not in p.parents}
     assert committed and not committed & {r.key for r in runs}
+    assert {k for p, k in keys.items() if confirm_dir in p.parents} <= {r.key for r in runs}
