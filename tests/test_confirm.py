@@ -274,6 +274,12 @@ def test_the_readme_summary_of_a_confirmed_tier_shows_the_confirmatory_verdicts(
     assert text.startswith("`cpu` tier, **confirmatory** (seeds 5, 6, registration-confirm.yaml")
     # two seeds cannot pass (p >= 1/4): undecided claims by name, state by state
     assert "\n| groups (m = 2) | inconclusive: g1 transfer; pending: g9 transfer |" in text
+    # while some claims wait for their runs, the README says how many and where the rest is
+    pending = sum(r["verdict"].startswith("pending") for r in rows_of(suite, "Confirmatory"))
+    assert 0 < pending < len(rows_of(suite, "Confirmatory"))
+    assert (f"\n\n{pending} of {len(rows_of(suite, 'Confirmatory'))} claims pending until "
+            "their runs are in; meanwhile the exploratory rows (seeds 0, 1, registration.yaml "
+            "of 2026-12-05) stand in [claims.md](results/cpu/claims.md).") in text
 
 
 def test_while_every_confirmatory_claim_is_pending_the_readme_keeps_the_exploratory_rows(

@@ -7,7 +7,8 @@ prints the block, or writes it into the README (`--readme`), or exits 1 when the
 differs from it (`--check`; tests/test_confirm.py does the same). The confirmatory section's
 verdicts when claims.md has one with a claim decided (one line per registered family), else
 the exploratory ones, labelled so (one line per kind of claim), with a line saying the
-confirmatory claims wait for their runs. One cell per line: each decided claim with its mean,
+confirmatory claims wait for their runs; while some still do, a line says how many and where
+the exploratory rows are. One cell per line: each decided claim with its mean,
 the p its verdict rests on and n; the undecided ones (n/a, floor, pending, inconclusive) by name
 only, to stay short (the README has 10,000 bytes). Torch-free.
 
@@ -130,6 +131,12 @@ def summary(folder: Path, link: str) -> str:
             (heading or "Exploratory").replace("Exploratory", "**exploratory**", 1)
             + ": some of its rules were settled after the data")
     table = "\n".join(f"| {key} | {cell(items)} |" for key, items in lines.items())
+    undecided = sum(r["verdict"].startswith("pending") for r in rows) if confirm else 0
+    if undecided:  # while the confirmatory runs come in: where the exploratory verdicts are
+        explored = next((h for h, _ in found if h.startswith("Exploratory")), "Exploratory")
+        waiting_for = (f"\n\n{undecided} of {len(rows)} claims pending until their runs are "
+                       f"in; meanwhile the {explored.replace('Exploratory', 'exploratory rows', 1)}"
+                       f" stand in [claims.md]({link}/claims.md).")
     waiting = [f"`{p.name}`" for p in sorted(folder.parent.iterdir()) if p != folder
                and (p / "registration.yaml").is_file() and not (p / "claims.md").is_file()]
     after = f"\n\nRegistered, no run yet: {', '.join(waiting)}." if waiting else ""
