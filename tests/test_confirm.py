@@ -394,3 +394,10 @@ def test_the_readme_summary_is_the_one_generated_from_claims_md(tmp_path):
     assert readme_summary.summary(tmp_path / "cpu", "results/cpu") != want
     assert readme_summary.main([str(tmp_path / "cpu"), "--readme", str(ROOT / "README.md"),
                                 "--check"]) == 1
+
+
+def test_the_readme_summary_of_a_tier_with_no_verdicts_says_so(tmp_path):
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "claims.md").write_text("No verdicts: no complete runs.\n")
+    assert readme_summary.summary(tmp_path / "cpu", "results/cpu") == (
+        "`cpu` tier: no verdicts yet ([claims.md](results/cpu/claims.md)).")

@@ -2,6 +2,7 @@
 its final rows kept in retrained.jsonl, checkpoints and partial runs never copied, the same
 training never recorded twice; and the hardware-noise table from what was kept."""
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -54,3 +55,57 @@ def test_import_adds_replaces_and_keeps_what_retraining_moved(tmp_path):
     mixed = pd.concat([table.assign(moved=0.0), table.assign(**{"compiled now": True})])
     assert noise_summary(mixed).endswith("Executed the same way, 1 moved by 0.000 on average "
                                          "(bit for bit); the other way, 1 by 0.100.")
+
+
+def test_import_command_checks_every_target_before_writing(tmp_path, capsys):
+    from lgtransfer.analysis.evidence import main
+
+    evidence, runs = tmp_path / "evidence", tmp_path / "runs"
+    evidence.mkdir()
+    fake_run(runs, "with_aux", 0, 0.3, finished=2.0)
+    page = tmp_path / "page.md"
+    page.write_text("no markers here\n")
+    assert main([str(runs), str(evidence), "--docs", str(page)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no <!-- what-reproduces -->" in err[0]
+    assert not any(evidence.iterdir()) and page.read_text() == "no markers here\n"
+    assert main([str(tmp_path / "missing"), str(evidence)]) == 2
+    assert "missing: not a folder" in capsys.readouterr().err
+    assert main([str(runs)]) == 2  # the evidence folder left out: argparse's error, one line
+    assert not any(evidence.iterdir())
+    readme = tmp_path / "README.md"  # one experiment, not a tier: no claims.md for its block
+    readme.write_text("<!-- summary -->\nold\n<!-- /summary -->\n")
+    capsys.readouterr()
+    assert main([str(runs), str(evidence), "--readme", str(readme)]) == 2
+    assert "no claims.md" in capsys.readouterr().err
+    assert readme.read_text() == "<!-- summary -->\nold\n<!-- /summary -->\n"
+
+
+def test_import_command_regenerates_the_tables_docs_and_readme(tmp_path):
+    from lgtransfer.analysis.evidence import main
+
+    evidence, runs = tmp_path / "evidence", tmp_path / "runs"
+    evidence.mkdir()
+    committed = Path(__file__).parents[1] / "results" / "cpu"
+    for run in [r for g in ("g1", "g5") for r in sorted((committed / g).glob("*_seed[0-2]_*"))
+                if r.name.startswith(("with_aux", "main_only_seed"))]:
+        out = runs / run.relative_to(committed)
+        out.mkdir(parents=True)
+        for name in ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl"):
+            shutil.copy2(run / name, out / name)  # no head metrics: the tables only
+    page, readme = tmp_path / "page.md", tmp_path / "README.md"
+    page.write_text("a\n<!-- what-reproduces -->\nold\n<!-- /what-reproduces -->\n"
+                    "<!-- tier-cost -->\nold\n<!-- /tier-cost -->\nb\n")
+    readme.write_text("top\n<!-- summary -->\nold\n<!-- /summary -->\nend\n")
+    assert main([str(runs), str(evidence), "--docs", str(page), "--readme", str(readme)]) == 0
+    assert len(list(evidence.rglob("manifest.json"))) == 12
+    claims = (evidence / "claims.md").read_text()
+    assert "| g1 |" in claims and "| g5 |" in claims
+    assert claims.strip() in page.read_text() and "old" not in page.read_text()
+    text = readme.read_text()
+    assert text.startswith("top\n<!-- summary -->\n") and text.endswith("<!-- /summary -->\nend\n")
+    assert "reaches about L_aux | inconclusive: g1, g5" in text and "old" not in text
+    assert not (evidence / "confirm-vs-exploratory.md").exists()  # no confirm registration
+    before = {f: f.stat().st_mtime_ns for f in evidence.rglob("manifest.json")}
+    assert main([str(runs), str(evidence)]) == 0  # again: nothing new is copied
+    assert before == {f: f.stat().st_mtime_ns for f in evidence.rglob("manifest.json")}

@@ -1,9 +1,13 @@
 """Complete runs into a folder of committed evidence, and what retraining a run moved.
 
-    python -m lgtransfer.analysis.evidence RUNS/cpu results/cpu [--docs docs/results.md]
+    python -m lgtransfer.analysis.evidence RUNS/cpu results/cpu \
+        [--docs docs/results.md] [--readme README.md]
 
 copies the new complete runs, regenerates the tables and the report (`lgt results`, `lgt
-report`) and, with --docs, pastes claims.md and cost.md between their markers in that page.
+report`) and, where the folder has a confirmatory registration, its comparison with the
+exploratory rows (`confirm-vs-exploratory.md`); with --docs it pastes claims.md and cost.md
+between their markers in that page, with --readme it writes the README's summary block. Every
+file it is to write into is checked first, so bad input writes nothing.
 
 Copies every complete run folder under the source into the same place under the evidence
 folder, keeping only the small files evidence keeps (config, manifest, eval, metrics, head
@@ -22,6 +26,7 @@ import sys
 from pathlib import Path
 
 from lgtransfer.analysis.report.noise import RETRAINED
+from lgtransfer.errors import ArgumentParser, UsageError
 from lgtransfer.runtime import rundir
 
 RUN_FILES = ("config.yaml", "manifest.json", "eval.jsonl", "metrics.jsonl", "heads.jsonl")
@@ -80,19 +85,57 @@ def update_docs(evidence: Path, doc: Path) -> None:
     rundir.write_atomic(doc, text)
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    from lgtransfer.analysis import confirm
+    from lgtransfer.analysis.report import confirm_compare, readme_summary
     from lgtransfer.analysis.report.suite import write_report
     from lgtransfer.analysis.results import write_results
 
-    docs = argv[argv.index("--docs") + 1] if "--docs" in argv else None
-    src, dst = (Path(a) for a in [a for a in argv if a != "--docs" and a != docs][:2])
-    added, replaced = import_runs(src, dst)
+    parser = ArgumentParser(prog="python -m lgtransfer.analysis.evidence",
+                            description="import complete runs into an evidence folder and "
+                                        "regenerate everything made from it")
+    parser.add_argument("runs", type=Path, help="a tier's run folder: RUNS/cpu")
+    parser.add_argument("evidence", type=Path, help="the tier's evidence folder: results/cpu")
+    parser.add_argument("--docs", type=Path, help="paste claims.md and cost.md into this page")
+    parser.add_argument("--readme", type=Path, help="write the summary block into this file")
+    try:
+        args = parser.parse_args(argv)
+        for folder in (args.runs, args.evidence):
+            if not folder.is_dir():
+                raise UsageError(f"{folder}: not a folder")
+        if args.docs:
+            _check_markers(args.docs, [(f"<!-- {m} -->", f"<!-- /{m} -->") for m in DOC_BLOCKS])
+        if args.readme:
+            _check_markers(args.readme, [readme_summary.markers(args.evidence)])
+    except UsageError as e:
+        print(f"evidence: error: {e}", file=sys.stderr)
+        return 2
+    added, replaced = import_runs(args.runs, args.evidence)
     print(f"added {added}, replaced {replaced}")
-    write_results(dst)
-    write_report(dst)
-    if docs:
-        update_docs(dst, Path(docs))
+    write_results(args.evidence)
+    write_report(args.evidence)
+    if (args.docs or args.readme) and not (args.evidence / "claims.md").is_file():
+        print(f"evidence: error: no claims.md in {args.evidence} (one experiment, not a tier): "
+              "its docs and README blocks were left as they were", file=sys.stderr)
+        return 2
+    if args.docs:
+        update_docs(args.evidence, args.docs)
+    if args.readme and readme_summary.main([str(args.evidence), "--readme", str(args.readme)]):
+        return 2
+    if (args.evidence / confirm.FILE).is_file():
+        return confirm_compare.main([str(args.evidence)])
+    return 0
+
+
+def _check_markers(path: Path, pairs: list[tuple[str, str]]) -> None:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UsageError(f"{path}: {e.strerror or e}") from None
+    for start, end in pairs:
+        if start not in text or end not in text:
+            raise UsageError(f"{path}: no {start} ... {end} block to write into")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

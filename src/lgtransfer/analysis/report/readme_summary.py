@@ -109,6 +109,8 @@ def summary(folder: Path, link: str) -> str:
     if not path.is_file():
         raise UsageError(f"no claims.md in {folder} (run `lgt report {folder}` first)")
     found = sections(path.read_text())
+    if not found:  # "No verdicts: no complete runs."
+        return f"`{folder.name}` tier: no verdicts yet ([claims.md]({link}/claims.md))."
     confirm = [s for s in found if s[0].startswith("Confirmatory")]
     waiting_for = ""  # a registered confirmatory section none of whose claims is decided yet
     if confirm and all(r["verdict"].startswith("pending") for r in confirm[0][1]):
