@@ -103,10 +103,11 @@ def main(argv: list[str]) -> int:
         for folder in (args.runs, args.evidence):
             if not folder.is_dir():
                 raise UsageError(f"{folder}: not a folder")
-        if args.docs:
-            _check_markers(args.docs, [(f"<!-- {m} -->", f"<!-- /{m} -->") for m in DOC_BLOCKS])
+        # the same check readme_summary makes of its file: readable, with the block's markers
+        for m in DOC_BLOCKS if args.docs else ():
+            readme_summary.text_with_block(args.docs, (f"<!-- {m} -->", f"<!-- /{m} -->"))
         if args.readme:
-            _check_markers(args.readme, [readme_summary.markers(args.evidence)])
+            readme_summary.text_with_block(args.readme, readme_summary.markers(args.evidence))
     except UsageError as e:
         print(f"evidence: error: {e}", file=sys.stderr)
         return 2
@@ -125,16 +126,6 @@ def main(argv: list[str]) -> int:
     if (args.evidence / confirm.FILE).is_file():
         return confirm_compare.main([str(args.evidence)])
     return 0
-
-
-def _check_markers(path: Path, pairs: list[tuple[str, str]]) -> None:
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise UsageError(f"{path}: {e.strerror or e}") from None
-    for start, end in pairs:
-        if start not in text or end not in text:
-            raise UsageError(f"{path}: no {start} ... {end} block to write into")
 
 
 if __name__ == "__main__":

@@ -226,7 +226,7 @@ def main(argv: list[str]) -> int:
         if args.readme is None:
             print(text)
             return 0
-        current = _readme(args.readme, marks)
+        current = text_with_block(args.readme, marks)
     except UsageError as e:
         print(f"readme_summary: error: {e}", file=sys.stderr)
         return 2
@@ -236,7 +236,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _readme(path: Path, marks: tuple[str, str]) -> str:
+def text_with_block(path: Path, marks: tuple[str, str]) -> str:
     """The file's text, refused (one line) when it is missing or lacks the block's markers."""
     try:
         text = path.read_text()
