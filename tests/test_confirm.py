@@ -401,3 +401,31 @@ def test_the_readme_summary_of_a_tier_with_no_verdicts_says_so(tmp_path):
     (tmp_path / "cpu" / "claims.md").write_text("No verdicts: no complete runs.\n")
     assert readme_summary.summary(tmp_path / "cpu", "results/cpu") == (
         "`cpu` tier: no verdicts yet ([claims.md](results/cpu/claims.md)).")
+
+
+def test_the_readme_summary_keeps_a_line_for_each_pretrained_family_registered_on_its_own(
+        tmp_path):
+    # issue 34: the SmolLM2 rows sit in the exploratory section's table (their own family and
+    # registration), so a confirmatory summary must still say what came out of them
+    head = ("| family | claim | ours (mean [95 % t-interval]) | n | p (Holm at m) | verdict | "
+            "follows |\n|---|---|---|---|---|---|---|\n| groups (m = 1) | g1 transfer | "
+            "gain; +0.270 [+0.226, +0.314] (n = 10) | 10 | 0.00195 | yes | registration |\n")
+    cols = ("| figure | experiment | paper | ours (mean [95 % t-interval] (n)) | p (Holm) | "
+            "verdict |\n|---|---|---|---|---|---|\n")
+    smol = [("(a) SmolLM2-135M extrapolates further", "+0.024 (n = 8)", "", "n/a: scratch"),
+            ("(b) SmolLM2-135M learns its range faster", "+0.863 [0.8, 0.9] (n = 8)", "0.0156",
+             "yes"),
+            ("(d) the main task transfers", "-0.010 [-0.02, 0.0] (n = 8)", "0.992 (opposite "
+             "0.0156)", "no: below 0.05")]
+    rows = "".join(f"| Pretrained | smollm2-g1 | {paper} | {ours} | {p} | {verdict} |\n"
+                   for paper, ours, p, verdict in smol)
+    rows += ("| Pretrained | ladder-quick-long | later pretraining learns faster (amendment 2, "
+             "4000 steps) | no data (n = 0) |  | not run: 35 runs |\n")
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "claims.md").write_text(
+        f"### Confirmatory (seeds 10–19)\n\n{head}\n### Exploratory (seeds 0–9)\n\n{cols}{rows}")
+    text = readme_summary.summary(tmp_path / "cpu", "results/cpu")
+    assert ("\n| SmolLM2-135M vs scratch, registration-smollm2.yaml (m = 3) | (b) **yes** +0.86 "
+            "(p 0.016, n 8); (d) **no** -0.01 (p 0.016, n 8); n/a: (a) |") in text
+    assert "\n| pretraining ladder, amendment 2 (m = 1) | not run: learns faster |" in text
+    assert "\n| groups (m = 1) | g1 transfer **yes** +0.27 (p 0.0019, n 10) |" in text

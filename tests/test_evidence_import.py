@@ -38,8 +38,15 @@ def test_import_adds_replaces_and_keeps_what_retraining_moved(tmp_path):
     fake_run(runs, "with_aux", 0, 0.3, finished=2.0)  # seed 0 trained again: moved by 0.1
     fake_run(runs, "with_aux", 3, 0.5, finished=2.0)  # a new seed
     fake_run(runs, "with_aux", 4, 0.5, finished=2.0, status="running")  # not complete
+    # an experiment stopped before any run completed (a pilot): its index stays out too
+    fake_run(tmp_path / "pilot", "main_only", 0, 0.1, finished=2.0, status="running")
+    shutil.move(tmp_path / "pilot" / "g1", runs / "g9")
+    for experiment in ("g1", "g9"):
+        rundir.write_json(runs / experiment / rundir.EXPERIMENT_INDEX, {"runs": []})
     assert import_runs(runs, evidence) == (1, 1)
     assert import_runs(runs, evidence) == (0, 0)  # the same trainings: nothing to do
+    assert (evidence / "g1" / rundir.EXPERIMENT_INDEX).is_file()
+    assert not (evidence / "g9").exists()
     assert not list(evidence.rglob("checkpoints"))
     assert not (evidence / "g1" / "with_aux_seed4_abc4").exists()
     kept = rundir.read_jsonl(evidence / RETRAINED)

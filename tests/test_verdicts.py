@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from lgtransfer.analysis.registration import load
 from lgtransfer.analysis.signflip import holm, permutation_p, power, sign_flip_p
@@ -268,6 +269,36 @@ def test_the_ladder_amendment_counts_learning_per_stage_and_run(tmp_path):
     assert judge(claims["learns faster"], worse, seeds, tmp_path).outcome == "yes"
     nothing = _ladder({k: (f, 0.5, p) for k, (f, _, p) in stages.items()}, seeds)
     assert judge(claims["learns faster"], nothing, seeds, tmp_path).outcome == "n/a"
+
+
+def test_amendment_4_counts_a_seed_with_an_undefined_correlation_as_zero(tmp_path):
+    """A seed whose learned runs all sit at 0.00 past L_main has no rank correlation: under
+    `undefined_correlation: zero` it counts as 0 and the note names it (n stays the seeds in);
+    without the key it leaves the test, as the rule before amendment 4 did."""
+    import pandas as pd
+
+    from lgtransfer.analysis.report.pretrained_claims import judge
+    from lgtransfer.runtime import rundir
+
+    seeds = [8, 9, 10, 11, 12, 13, 14]
+    stages = {"scratch": (0.0, 1.0, 0.0), "step-10": (0.3, 1.0, 0.1),
+              "step-20": (0.6, 1.0, 0.2), "step-40": (0.9, 1.0, 0.3)}
+    flat = {k: (f, last, 0.0) for k, (f, last, _) in stages.items()}
+    rundir.write_json(tmp_path / "ladder" / "experiment.json", {"runs": [
+        f"main_only_seed{s}_{st}_k" for s in seeds for st in stages]})
+    df = pd.concat([_ladder(flat, seeds[:3]), _ladder(stages, seeds[3:])])
+    claim = {"name": "later pretraining extrapolates further", "experiment": "ladder",
+             "min_effect": 0.1, "learning": "per_stage"}
+    before = judge(claim, df, seeds, tmp_path)
+    assert before.measured.n == 4 and "amendment 4" not in before.note
+    v = judge({**claim, "undefined_correlation": "zero"}, df, seeds, tmp_path)
+    assert v.measured.n == 7 and v.measured.mean == pytest.approx(4 / 7)
+    assert v.note == ("seeds 8, 9, 10 counted as 0 (rank correlation undefined: every run "
+                      "alike; amendment 4)")
+    registered = yaml.safe_load((Path(__file__).resolve().parents[1] / "results" / "cpu" /
+                                 "registration-pretrained.yaml").read_text())["claims"]
+    assert [c["name"] for c in registered if c.get("undefined_correlation") == "zero"] == [
+        c["name"] for c in registered if c["experiment"] == "ladder-quick-long"]
 
 
 def test_a_contrast_of_two_floors_is_uninformative_not_no():

@@ -55,9 +55,10 @@ def import_runs(src: Path, dst: Path) -> tuple[int, int]:
                 shutil.copy2(run / name, out / name)
             else:
                 (out / name).unlink(missing_ok=True)
-    for index in src.rglob(rundir.EXPERIMENT_INDEX):  # each experiment's list of its runs
-        (dst / index.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(index, dst / index.relative_to(src))
+    for index in src.rglob(rundir.EXPERIMENT_INDEX):  # each experiment's list of its runs,
+        out = dst / index.relative_to(src)  # once the evidence holds one of them (a pilot
+        if any(out.parent.glob(f"*/{rundir.MANIFEST}")):  # stopped early leaves none)
+            shutil.copy2(index, out)
     return added, replaced
 
 

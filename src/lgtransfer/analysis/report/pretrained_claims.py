@@ -86,7 +86,7 @@ def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdic
         return None
     listed = listed_runs(root / claim["experiment"], variant)
     per_stage = claim.get("learning") == "per_stage"  # the amendment's rule (`amended`)
-    rhos, thin = {}, []
+    rhos, thin, undefined = {}, [], []
     for seed, sel in rows[rows.seed.isin(seeds)].groupby("seed"):
         sel = sel.dropna(subset=["step", column])
         if len(sel) < max(3, listed.get(int(seed), 0)):
@@ -97,12 +97,15 @@ def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdic
                 thin.append(int(seed))
                 continue
         rhos[int(seed)] = spearman(sel.step.astype(float), sel[column].astype(float))
+        if math.isnan(rhos[int(seed)]) and claim.get("undefined_correlation") == "zero":
+            rhos[int(seed)] = 0.0  # amendment 4: every counted run alike, no ordering
+            undefined.append(int(seed))
     v = transfer(list(rhos.values()), float(claim.get("min_effect", 0.1)))
     if set(seeds) - set(rhos) - set(thin):
         return pending(v, len(set(seeds) & (set(rhos) | set(thin))), len(seeds))
     rows = rows[rows.seed.isin(seeds)]
     if per_stage:
-        return amended(v, rows, column, thin)
+        return amended(v, rows, column, thin, undefined)
     short = rows[rows.in_dist_acc < LEARNED]
     counted = (f"{short.task.iloc[0] if len(short) else 'the main task'} below {LEARNED} at "
                f"the end on {short.seed.nunique()} of {rows.seed.nunique()} seeds "
@@ -120,12 +123,14 @@ def judge(claim: dict, df: pd.DataFrame, seeds: list[int], root: Path) -> Verdic
     return replace(v, note=counted) if len(short) else v
 
 
-def amended(v: Verdict, rows: pd.DataFrame, column: str, thin: list[int]) -> Verdict:
+def amended(v: Verdict, rows: pd.DataFrame, column: str, thin: list[int],
+            undefined: list[int]) -> Verdict:
     """The learning rule of the ladder's amendment (`learning: per_stage`), counted per run and
     per stage: n/a when some stage's runs miss their range on more than half of the seeds (for
     how fast, only when every stage's do: a slow stage is that claim's evidence); for how far,
     a run that missed its range is left out of its seed's correlation, and a seed with fewer
-    than 3 such runs left out of the test (`thin`); floor as before."""
+    than 3 such runs left out of the test (`thin`); floor as before. Amendment 4: a seed whose
+    correlation is undefined (every run counted for it alike) counts as 0, named in the note."""
     n = rows.seed.nunique()
     missed = rows[rows.in_dist_acc < LEARNED].groupby("stage").seed.nunique()
     counted = ", ".join(f"{stage} on {k}" for stage, k in missed.items())
@@ -133,6 +138,9 @@ def amended(v: Verdict, rows: pd.DataFrame, column: str, thin: list[int]) -> Ver
                if len(missed) else "")
     if thin:
         counted += f"; seeds {', '.join(map(str, thin))} left out (under 3 runs learned)"
+    if undefined:
+        counted += (f"{'; ' if counted else ''}seeds {', '.join(map(str, undefined))} counted "
+                    "as 0 (rank correlation undefined: every run alike; amendment 4)")
     failing = missed[2 * missed > n]
     stages = rows.stage.nunique()
     if (len(failing) == stages) if column == "first_eval_in_dist_acc" else len(failing):

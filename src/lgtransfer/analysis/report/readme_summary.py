@@ -8,9 +8,11 @@ differs from it (`--check`; tests/test_confirm.py does the same). The confirmato
 verdicts when claims.md has one with a claim decided (one line per registered family), else
 the exploratory ones, labelled so (one line per kind of claim), with a line saying the
 confirmatory claims wait for their runs; while some still do, a line says how many and where
-the exploratory rows are. One cell per line: each decided claim with its mean,
-the p its verdict rests on and n; the undecided ones (n/a, floor, pending, inconclusive) by name
-only, to stay short (the README has 10,000 bytes). Torch-free.
+the exploratory rows are. Beside the confirmatory lines, one line for each pretrained family
+registered on its own (SmolLM2-135M against scratch; the ladder's amendment 2). One cell per
+line: each decided claim with its mean, the p its verdict rests on and n; the undecided ones
+(n/a, floor, pending, inconclusive) by name only, to stay short (the README has 10,000 bytes).
+Torch-free.
 
 Given the scaling study's folder (results/scaling), the block is its paragraph instead, between
 `<!-- scaling -->` and `<!-- /scaling -->`: the mean reach share per group and level, each
@@ -44,6 +46,9 @@ KINDS = [("extrapolates past L_main; alone", "transfer (Figs 3–7)"),
          ("share heads", "shared heads, more transfer"),
          ("top-k heads hurts", "ablating aux heads hurts more"),
          ("pretrain", "pretraining (9, 15)"), ("SmolLM2", "pretraining (9, 15)")]
+# experiment -> its line: the pretrained families registered on their own (issue 34)
+OWN_FAMILIES = {"smollm2-g1": "SmolLM2-135M vs scratch, registration-smollm2.yaml",
+                "ladder-quick-long": "pretraining ladder, amendment 2"}
 METRICS = {"importance_diff": "imp", "attn_diff": "attn", "topk_jaccard": "top-k"}
 MEAN_N = re.compile(r"([+-]\d+\.\d+)(?: \[[^\]]*\])? \(n = (\d+)")
 MAX_NAMED = 4  # more undecided claims of one state than this: their count only
@@ -92,6 +97,26 @@ def item(row: dict[str, str], label: str) -> tuple[str, str]:
     return state, f"{label} **{state}**{effect} (p {float(p):.2g}{n}{also})"
 
 
+def own_families(found: list[tuple[str, list[dict[str, str]]]]) -> dict[str, list]:
+    """The lines of the pretrained claims registered in their own right and still open
+    (`OWN_FAMILIES`), for a summary that otherwise shows the confirmatory section only: one
+    line each, its m the number of its rows (a registered claim keeps its row, n/a or not run)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for experiment, name in OWN_FAMILIES.items():
+        rows = [r for h, rs in found if not h.startswith("Confirmatory") for r in rs
+                if r.get("experiment") == experiment]
+        if rows:
+            out[f"{name} (m = {len(rows)})"] = [item(r, short(r["paper"])) for r in rows]
+    return out
+
+
+def short(paper: str) -> str:
+    """A claim's short name: its letter, "(a)", or its words without "later pretraining" and
+    the parenthesis ("learns faster")."""
+    letter = re.match(r"\(\w\)", paper)
+    return letter.group(0) if letter else re.sub(r"^later pretraining | \(.*\)$", "", paper)
+
+
 def cell(items: list[tuple[str, str]]) -> str:
     decided = [text for state, text in items if state in DECIDED]
     rest: dict[str, list[str]] = {}
@@ -132,6 +157,9 @@ def summary(folder: Path, link: str) -> str:
     what = (heading.replace("Confirmatory", "**confirmatory**", 1) if confirm else
             (heading or "Exploratory").replace("Exploratory", "**exploratory**", 1)
             + ": some of its rules were settled after the data")
+    if confirm:  # families registered on their own, outside the confirmatory set
+        for key, items in own_families(found).items():
+            lines[key] = items
     table = "\n".join(f"| {key} | {cell(items)} |" for key, items in lines.items())
     undecided = sum(r["verdict"].startswith("pending") for r in rows) if confirm else 0
     if undecided:  # while the confirmatory runs come in: where the exploratory verdicts are
