@@ -98,9 +98,9 @@ def item(row: dict[str, str], label: str) -> tuple[str, str]:
 
 
 def own_families(found: list[tuple[str, list[dict[str, str]]]]) -> dict[str, list]:
-    """The lines of the pretrained claims registered in their own right and still open
-    (`OWN_FAMILIES`), for a summary that otherwise shows the confirmatory section only: one
-    line each, its m the number of its rows (a registered claim keeps its row, n/a or not run)."""
+    """The lines of the pretrained claims registered in their own right (`OWN_FAMILIES`), for
+    a summary that otherwise shows the confirmatory section only: one line each, its m the
+    number of its rows (a registered claim keeps its row, n/a or not run)."""
     out: dict[str, list[tuple[str, str]]] = {}
     for experiment, name in OWN_FAMILIES.items():
         rows = [r for h, rs in found if not h.startswith("Confirmatory") for r in rs
@@ -158,8 +158,7 @@ def summary(folder: Path, link: str) -> str:
             (heading or "Exploratory").replace("Exploratory", "**exploratory**", 1)
             + ": some of its rules were settled after the data")
     if confirm:  # families registered on their own, outside the confirmatory set
-        for key, items in own_families(found).items():
-            lines[key] = items
+        lines.update(own_families(found))
     table = "\n".join(f"| {key} | {cell(items)} |" for key, items in lines.items())
     undecided = sum(r["verdict"].startswith("pending") for r in rows) if confirm else 0
     if undecided:  # while the confirmatory runs come in: where the exploratory verdicts are
