@@ -90,6 +90,16 @@ def test_pending_until_every_registered_seed_is_in(root):
     assert all(x[1] == "raw 0.125" for x in v.values())
 
 
+def test_a_pending_row_lists_the_learning_misses_so_far(root):
+    df = eval_rows(seeds=range(3), scratch={"main_only": (0.0, 0.3, 0.0),
+                                            "with_aux": (0.0, 0.4, 0.0)})
+    v = verdicts(df, root)
+    assert v["a"][0] == ("pending: 3 of 7 registered seeds in; so far reverse_add alone from "
+                         "scratch below 0.95 on 3 of 3 seeds")
+    assert "reverse_add with aux from scratch below 0.95 on 3 of 3 seeds" in v["c"][0]
+    assert v["a"][1] == "raw 0.125"  # the seeds in are tested (2^-3), the row waits for all
+
+
 def test_not_run_before_any_run(root):
     v = verdicts(pd.DataFrame(), root)
     assert all(x[0].startswith("not run: 28 fine-tuning runs") for x in v.values()), v

@@ -11,13 +11,14 @@ with its auxiliary tasks, and three per-seed differences are tested, pretrained 
 
 Each is the exact one-sided sign-flip test (`verdicts.transfer`), Holm within the family at its
 registered number of claims (a claim not in yet counts with p = 1). A seed counts once every run
-the claim compares is complete; `pending` until all registered seeds are, `not run` (with the
-reason and the command) while none is. The learning rule (a task has learned its range at a
-mean in-distribution accuracy of `LEARNED` at the end) makes a claim `n/a` when some run it
-compares misses its range on more than half of the seeds; for `speed`, only when both arms do
-(the slower arm missing its range is that claim's evidence, not a defect). The floor rule makes
-`extrapolation` and `gain` `uninformative (floor)` when both sides' accuracy past L_main (with
-aux, for `gain`) is below `FLOOR_LEVEL`. Torch-free.
+the claim compares is complete; `pending` until all registered seeds are (its note lists the
+learning misses so far), `not run` (with the reason and the command) while none is. The
+learning rule (a task has learned its range at a mean in-distribution accuracy of `LEARNED` at
+the end) makes a claim `n/a` when some run it compares misses its range on more than half of
+the seeds; for `speed`, only when both arms do (the slower arm missing its range is that
+claim's evidence, not a defect). The floor rule makes `extrapolation` and `gain`
+`uninformative (floor)` when both sides' accuracy past L_main (with aux, for `gain`) is below
+`FLOOR_LEVEL`. Torch-free.
 """
 
 from __future__ import annotations
@@ -139,12 +140,14 @@ def judge(claim: dict, values: pd.DataFrame, seeds: list[int]) -> Verdict | None
         return None
     v = transfer([diffs[s] for s in sorted(diffs)], float(claim.get("min_effect", 0.05)))
     v = replace(v, rule=v.rule.replace("mean gain", "mean difference"))
-    if len(diffs) < len(seeds):
-        return pending(v, len(diffs), len(seeds))
-    runs = values[values.seed.isin(seeds)]
+    runs = values[values.seed.isin(list(diffs))]
     runs = runs[[(a, var) in RUNS[measure] for a, var in zip(runs.arm, runs.variant,
                                                               strict=True)]]
     why, note = learning(runs, both=measure == "speed")
+    if len(diffs) < len(seeds):  # the misses so far, so that a reader sees where it is heading
+        waiting = pending(v, len(diffs), len(seeds))
+        so_far = why or note
+        return replace(waiting, note=f"{waiting.note}; so far {so_far}") if so_far else waiting
     if why:
         return not_applicable(v, "; ".join(filter(None, [why, note])))
     if measure == "transfer":  # the floor: with aux and alone, both from SmolLM2
