@@ -79,8 +79,8 @@ def test_all_three_claims_hold_on_seven_seeds_with_holm_at_m_3(root):
 
 
 def test_a_claim_not_in_yet_still_counts_in_the_registered_m(root):
-    v = verdicts(eval_rows(variants=("main_only",)), root)  # no with-aux run: (c) not run
-    assert v["c"][0].startswith("not run") and "lgt run smollm2-g1" in v["c"][0]
+    v = verdicts(eval_rows(variants=("main_only",)), root)  # no with-aux run: (c) waits
+    assert v["c"][0] == "pending: 0 of 7 registered seeds in (14 of 28 of its runs)"
     assert v["a"] == ("yes", "0.0234") and v["b"] == ("yes", "0.0234")  # m = 3, not 2
 
 
@@ -98,6 +98,14 @@ def test_a_pending_row_lists_the_learning_misses_so_far(root):
                          "scratch below 0.95 on 3 of 3 seeds")
     assert "reverse_add with aux from scratch below 0.95 on 3 of 3 seeds" in v["c"][0]
     assert v["a"][1] == "raw 0.125"  # the seeds in are tested (2^-3), the row waits for all
+
+
+def test_a_claim_whose_runs_have_begun_is_pending_not_not_run(root):
+    df = eval_rows(seeds=range(2), variants=("with_aux",))
+    df = df[df.stage == STAGES["pretrained"]]  # the sweep's first runs: pretrained, with aux
+    v = verdicts(df, root)
+    assert v["c"][0] == "pending: 0 of 7 registered seeds in (2 of 28 of its runs)", v
+    assert v["a"][0].startswith("not run") and v["b"][0].startswith("not run")  # none of theirs
 
 
 def test_not_run_before_any_run(root):

@@ -12,7 +12,8 @@ with its auxiliary tasks, and three per-seed differences are tested, pretrained 
 Each is the exact one-sided sign-flip test (`verdicts.transfer`), Holm within the family at its
 registered number of claims (a claim not in yet counts with p = 1). A seed counts once every run
 the claim compares is complete; `pending` until all registered seeds are (its note lists the
-learning misses so far), `not run` (with the reason and the command) while none is. The
+learning misses so far, or with no seed whole yet how many of its runs are in), `not run` (with
+the reason and the command) before any of its runs is. The
 learning rule (a task has learned its range at a mean in-distribution accuracy of `LEARNED` at
 the end) makes a claim `n/a` when some run it compares misses its range on more than half of
 the seeds; for `speed`, only when both arms do (the slower arm missing its range is that
@@ -81,6 +82,11 @@ def smollm2_claims(df: pd.DataFrame, root: Path) -> pd.DataFrame | None:
             verdict = Verdict(NOT_RUN, Interval(math.nan, math.nan, math.nan, 0), "",
                               note=f"{' '.join(str(reg['why_not_run']).split())}; command: "
                                    f"`{' '.join(str(reg['command']).split())}`")
+            done = runs_in(values, claim["measure"], seeds)
+            if done:  # its runs have begun, no seed is whole yet: pending, not "not run"
+                waiting = pending(verdict, 0, len(seeds))
+                verdict = replace(waiting, note=f"{waiting.note} ({done} of "
+                                  f"{len(RUNS[claim['measure']]) * len(seeds)} of its runs)")
         rows.append((reg["experiment"], claim["name"], " ".join(claim["statistic"].split()),
                      verdict))
     family = reg.get("family", "pretrained-smollm2")
@@ -109,6 +115,15 @@ def per_run(df: pd.DataFrame, stages: dict[str, str]) -> pd.DataFrame:
                     "first": getattr(r, "first_eval_in_dist_acc", math.nan),
                     "missed": missed})
     return pd.DataFrame(out)
+
+
+def runs_in(values: pd.DataFrame, measure: str, seeds: list[int]) -> int:
+    """How many complete runs of the registered seeds the claim compares."""
+    if not len(values):
+        return 0
+    pairs = set(RUNS[measure])
+    return sum((a, v) in pairs and s in seeds
+               for a, v, s in zip(values.arm, values.variant, values.seed, strict=True))
 
 
 def seed_values(values: pd.DataFrame, measure: str) -> dict[int, float]:
